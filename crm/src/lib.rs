@@ -1,0 +1,3 @@
+/*!
+Rapport's records. (Being written.)
+*/

@@ -1,0 +1,85 @@
+//! Command-line definitions and dispatch. Each area has its own module; this one
+//! holds the global options and the top-level command list.
+
+mod bench;
+mod db;
+pub mod models;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "rapport", version, about = "Rapport: the AI-agent-centric CRM")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Directory holding the embedded deployment's state (SQLite file, vector index).
+    #[arg(long, global = true, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…` or `postgres://…`); overrides the SQLite file in the data directory.
+    #[arg(long, global = true, env = "RAPPORT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Log more (repeat for more detail); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory and the database schema (idempotent).
+    Init,
+    /// Generate data: `rapport seed demo`.
+    #[command(subcommand)]
+    Seed(db::SeedCmd),
+    /// Count the records of every type in a workspace.
+    Stats(db::StatsArgs),
+    /// The main job on the embedded default: initialise, seed the demo CRM if empty, show it.
+    Demo(db::DemoArgs),
+    /// Model artifacts: list, fetch.
+    #[command(subcommand)]
+    Models(models::ModelsCmd),
+    /// Train models.
+    #[command(subcommand)]
+    Train(TrainCmd),
+    /// Benchmarks; each prints its figures as JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCmd {
+    /// Train the sentiment head on the sentence embedder.
+    Sentiment(models::TrainSentimentArgs),
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,rapport=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Init => db::init(&global).await,
+        Command::Seed(cmd) => db::seed(&global, cmd).await,
+        Command::Stats(args) => db::stats(&global, args).await,
+        Command::Demo(args) => db::demo(&global, args).await,
+        Command::Models(cmd) => models::run(cmd).await,
+        Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
+        Command::Bench(cmd) => bench::run(&global, cmd).await,
+    }
+}
