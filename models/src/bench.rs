@@ -13,17 +13,41 @@ use crate::error::Result;
 use crate::store::Store;
 
 const NAMES: &[&str] = &[
-    "Dana Lee", "Olga Okafor", "José Müller", "Grace Patel", "Sven Kowalski", "Anaïs Dubois",
-    "Farid Haddad", "Keiko Tanaka", "Liam Berg", "Zoë Nguyen", "Rosa Silva", "Noah Rossi",
+    "Dana Lee",
+    "Olga Okafor",
+    "José Müller",
+    "Grace Patel",
+    "Sven Kowalski",
+    "Anaïs Dubois",
+    "Farid Haddad",
+    "Keiko Tanaka",
+    "Liam Berg",
+    "Zoë Nguyen",
+    "Rosa Silva",
+    "Noah Rossi",
 ];
 const ACCOUNTS: &[&str] = &[
-    "Acme Logistics", "Orbit Telecom", "Granite Manufacturing", "Fjord Analytics",
-    "Pioneer Pharma", "Delta Freight", "Harbor Insurance", "Cobalt Foods", "Meridian Bank",
-    "Juniper Schools", "Lumen Media", "Northwind Traders",
+    "Acme Logistics",
+    "Orbit Telecom",
+    "Granite Manufacturing",
+    "Fjord Analytics",
+    "Pioneer Pharma",
+    "Delta Freight",
+    "Harbor Insurance",
+    "Cobalt Foods",
+    "Meridian Bank",
+    "Juniper Schools",
+    "Lumen Media",
+    "Northwind Traders",
 ];
 const PRODUCTS: &[&str] = &[
-    "the Pro plan", "invoice automation", "the procurement suite", "the ERP connector",
-    "the supplier portal", "the approvals workflow", "the spend analytics add-on",
+    "the Pro plan",
+    "invoice automation",
+    "the procurement suite",
+    "the ERP connector",
+    "the supplier portal",
+    "the approvals workflow",
+    "the spend analytics add-on",
     "premium support",
 ];
 const CLAUSES: &[&str] = &[

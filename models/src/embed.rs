@@ -204,7 +204,10 @@ impl Embedder {
 
     /// Embeds one text.
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self.embed(&[text])?.pop().expect("one text in, one vector out"))
+        Ok(self
+            .embed(&[text])?
+            .pop()
+            .expect("one text in, one vector out"))
     }
 
     /// Tokenizes texts as the model sees them: ids per text (special tokens
@@ -215,7 +218,10 @@ impl Embedder {
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     fn embed_inner(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
@@ -256,7 +262,11 @@ impl Embedder {
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
         let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
     }
 }

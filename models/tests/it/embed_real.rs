@@ -46,7 +46,10 @@ fn matches_sentence_transformers_on_every_reference_item() {
             worst = (c, i);
         }
     }
-    eprintln!("min cosine vs sentence-transformers: {:.6} (item {})", worst.0, worst.1);
+    eprintln!(
+        "min cosine vs sentence-transformers: {:.6} (item {})",
+        worst.0, worst.1
+    );
     assert!(
         worst.0 >= 0.999,
         "item {} has cosine {} < 0.999: {:?}",
@@ -77,13 +80,18 @@ fn odd_and_long_input_on_the_real_model() {
     let e = real_embedder();
     assert_eq!(e.dim(), 384);
     assert_eq!(e.max_tokens(), 256);
-    let long = "Dana from Acme called about renewing the contract and asked for a discount. ".repeat(200);
+    let long =
+        "Dana from Acme called about renewing the contract and asked for a discount. ".repeat(200);
     assert!(e.count_tokens(&long).unwrap() > 2000);
     let texts = ["", " ", "\u{0}", "👍👍", &long, "ok"];
     let v = e.embed(&texts).unwrap();
     for (t, x) in texts.iter().zip(&v) {
         assert_eq!(x.len(), 384);
-        assert!((norm(x) - 1.0).abs() < 1e-4, "{:?} gives a unit vector", &t[..t.len().min(20)]);
+        assert!(
+            (norm(x) - 1.0).abs() < 1e-4,
+            "{:?} gives a unit vector",
+            &t[..t.len().min(20)]
+        );
     }
     assert_eq!(e.tokenize(&[&long]).unwrap()[0].len(), 256);
 }

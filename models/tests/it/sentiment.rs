@@ -52,11 +52,16 @@ fn small_head_trains_saves_loads_and_gets_obvious_cases_right() {
     }
     // A long text is judged on its first 256 tokens, without error.
     let long = "The support team was fantastic and solved everything. ".repeat(300);
-    assert_eq!(sentiment.score_one(&long).unwrap().label, SentimentLabel::Positive);
+    assert_eq!(
+        sentiment.score_one(&long).unwrap().label,
+        SentimentLabel::Positive
+    );
 
     // The same head, in memory, gives the same answer.
     let in_memory = head.into_sentiment(real_embedder());
-    let again = in_memory.score_one("This is terrible. I hate it, worst experience of my life.").unwrap();
+    let again = in_memory
+        .score_one("This is terrible. I hate it, worst experience of my life.")
+        .unwrap();
     assert!((again.score - scores[1].score).abs() < 1e-5);
 
     // A tampered head is refused.
@@ -73,6 +78,8 @@ fn small_head_trains_saves_loads_and_gets_obvious_cases_right() {
 fn missing_head_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path(), rapport_models::Manifest::builtin().clone());
-    let err = Sentiment::load(&store, real_embedder()).unwrap_err().to_string();
+    let err = Sentiment::load(&store, real_embedder())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rapport train sentiment"), "{err}");
 }
