@@ -33,3 +33,8 @@ pub use error::{Error, Result};
 pub use manifest::{Artifact, ArtifactKind, Manifest};
 pub use sentiment::{Sentiment, SentimentLabel, SentimentScore};
 pub use store::{FetchOptions, Store, ensure};
+
+#[cfg(feature = "llm")]
+pub mod llm;
+#[cfg(feature = "llm")]
+pub mod serve;

@@ -1,0 +1,245 @@
+//! Schema-constrained decoding: the llguidance grammar (Lark syntax with
+//! inline JSON Schemas) built from the offered tools.
+//!
+//! With `tool_choice: auto` the model may write plain text (which must not
+//! start with `<` or `{`) *or* one or more calls
+//! `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`; once it starts a
+//! call, every token is masked so that the name is one of the offered tools
+//! and the arguments validate against that tool's JSON Schema. With
+//! `required` only calls are allowed, and with a named function only calls of
+//! that function. After the last call the grammar accepts only end-of-turn.
+//!
+//! JSON is written with the separators the model was trained on (`", "` and
+//! `": "`) and no free whitespace, which keeps the model on familiar tokens
+//! and stops it from padding with blanks.
+
+use serde_json::{Value, json};
+
+use super::types::{ToolChoice, ToolSpec};
+use super::{LlmError, Result};
+
+/// Most calls one constrained turn may contain.
+pub const MAX_CALLS: usize = 4;
+
+/// The grammar for `tools` under `choice`, or `None` when nothing is constrained
+/// (no tools offered, or `tool_choice: none`). `parallel` allows up to
+/// [`MAX_CALLS`] calls in the turn, otherwise one.
+pub fn tool_grammar(
+    tools: &[ToolSpec],
+    choice: &ToolChoice,
+    parallel: bool,
+) -> Result<Option<String>> {
+    let offered: Vec<&ToolSpec> = match choice {
+        ToolChoice::None => return Ok(None),
+        ToolChoice::Function(name) => {
+            let t = tools.iter().find(|t| &t.name == name).ok_or_else(|| {
+                LlmError::InvalidRequest(format!(
+                    "tool_choice names `{name}`, which is not among the offered tools"
+                ))
+            })?;
+            vec![t]
+        }
+        ToolChoice::Auto | ToolChoice::Required => tools.iter().collect(),
+    };
+    if offered.is_empty() {
+        if *choice == ToolChoice::Required {
+            return Err(LlmError::InvalidRequest(
+                "tool_choice is `required` but no tools were offered".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let schema = call_schema(&offered);
+    let start = match choice {
+        ToolChoice::Auto => "start: TEXT | calls",
+        _ => "start: calls",
+    };
+    let calls = if parallel {
+        format!("call (\"\\n\" call){{0,{}}}", MAX_CALLS - 1)
+    } else {
+        "call".to_string()
+    };
+    Ok(Some(format!(
+        "%llguidance {{}}\n\
+         {start}\n\
+         TEXT: /[^<{{](.|\\n)*/\n\
+         calls: {calls}\n\
+         call: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n\
+         body: %json {schema}\n"
+    )))
+}
+
+/// The JSON Schema of one call of any of `tools`.
+pub fn call_schema(tools: &[&ToolSpec]) -> Value {
+    let alternatives: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": {"const": t.name},
+                    "arguments": t.parameters,
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": false,
+            })
+        })
+        .collect();
+    let mut schema = if alternatives.len() == 1 {
+        alternatives.into_iter().next().unwrap_or_default()
+    } else {
+        json!({"anyOf": alternatives})
+    };
+    schema["x-guidance"] = json!({
+        "whitespace_flexible": false,
+        "item_separator": ", ",
+        "key_separator": ": ",
+        "lenient": true,
+    });
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use llguidance::{Matcher, ParserFactory, api::TopLevelGrammar};
+    use toktrie::{ApproximateTokEnv, TokEnv, TokRxInfo, TokTrie};
+
+    use super::*;
+
+    const EOS: u32 = 256;
+
+    /// A byte-level tokenizer: token `b` is byte `b`, token 256 is end-of-turn.
+    fn byte_env() -> TokEnv {
+        let info = TokRxInfo::new(257, EOS);
+        let mut words: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        words.push(b"\xFF<|im_end|>".to_vec());
+        Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)))
+    }
+
+    fn tools() -> Vec<ToolSpec> {
+        vec![
+            ToolSpec::new(
+                "create_contact",
+                "Add a person",
+                json!({"type": "object",
+                       "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                       "required": ["name"], "additionalProperties": false}),
+            ),
+            ToolSpec::new(
+                "move_deal_stage",
+                "Move a deal",
+                json!({"type": "object",
+                       "properties": {"deal": {"type": "string"},
+                                      "stage": {"enum": ["lead", "qualified", "won", "lost"]}},
+                       "required": ["deal", "stage"], "additionalProperties": false}),
+            ),
+        ]
+    }
+
+    /// Whether the grammar lets a sampler write `text` followed by end-of-turn.
+    fn accepts(grammar: &str, text: &str) -> bool {
+        let env = byte_env();
+        let factory = ParserFactory::new_simple(&env).unwrap();
+        let mut m =
+            Matcher::new(factory.create_parser(TopLevelGrammar::from_lark(grammar.to_string())));
+        assert!(
+            !m.is_error(),
+            "grammar does not compile: {:?}\n{grammar}",
+            m.get_error()
+        );
+        // As in sampling: each token must be allowed by the mask before it is consumed.
+        for t in text.bytes().map(u32::from).chain([EOS]) {
+            match m.compute_mask_or_eos() {
+                Ok(mask) if mask.is_allowed(t) => {}
+                _ => return false,
+            }
+            if t == EOS {
+                return true;
+            }
+            if m.consume_token(t).is_err() || m.is_error() {
+                return false;
+            }
+        }
+        false
+    }
+
+    const CALL: &str = "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"Jane Doe\", \"email\": \"jane@acme.com\"}}\n</tool_call>";
+
+    #[test]
+    fn auto_allows_text_or_valid_calls() {
+        let g = tool_grammar(&tools(), &ToolChoice::Auto, true)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&g, "Hello, how can I help?"));
+        assert!(accepts(&g, CALL));
+        let two = format!(
+            "{CALL}\n<tool_call>\n{{\"name\": \"move_deal_stage\", \"arguments\": {{\"deal\": \"Acme\", \"stage\": \"won\"}}}}\n</tool_call>"
+        );
+        assert!(accepts(&g, &two));
+        let single = tool_grammar(&tools(), &ToolChoice::Auto, false)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&single, CALL));
+        assert!(!accepts(&single, &two));
+        // Unknown tool, missing required argument, value outside the enum, extra argument, bare JSON.
+        assert!(!accepts(
+            &g,
+            &CALL.replace("create_contact", "delete_everything")
+        ));
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"email\": \"j@x.com\"}}\n</tool_call>"
+        ));
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"move_deal_stage\", \"arguments\": {\"deal\": \"A\", \"stage\": \"maybe\"}}\n</tool_call>"
+        ));
+        assert!(!accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"J\", \"phone\": \"1\"}}\n</tool_call>"
+        ));
+        assert!(!accepts(&g, "{\"name\": \"create_contact\"}"));
+    }
+
+    #[test]
+    fn required_and_named_allow_only_calls() {
+        let g = tool_grammar(&tools(), &ToolChoice::Required, true)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&g, CALL));
+        assert!(!accepts(&g, "Sure, I can do that."));
+        let g = tool_grammar(
+            &tools(),
+            &ToolChoice::Function("move_deal_stage".into()),
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!accepts(&g, CALL));
+        assert!(accepts(
+            &g,
+            "<tool_call>\n{\"name\": \"move_deal_stage\", \"arguments\": {\"deal\": \"Acme\", \"stage\": \"lost\"}}\n</tool_call>"
+        ));
+    }
+
+    #[test]
+    fn none_and_no_tools_are_unconstrained_and_bad_choices_fail() {
+        assert_eq!(
+            tool_grammar(&tools(), &ToolChoice::None, true).unwrap(),
+            None
+        );
+        assert_eq!(tool_grammar(&[], &ToolChoice::Auto, true).unwrap(), None);
+        assert!(tool_grammar(&[], &ToolChoice::Required, true).is_err());
+        assert!(tool_grammar(&tools(), &ToolChoice::Function("nope".into()), true).is_err());
+    }
+
+    #[test]
+    fn call_schema_keeps_name_before_arguments() {
+        let t = tools();
+        let s = call_schema(&[&t[0]]);
+        let keys: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "arguments"]);
+    }
+}

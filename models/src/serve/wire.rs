@@ -1,0 +1,318 @@
+//! The OpenAI wire format: request bodies as clients send them, and their
+//! conversion into the engine's [`ChatRequest`]. Responses are written as JSON
+//! values in [`super::chat`].
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::llm::{
+    ChatMessage, ChatRequest, GenerateOptions, Role, Sampling, ToolCall, ToolChoice, ToolSpec,
+};
+
+/// `POST /v1/chat/completions`
+#[derive(Debug, Deserialize)]
+pub struct ChatCompletionRequest {
+    pub model: String,
+    pub messages: Vec<WireMessage>,
+    #[serde(default)]
+    pub tools: Vec<WireTool>,
+    #[serde(default)]
+    pub tool_choice: Option<WireToolChoice>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    #[serde(default)]
+    pub stop: Option<Stop>,
+    #[serde(default)]
+    pub n: Option<u32>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// Extension: constrain tool calls to the offered schemas (default: the server's setting).
+    #[serde(default)]
+    pub constrained: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Message content: a string or an array of parts (only text parts are used).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+impl Content {
+    fn into_text(self) -> Result<String, ApiError> {
+        match self {
+            Content::Text(s) => Ok(s),
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|p| {
+                    match (
+                        p.get("type").and_then(Value::as_str),
+                        p.get("text").and_then(Value::as_str),
+                    ) {
+                        (Some("text"), Some(t)) => Ok(t.to_string()),
+                        _ => Err(ApiError::bad_request(
+                            "only text content parts are supported",
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.join("\n")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: WireFunctionCall,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireFunctionCall {
+    pub name: String,
+    /// A JSON string, as OpenAI sends it (an object is accepted too).
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireTool {
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: WireFunction,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WireFunction {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum WireToolChoice {
+    Mode(String),
+    Named { function: NamedFunction },
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NamedFunction {
+    pub name: String,
+}
+
+/// `POST /v1/embeddings`
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingRequest {
+    pub model: String,
+    pub input: EmbeddingInput,
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ChatCompletionRequest {
+    /// The engine request, with `constrained_default` when the body does not say.
+    pub fn to_engine(&self, constrained_default: bool) -> Result<ChatRequest, ApiError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::BadRequest {
+                message: "only n = 1 is supported".into(),
+                param: Some("n".into()),
+            });
+        }
+        if self.messages.is_empty() {
+            return Err(ApiError::BadRequest {
+                message: "messages must not be empty".into(),
+                param: Some("messages".into()),
+            });
+        }
+        let messages = self
+            .messages
+            .iter()
+            .map(to_message)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tools =
+            self.tools
+                .iter()
+                .map(|t| {
+                    if t.kind != "function" {
+                        return Err(ApiError::BadRequest {
+                            message: format!("tool type `{}` is not supported", t.kind),
+                            param: Some("tools".into()),
+                        });
+                    }
+                    Ok(ToolSpec {
+                        name: t.function.name.clone(),
+                        description: t.function.description.clone().unwrap_or_default(),
+                        parameters: t.function.parameters.clone().unwrap_or_else(
+                            || serde_json::json!({"type": "object", "properties": {}}),
+                        ),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        let tool_choice = match &self.tool_choice {
+            None => ToolChoice::Auto,
+            Some(WireToolChoice::Mode(m)) => match m.as_str() {
+                "auto" => ToolChoice::Auto,
+                "none" => ToolChoice::None,
+                "required" => ToolChoice::Required,
+                other => {
+                    return Err(ApiError::BadRequest {
+                        message: format!(
+                            "tool_choice `{other}` is not one of auto, none, required"
+                        ),
+                        param: Some("tool_choice".into()),
+                    });
+                }
+            },
+            Some(WireToolChoice::Named { function }) => ToolChoice::Function(function.name.clone()),
+        };
+        if let ToolChoice::Function(name) = &tool_choice
+            && !tools.iter().any(|t| &t.name == name)
+        {
+            return Err(ApiError::BadRequest {
+                message: format!("tool_choice names `{name}`, which is not in tools"),
+                param: Some("tool_choice".into()),
+            });
+        }
+        let sampling = match self.temperature {
+            Some(t) if t > 0.0 => Sampling::Sampled {
+                temperature: t,
+                top_p: self.top_p.unwrap_or(1.0),
+                seed: self.seed.map_or_else(rand_seed, |s| s as u32),
+            },
+            _ => Sampling::Greedy,
+        };
+        let stop = match &self.stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) => v.clone(),
+        };
+        Ok(ChatRequest {
+            messages,
+            tools,
+            tool_choice,
+            options: GenerateOptions {
+                max_tokens: self
+                    .max_completion_tokens
+                    .or(self.max_tokens)
+                    .map(|n| n as usize),
+                sampling,
+                stop,
+                constrained: self.constrained.unwrap_or(constrained_default),
+                parallel_tool_calls: self.parallel_tool_calls.unwrap_or(true),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+fn rand_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+fn to_message(m: &WireMessage) -> Result<ChatMessage, ApiError> {
+    let role = match m.role.as_str() {
+        "system" | "developer" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        other => {
+            return Err(ApiError::BadRequest {
+                message: format!("unknown message role `{other}`"),
+                param: Some("messages".into()),
+            });
+        }
+    };
+    let content = match &m.content {
+        None => String::new(),
+        Some(Content::Text(s)) => s.clone(),
+        Some(Content::Parts(p)) => Content::Parts(p.clone()).into_text()?,
+    };
+    let tool_calls = m
+        .tool_calls
+        .iter()
+        .flatten()
+        .map(|c| {
+            let arguments = match &c.function.arguments {
+                None => Value::Object(Default::default()),
+                Some(Value::String(s)) if s.trim().is_empty() => Value::Object(Default::default()),
+                Some(Value::String(s)) => {
+                    serde_json::from_str(s).map_err(|e| ApiError::BadRequest {
+                        message: format!("tool call arguments are not JSON: {e}"),
+                        param: Some("messages".into()),
+                    })?
+                }
+                Some(v) => v.clone(),
+            };
+            Ok(ToolCall {
+                id: c.id.clone().unwrap_or_default(),
+                name: c.function.name.clone(),
+                arguments,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(ChatMessage {
+        role,
+        content,
+        tool_calls,
+        tool_call_id: m.tool_call_id.clone(),
+        name: m.name.clone(),
+    })
+}
