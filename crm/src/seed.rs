@@ -596,6 +596,50 @@ fn fill(template: &str, s: &Slots<'_>) -> String {
         .replace("{weekday}", s.weekday)
 }
 
+#[derive(Clone, Copy)]
+enum Voice {
+    /// The customer writing: "they are worried" → "we are worried".
+    First,
+    /// The rep writing to the customer: "they are worried" → "you are worried".
+    Second,
+}
+
+fn voice(line: &str, v: Voice) -> String {
+    let (they, their, them, are) = match v {
+        Voice::First => ("we", "our", "us", "are"),
+        Voice::Second => ("you", "your", "you", "are"),
+    };
+    let mut out = Vec::new();
+    for word in line.split(' ') {
+        let (core, tail) =
+            word.split_at(word.trim_end_matches(|c: char| !c.is_alphanumeric()).len());
+        let swapped = match core {
+            "They" => cap(they),
+            "they" => they.to_owned(),
+            "Their" => cap(their),
+            "their" => their.to_owned(),
+            "them" => them.to_owned(),
+            "is" if matches!(
+                out.last().map(String::as_str),
+                Some("we" | "We" | "you" | "You")
+            ) =>
+            {
+                are.to_owned()
+            }
+            other => other.to_owned(),
+        };
+        out.push(format!("{swapped}{tail}"));
+    }
+    out.join(" ")
+}
+
+fn cap(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn slug(name: &str) -> String {
     name.to_lowercase()
         .chars()
@@ -603,13 +647,8 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
-    items.choose(rng).expect("non-empty vocabulary")
-}
-
-/// One word of a vocabulary list.
-fn word(rng: &mut ChaCha8Rng, items: &[&'static str]) -> &'static str {
-    *pick(rng, items)
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
+    *items.choose(rng).expect("non-empty vocabulary")
 }
 
 // ---------------------------------------------------------------- generation
@@ -684,7 +723,7 @@ fn company_name(c: usize) -> (String, usize) {
 
 fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize, reps: &[usize]) {
     let (name, industry) = company_name(c);
-    let (country, city) = *pick(rng, PLACES);
+    let (country, city) = pick(rng, PLACES);
     let owner = reps[c % reps.len()];
     let age_days = rng.random_range(60..720);
     let created_at = p.as_of - Duration::days(age_days);
@@ -698,7 +737,7 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
         name: name.clone(),
         domain: domain.clone(),
         industry: INDUSTRIES[industry].0,
-        employees: *pick(rng, &[40, 120, 350, 800, 2500, 9000]),
+        employees: pick(rng, &[40, 120, 350, 800, 2500, 9000]),
         country,
         city,
         owner,
@@ -712,7 +751,7 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
         let (first, last) = if c == 0 && k < 2 {
             (["Dana", "Olga"][k], ["Lee", "Okafor"][k])
         } else {
-            (*pick(rng, FIRST), *pick(rng, LAST))
+            (pick(rng, FIRST), pick(rng, LAST))
         };
         let mut email = format!("{}.{}@{domain}", first.to_lowercase(), last.to_lowercase());
         if d.contacts[first_contact..].iter().any(|x| x.email == email) {
@@ -730,7 +769,7 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
             title: if c == 0 && k < 2 {
                 ["VP Finance", "AP Manager"][k]
             } else {
-                *pick(rng, TITLES)
+                pick(rng, TITLES)
             },
             phone: format!("+1-555-{:04}", rng.random_range(0..10_000)),
         });
@@ -738,7 +777,7 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
     let contacts: Vec<usize> = (first_contact..d.contacts.len()).collect();
 
     // Deals: most accounts have one or two.
-    let n_deals = *pick(rng, &[0, 1, 1, 1, 2, 2, 3]);
+    let n_deals = pick(rng, &[0, 1, 1, 1, 2, 2, 3]);
     let first_deal = d.deals.len();
     for k in 0..n_deals {
         gen_deal(d, rng, p, company, k, &contacts, owner);
@@ -760,10 +799,10 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
         } else {
             "open"
         };
-        let contact = *pick(rng, &contacts);
+        let contact = pick(rng, &contacts);
         d.tasks.push(TaskSpec {
             title: fill(
-                word(
+                pick(
                     rng,
                     &[
                         "Follow up with {contact} on the quote",
@@ -779,10 +818,10 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
                         d.contacts[contact].first_name, d.contacts[contact].last_name
                     ),
                     company: &name,
-                    product: word(rng, PRODUCTS),
-                    competitor: word(rng, COMPETITORS),
-                    system: word(rng, SYSTEMS),
-                    security: word(rng, SECURITY),
+                    product: pick(rng, PRODUCTS),
+                    competitor: pick(rng, COMPETITORS),
+                    system: pick(rng, SYSTEMS),
+                    security: pick(rng, SECURITY),
                     users: 0,
                     invoices: 0,
                     weeks: 0,
@@ -790,7 +829,7 @@ fn gen_company(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, c: usize,
                 },
             ),
             due_at: p.as_of + Duration::days(offset) + Duration::hours(17),
-            priority: *pick(rng, &["low", "normal", "normal", "high", "urgent"]),
+            priority: pick(rng, &["low", "normal", "normal", "high", "urgent"]),
             status,
             assignee: owner,
             company,
@@ -809,7 +848,7 @@ fn gen_deal(
     contacts: &[usize],
     owner: usize,
 ) {
-    let product = *pick(rng, PRODUCTS);
+    let product = pick(rng, PRODUCTS);
     let name = if k == 0 {
         format!("{} – {product}", d.companies[company].name)
     } else {
@@ -825,10 +864,10 @@ fn gen_deal(
     let close = rng.random_range(0.0..1.0f64);
     let close_reason = if close < 0.15 {
         path.push(4);
-        Some(*pick(rng, WIN_REASONS))
+        Some(pick(rng, WIN_REASONS))
     } else if close < 0.27 {
         path.push(5);
-        Some(*pick(rng, LOSS_REASONS))
+        Some(pick(rng, LOSS_REASONS))
     } else {
         None
     };
@@ -874,7 +913,7 @@ fn gen_activity(
     mood: f64,
     age_days: i64,
 ) {
-    let topic = *pick(rng, &TOPICS);
+    let topic = pick(rng, &TOPICS);
     let r = rng.random_range(0.0..1.0f64);
     let tone = match topic {
         Topic::Complaint if r < 0.6 => Tone::Negative,
@@ -883,8 +922,8 @@ fn gen_activity(
         _ if r < 0.55 + 0.3 * mood => Tone::Positive,
         _ => Tone::Neutral,
     };
-    let kind = *pick(rng, &["email", "email", "call", "call", "meeting", "note"]);
-    let contact = *pick(rng, contacts);
+    let kind = pick(rng, &["email", "email", "call", "call", "meeting", "note"]);
+    let contact = pick(rng, contacts);
     let cs = &d.contacts[contact];
     let contact_name = format!("{} {}", cs.first_name, cs.last_name);
     let rep_first = d.users[owner]
@@ -896,17 +935,17 @@ fn gen_activity(
     let slots = Slots {
         contact: &contact_name,
         company: &d.companies[company].name,
-        product: word(rng, PRODUCTS),
-        competitor: word(rng, COMPETITORS),
-        system: word(rng, SYSTEMS),
-        security: word(rng, SECURITY),
+        product: pick(rng, PRODUCTS),
+        competitor: pick(rng, COMPETITORS),
+        system: pick(rng, SYSTEMS),
+        security: pick(rng, SECURITY),
         users: rng.random_range(2..60) * 10,
         invoices: rng.random_range(5..200) * 100,
         weeks: rng.random_range(2..12),
-        weekday: word(rng, WEEKDAYS),
+        weekday: pick(rng, WEEKDAYS),
     };
-    let line = fill(word(rng, topic_lines(topic, tone)), &slots);
-    let next = fill(word(rng, NEXT_STEPS), &slots);
+    let line = fill(pick(rng, topic_lines(topic, tone)), &slots);
+    let next = fill(pick(rng, NEXT_STEPS), &slots);
     let direction = match kind {
         "note" => "internal",
         "email" | "call" if rng.random_bool(0.45) => "inbound",
@@ -914,7 +953,7 @@ fn gen_activity(
     };
     let (subject, body, duration) = match kind {
         "email" => {
-            let subj = fill(word(rng, subject(topic)), &slots);
+            let subj = fill(pick(rng, subject(topic)), &slots);
             let (from, to, sig) = if direction == "inbound" {
                 (
                     cs.first_name.clone(),
@@ -926,6 +965,19 @@ fn gen_activity(
                     rep_first.clone(),
                     cs.first_name.clone(),
                     format!("{}\nRapport Sales", d.users[owner].name),
+                )
+            };
+            // Notes speak of the customer as "they"; an email is written by
+            // one side to the other.
+            let (line, next) = if direction == "inbound" {
+                (voice(&line, Voice::First), voice(&next, Voice::First))
+            } else {
+                (
+                    format!(
+                        "Following up on our conversation: {}",
+                        voice(&line, Voice::Second)
+                    ),
+                    next.clone(),
                 )
             };
             let mut body = format!("Hi {to},\n\n{line}\n\n{next}\n\nBest,\n{sig}");
@@ -953,7 +1005,10 @@ fn gen_activity(
         ),
         _ => (None, format!("Note on {}: {line}", slots.company), None),
     };
-    let occurred_at = p.as_of - Duration::minutes(rng.random_range(30..age_days.max(2) * 24 * 60));
+    // Interactions cluster in recent weeks, as in a live account.
+    let u: f64 = rng.random_range(0.0..1.0);
+    let minutes = 30 + (u * u * (age_days.max(2) * 24 * 60) as f64) as i64;
+    let occurred_at = p.as_of - Duration::minutes(minutes);
     d.activities.push(ActivitySpec {
         kind,
         direction,
@@ -966,7 +1021,7 @@ fn gen_activity(
         deal: if deals.is_empty() || rng.random_bool(0.4) {
             None
         } else {
-            Some(*pick(rng, deals))
+            Some(pick(rng, deals))
         },
         owner,
         topic,
@@ -977,14 +1032,14 @@ fn gen_activity(
 fn gen_leads(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, reps: &[usize]) {
     let n = d.companies.len() * 3 / 2;
     for i in 0..n {
-        let first = *pick(rng, FIRST);
-        let last = *pick(rng, LAST);
+        let first = pick(rng, FIRST);
+        let last = pick(rng, LAST);
         let org = format!(
             "{} {}",
             pick(rng, NAME_A),
             pick(rng, &["Partners", "Group", "Holdings", "Co", "Ventures"])
         );
-        let status = *pick(
+        let status = pick(
             rng,
             &[
                 "new",
@@ -1005,8 +1060,8 @@ fn gen_leads(d: &mut DemoData, rng: &mut ChaCha8Rng, p: &SeedParams, reps: &[usi
                 slug(&org)
             ),
             company_name: org,
-            title: *pick(rng, TITLES),
-            source: *pick(rng, LEAD_SOURCES),
+            title: pick(rng, TITLES),
+            source: pick(rng, LEAD_SOURCES),
             status,
             owner: reps[i % reps.len()],
             company: None,
@@ -1242,6 +1297,21 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 100, "company names are unique");
+    }
+
+    #[test]
+    fn emails_are_written_by_one_side_to_the_other() {
+        assert_eq!(
+            voice(
+                "They are worried about their budget, they said.",
+                Voice::First
+            ),
+            "We are worried about our budget, we said."
+        );
+        assert_eq!(
+            voice("They asked for pricing.", Voice::Second),
+            "You asked for pricing."
+        );
     }
 
     #[test]

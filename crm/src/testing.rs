@@ -60,11 +60,10 @@ impl TestDb {
                 panic!("PostgreSQL is needed at {admin} (set RAPPORT_TEST_POSTGRES_URL): {e}")
             });
         sweep_stale(&mut conn, now).await;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
+        drop(conn);
+        let url = crate::bench::create_scratch_database(&admin, &name)
             .await
             .expect("create test database");
-        let url = with_database(&admin, &name);
         let store = Store::connect(&url)
             .await
             .expect("open PostgreSQL test database");
@@ -81,11 +80,7 @@ impl TestDb {
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some(name) = &self.pg_name {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+            let _ = crate::bench::drop_scratch_database(&postgres_admin_url(), name).await;
         }
     }
 }
@@ -110,22 +105,7 @@ async fn sweep_stale(conn: &mut sqlx::PgConnection, now: u64) {
     }
 }
 
-/// Replaces the database name in a postgres URL.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
+pub use crate::bench::with_database;
 
 /// A workspace with one user per role and the default pipeline.
 pub struct Fixture {

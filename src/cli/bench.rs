@@ -1,18 +1,81 @@
 //! `rapport bench …`: each benchmark prints one JSON document on stdout.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use rapport_crm::Store;
+use rapport_crm::bench::{self, BenchParams};
 
 use super::GlobalArgs;
+use super::db::progress_bar;
 use super::models;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// Store latency (point read, filtered list, insert) on SQLite and PostgreSQL,
+    /// with a raw sqlx SELECT of the same rows as the baseline.
+    Crm(CrmBenchArgs),
     /// Sentence-embedding throughput at several batch sizes.
     Embed(models::BenchEmbedArgs),
+    /// Local chat models: load, prefill and decode speed, cached-prefix latency,
+    /// tool-call validity with and without constrained decoding.
+    Llm(super::llm::BenchLlmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrmBenchArgs {
+    /// Contacts in the table that is read.
+    #[arg(long, default_value_t = 20_000)]
+    rows: usize,
+    /// Timed repetitions per read operation.
+    #[arg(long, default_value_t = 2_000)]
+    iterations: usize,
+    /// PostgreSQL server to benchmark on (a scratch database is created and dropped);
+    /// `none` to skip.
+    #[arg(
+        long,
+        env = "RAPPORT_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
 }
 
 pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::Crm(args) => crm(args).await,
         BenchCmd::Embed(args) => models::bench_embed(args).await,
+        BenchCmd::Llm(args) => super::llm::bench(args).await,
     }
+}
+
+async fn crm(args: CrmBenchArgs) -> anyhow::Result<()> {
+    let params = BenchParams {
+        rows: args.rows,
+        iterations: args.iterations,
+    };
+    let mut results = Vec::new();
+
+    let dir = tempfile::tempdir()?;
+    let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
+    results.push(bench::run(&store, &params, &progress_bar("sqlite")).await?);
+    store.close().await;
+
+    if args.postgres_url != "none" {
+        let name = format!("rapport_bench_{}", std::process::id());
+        match bench::create_scratch_database(&args.postgres_url, &name).await {
+            Ok(url) => {
+                let outcome = async {
+                    let store = Store::connect(&url).await?;
+                    let r = bench::run(&store, &params, &progress_bar("postgres")).await;
+                    store.close().await;
+                    r
+                }
+                .await;
+                bench::drop_scratch_database(&args.postgres_url, &name).await?;
+                results.push(outcome?);
+            }
+            Err(e) => tracing::warn!("PostgreSQL not benchmarked: {e}"),
+        }
+    }
+    let doc = serde_json::json!({"benchmark": "crm", "results": results});
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod db;
+mod llm;
 pub mod models;
 
 use std::path::PathBuf;
@@ -22,11 +23,27 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Directory holding the embedded deployment's state (SQLite file, vector index).
-    #[arg(long, global = true, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_DATA_DIR",
+        default_value = "./rapport-data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`); overrides the SQLite file in the data directory.
     #[arg(long, global = true, env = "RAPPORT_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Workspace to act in (created on first use).
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_WORKSPACE",
+        default_value = "default"
+    )]
+    pub workspace: String,
+    /// Act as this user (email, name or first name); default: the workspace's first admin.
+    #[arg(long = "as", global = true, env = "RAPPORT_USER")]
+    pub as_user: Option<String>,
     /// Log more (repeat for more detail); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -46,6 +63,9 @@ pub enum Command {
     /// Model artifacts: list, fetch.
     #[command(subcommand)]
     Models(models::ModelsCmd),
+    /// The local chat model: `rapport llm serve` (OpenAI-compatible HTTP API).
+    #[command(subcommand)]
+    Llm(llm::LlmCmd),
     /// Train models.
     #[command(subcommand)]
     Train(TrainCmd),
@@ -68,7 +88,10 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -79,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => db::stats(&global, args).await,
         Command::Demo(args) => db::demo(&global, args).await,
         Command::Models(cmd) => models::run(cmd).await,
+        Command::Llm(cmd) => llm::run(cmd).await,
         Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
         Command::Bench(cmd) => bench::run(&global, cmd).await,
     }

@@ -843,15 +843,15 @@ mod rules {
         }
         // A status change (by stage or by hand) opens or closes the deal now,
         // unless the caller gave the close time.
-        if let Some(Scalar::Text(status)) = values.get("status").cloned() {
-            if !values.contains_key("closed_at") {
-                let closed_at = if status == "open" {
-                    Scalar::Null
-                } else {
-                    Scalar::Timestamp(now)
-                };
-                values.insert("closed_at", closed_at);
-            }
+        if let Some(Scalar::Text(status)) = values.get("status").cloned()
+            && !values.contains_key("closed_at")
+        {
+            let closed_at = if status == "open" {
+                Scalar::Null
+            } else {
+                Scalar::Timestamp(now)
+            };
+            values.insert("closed_at", closed_at);
         }
         Ok(stage_move)
     }
