@@ -172,6 +172,10 @@ const LINK_FIELDS: &[FieldDef] = &[
     },
 ];
 
+/// Longest text kept in a short field (names, subjects, titles) and in a body.
+const MAX_TEXT: usize = 4_000;
+const MAX_LONG_TEXT: usize = 1_000_000;
+
 /// Checks every given field: known, writable, of the right type and range.
 fn validate(def: &TableDef, fields: &RecordMap) -> Result<Values> {
     let mut out = Values::new();
@@ -195,6 +199,19 @@ fn validate(def: &TableDef, fields: &RecordMap) -> Result<Values> {
         let scalar = Scalar::from_json(f, raw)?;
         if f.required && matches!(&scalar, Scalar::Text(t) if t.trim().is_empty()) {
             return Err(Error::invalid(name.as_str(), "must not be blank"));
+        }
+        if let Scalar::Text(t) = &scalar {
+            let limit = if matches!(f.name, "body" | "description") {
+                MAX_LONG_TEXT
+            } else {
+                MAX_TEXT
+            };
+            if t.len() > limit {
+                return Err(Error::invalid(
+                    name.as_str(),
+                    format!("is {} bytes long; at most {limit} are kept", t.len()),
+                ));
+            }
         }
         let scalar = match scalar {
             Scalar::Text(t) => Scalar::Text(t.trim().to_owned()),
