@@ -2,7 +2,37 @@
 Every CRM operation as a typed tool: `Args`/`Output` types with JSON Schema, an
 effect (read, write, destructive), a permission check, execution in one
 transaction and one audit entry. The agent, the REST API, the CLI and MCP are
-adapters over this one registry. Depends on `rapport-crm` only.
+adapters over this one [`Registry`]. Depends on `rapport-crm` only.
 
-Filled by the "typed tools" issue; for now this crate holds only this doc.
+The shape:
+
+- [`Tool`]: a typed operation (name, description written for a model, `Args`,
+  `Output`, [`Effect`], allowed roles, async `call`). The blanket impl of
+  [`DynTool`] is the one place where JSON becomes `Args` and `Output` becomes
+  JSON.
+- [`Registry`]: lists tools with strict-mode friendly input schemas and
+  dispatches a call given as JSON for a [`Caller`] (the actor comes from the
+  adapter, never from the arguments).
+- [`ToolError`]: what a model needs to act on a failure — a code, a message, the
+  field, a hint, the candidates of an ambiguous reference, whether to retry.
+
+```no_run
+# async fn demo(store: rapport_crm::Store, caller: rapport_tools::Caller) -> rapport_tools::Result<()> {
+use serde_json::json;
+let tools = rapport_tools::Registry::new();
+let dana = tools.call(&store, &caller, "create_contact", json!({"first_name": "Dana"})).await?;
+let found = tools.call(&store, &caller, "find_records", json!({"query": "Dana"})).await?;
+# Ok(()) }
+```
 */
+
+mod domain;
+mod error;
+pub mod records;
+mod registry;
+pub mod schema;
+mod tool;
+
+pub use error::{ErrorCode, Result, ToolError};
+pub use registry::{Registry, ToolInfo, first_sentence};
+pub use tool::{BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};

@@ -1,0 +1,202 @@
+//! The crate's one error type, written for the model (or person) that made the
+//! call: a stable code to branch on, a message, the argument at fault, a hint on
+//! what to do next, the candidates of an ambiguous reference, and whether trying
+//! again unchanged can help. Diagnostics for operators go to the logs instead.
+
+use rapport_crm::{Candidate, RecordType};
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = ToolError> = std::result::Result<T, E>;
+
+/// What kind of failure this is; adapters map it to HTTP statuses, MCP errors
+/// and exit codes with one exhaustive match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The arguments are malformed or a value is out of range. Fix `field`.
+    InvalidArgument,
+    /// A record the call names does not exist in the workspace.
+    NotFound,
+    /// A loose reference matches several records; pick one of `candidates`.
+    Ambiguous,
+    /// The caller's role or ownership does not allow this.
+    PermissionDenied,
+    /// The change would break consistency (duplicate, still referenced, …).
+    Conflict,
+    /// The capability exists but has nothing to answer with yet.
+    NotAvailable,
+    /// A fault of Rapport or its database, not of the caller.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Ambiguous => "ambiguous",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotAvailable => "not_available",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed tool call. Nothing the call did was kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ToolError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The argument at fault, as a path into the arguments (`filter`, `deal_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What to do next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For `ambiguous`: the records that may be meant, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+    /// Whether the same call may succeed if tried again unchanged.
+    pub retryable: bool,
+}
+
+impl ToolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ToolError {
+            code,
+            message: message.into(),
+            field: None,
+            hint: None,
+            candidates: Vec::new(),
+            retryable: false,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ToolError::new(ErrorCode::InvalidArgument, message).with_field(field)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ToolError::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn denied(message: impl Into<String>) -> Self {
+        ToolError::new(ErrorCode::PermissionDenied, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ToolError::new(ErrorCode::Internal, message)
+    }
+
+    /// Several records match a reference that must name one.
+    pub fn ambiguous(what: &str, candidates: Vec<Candidate>) -> Self {
+        let labels: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("{} {} ({})", c.record_type, c.id, c.label))
+            .collect();
+        ToolError {
+            candidates,
+            ..ToolError::new(
+                ErrorCode::Ambiguous,
+                format!(
+                    "{} records match {what:?}: {}",
+                    labels.len(),
+                    labels.join("; ")
+                ),
+            )
+            .with_hint("ask the user which one is meant, then call again with its id")
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Arguments that do not deserialize into the tool's `Args`, with the path
+    /// of the offending field.
+    pub fn from_args(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        // serde names the field only in the message for missing/unknown ones.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| inner.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let field = match (path.as_str(), named) {
+            (".", Some(n)) => n,
+            (p, Some(n)) => format!("{p}.{n}"),
+            (".", None) => "arguments".to_owned(),
+            (p, None) => p.to_owned(),
+        };
+        ToolError::invalid(field, inner)
+            .with_hint("call again with arguments that match the tool's input schema")
+    }
+}
+
+fn lookup_hint(rt: RecordType) -> String {
+    format!(
+        "find the right {rt} id with find_records or list_{}",
+        plural(rt)
+    )
+}
+
+/// The plural used in tool names (`list_companies`).
+pub(crate) fn plural(rt: RecordType) -> &'static str {
+    match rt {
+        RecordType::User => "users",
+        RecordType::Company => "companies",
+        RecordType::Contact => "contacts",
+        RecordType::Lead => "leads",
+        RecordType::Pipeline => "pipelines",
+        RecordType::Stage => "stages",
+        RecordType::Deal => "deals",
+        RecordType::Activity => "activities",
+        RecordType::Task => "tasks",
+    }
+}
+
+impl From<rapport_crm::Error> for ToolError {
+    fn from(err: rapport_crm::Error) -> Self {
+        use rapport_crm::Error as E;
+        let message = err.to_string();
+        match err {
+            E::Invalid { field, .. } => ToolError::invalid(field, message),
+            E::NotFound { record, .. } => {
+                ToolError::not_found(message).with_hint(lookup_hint(record))
+            }
+            E::MissingReference { field, target, .. } => ToolError::not_found(message)
+                .with_field(field)
+                .with_hint(lookup_hint(target)),
+            E::Duplicate {
+                field, existing_id, ..
+            } => ToolError::new(ErrorCode::Conflict, message)
+                .with_field(field)
+                .with_hint(format!(
+                    "record {existing_id} already holds this value; update it instead"
+                )),
+            E::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
+            // Busy databases, timeouts and dropped connections pass; constraint
+            // faults are mapped to the variants above by the store.
+            E::Database(_) => ToolError {
+                retryable: true,
+                ..ToolError::internal("the database failed; the call changed nothing")
+            },
+            E::Migrate(_) | E::Config(_) | E::Internal(_) => ToolError::internal(message),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! JSON Schemas of tool arguments: generated from the `Args` types by schemars,
+//! or from the crm's field definitions for the record tools, then made
+//! strict-mode friendly in one place ([`strict`]): every object closes with
+//! `additionalProperties: false` and lists its `required` fields explicitly.
+
+use rapport_crm::RecordType;
+use rapport_crm::schema::{FieldDef, FieldType, TableDef};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+/// The schema of a Rust type, draft 2020-12, with subschemas inlined where the
+/// type is not recursive.
+pub fn of<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = false)
+        .into_generator();
+    let mut v = generator.into_root_schema_for::<T>().to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    v
+}
+
+/// Closes every object schema (`additionalProperties: false` unless it says
+/// otherwise, as the free-form `custom` attributes do) and makes `required`
+/// explicit.
+pub fn strict(mut schema: Value) -> Value {
+    close(&mut schema);
+    schema
+}
+
+fn close(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let is_object = o.get("type").is_some_and(|t| {
+                t == "object"
+                    || t.as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "object"))
+            }) || o.contains_key("properties");
+            if is_object {
+                o.entry("additionalProperties")
+                    .or_insert(Value::Bool(false));
+                o.entry("properties").or_insert_with(|| json!({}));
+                o.entry("required").or_insert_with(|| json!([]));
+            }
+            for (_, child) in o.iter_mut() {
+                close(child);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(close),
+        _ => {}
+    }
+}
+
+/// The schema of one column as a tool argument.
+pub fn field(f: &FieldDef) -> Value {
+    let (mut s, ty) = match f.ty {
+        FieldType::Id | FieldType::Int => (json!({}), "integer"),
+        FieldType::Text => (json!({}), "string"),
+        FieldType::Email => (json!({"format": "email"}), "string"),
+        FieldType::Float => (json!({}), "number"),
+        FieldType::Bool => (json!({}), "boolean"),
+        FieldType::Timestamp => (json!({"format": "date-time"}), "string"),
+        FieldType::Date => (json!({"format": "date"}), "string"),
+        FieldType::Json => (
+            json!({"additionalProperties": true, "properties": {}, "required": []}),
+            "object",
+        ),
+        FieldType::Enum(values) => {
+            let mut vals: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+            if f.nullable {
+                vals.push(Value::Null);
+            }
+            (json!({"enum": vals}), "string")
+        }
+        FieldType::Ref(_) => (json!({}), "integer"),
+    };
+    let o = s.as_object_mut().expect("object");
+    o.insert(
+        "type".into(),
+        if f.nullable {
+            json!([ty, "null"])
+        } else {
+            json!(ty)
+        },
+    );
+    if let Some(min) = f.min {
+        o.insert("minimum".into(), json!(min));
+    }
+    if let Some(max) = f.max {
+        o.insert("maximum".into(), json!(max));
+    }
+    o.insert("description".into(), json!(f.ty.expected()));
+    s
+}
+
+/// The writable fields of a record type as argument properties.
+fn writable(def: &TableDef) -> Map<String, Value> {
+    let mut props: Map<String, Value> = def
+        .fields
+        .iter()
+        .filter(|f| f.writable)
+        .map(|f| (f.name.to_owned(), field(f)))
+        .collect();
+    if def.record == RecordType::Deal {
+        props.insert(
+            "contact_ids".into(),
+            json!({"type": "array", "items": {"type": "integer"}, "description": "ids of the deal's contacts (replaces the list)"}),
+        );
+    }
+    props
+}
+
+/// Arguments of `create_X`: the writable fields, the required ones required.
+pub fn create_args(def: &TableDef) -> Value {
+    let required: Vec<&str> = def
+        .fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({
+        "type": "object",
+        "properties": writable(def),
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// Arguments of `update_X`: the id and any writable fields to change.
+pub fn update_args(def: &TableDef) -> Value {
+    let mut props = writable(def);
+    props.insert(
+        "id".into(),
+        json!({"type": "integer", "description": format!("the id of the {} to change", def.record)}),
+    );
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": ["id"],
+        "additionalProperties": false,
+    })
+}
+
+/// Schema-only mirrors of the crm's filter types (which carry no schemars
+/// derive): the store still parses and validates the real ones.
+pub mod filter {
+    use schemars::JsonSchema;
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    /// A condition on one field, or an `and` / `or` group of filters.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum Filter {
+        And { and: Vec<Filter> },
+        Or { or: Vec<Filter> },
+        Cond(Condition),
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Condition {
+        /// A field of the record type, or `custom.KEY` for a custom attribute.
+        pub field: String,
+        pub op: Op,
+        /// The value to compare with; a list for `in`; true/false for `is_null`.
+        pub value: Value,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    pub enum Op {
+        Eq,
+        Ne,
+        Lt,
+        Lte,
+        Gt,
+        Gte,
+        In,
+        Contains,
+        IsNull,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Sort {
+        pub field: String,
+        pub direction: Option<Direction>,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    pub enum Direction {
+        Asc,
+        Desc,
+    }
+}
