@@ -5,6 +5,7 @@ mod bench;
 mod db;
 mod llm;
 pub mod models;
+mod tool;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// Benchmarks; each prints its figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Typed CRM tools: `rapport tool list`, `tool schema NAME`, `tool call NAME --json '{…}'`.
+    #[command(subcommand)]
+    Tool(tool::ToolCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,5 +109,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Llm(cmd) => llm::run(cmd).await,
         Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
         Command::Bench(cmd) => bench::run(&global, cmd).await,
+        Command::Tool(cmd) => tool::run(&global, cmd).await,
     }
 }

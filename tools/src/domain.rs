@@ -851,7 +851,7 @@ impl Tool for ListUsers {
         "list_users"
     }
     fn description(&self) -> String {
-        "List the workspace's users (id, name, email, role, time zone), e.g. to find the id of an owner or assignee. Read-only.".into()
+        "List the workspace's users (id, name, email, role, time zone); use it to find the id of an owner or assignee. Read-only.".into()
     }
     fn effect(&self) -> Effect {
         Effect::Read

@@ -139,6 +139,8 @@ impl ToolError {
             .map(str::to_owned);
         let field = match (path.as_str(), named) {
             (".", Some(n)) => n,
+            // Unknown fields are already the last step of the path.
+            (p, Some(n)) if p == n || p.ends_with(&format!(".{n}")) => p.to_owned(),
             (p, Some(n)) => format!("{p}.{n}"),
             (".", None) => "arguments".to_owned(),
             (p, None) => p.to_owned(),

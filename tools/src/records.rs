@@ -101,6 +101,14 @@ fn required_fields(rt: RecordType) -> String {
         .join(", ")
 }
 
+fn article(rt: RecordType) -> &'static str {
+    if rt == RecordType::Activity {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 pub(crate) fn id_of(record: &RecordMap) -> Id {
     record.get("id").and_then(Value::as_i64).unwrap_or_default()
 }
@@ -167,7 +175,8 @@ impl Tool for CreateRecord {
         let rt = self.0;
         let owner = crate::tool::owner_field(rt).unwrap_or("owner_id");
         format!(
-            "Create a {rt}. Required: {}. {} {owner} defaults to you. Returns the new {rt} with its id.",
+            "Create {} {rt}. Required: {}. {} {owner} defaults to you. Returns the new {rt} with its id.",
+            article(rt),
             required_fields(rt),
             notes(rt)
         )
@@ -224,8 +233,9 @@ impl Tool for UpdateRecord {
     }
     fn description(&self) -> String {
         format!(
-            "Change fields of a {rt}: give its id and only the fields to change (null clears a field; custom attributes merge key by key). Reps may change only their own records. Returns the {rt} as it is now.",
-            rt = self.0
+            "Change fields of {a} {rt}: give its id and only the fields to change (null clears a field; custom attributes merge key by key). Reps may change only their own records. Returns the {rt} as it is now.",
+            rt = self.0,
+            a = article(self.0)
         )
     }
     fn effect(&self) -> Effect {
@@ -265,8 +275,9 @@ impl Tool for DeleteRecord {
     }
     fn description(&self) -> String {
         format!(
-            "Delete a {rt} for good (managers and admins only). Fails with a conflict while other records still reference it. Returns the {rt} as it was.",
-            rt = self.0
+            "Delete {a} {rt} for good (managers and admins only). Fails with a conflict while other records still reference it. Returns the {rt} as it was.",
+            rt = self.0,
+            a = article(self.0)
         )
     }
     fn effect(&self) -> Effect {

@@ -199,6 +199,8 @@ pub trait DynTool: Send + Sync {
     fn input_schema(&self) -> Value;
     fn output_schema(&self) -> Value;
     fn example(&self) -> Value;
+    /// Parses arguments into the tool's `Args` without running it.
+    fn validate_args(&self, args: &Value) -> Result<()>;
     fn call_json<'a>(&'a self, cx: &'a mut Call, args: Value) -> BoxFuture<'a, Result<Value>>;
 }
 
@@ -223,6 +225,11 @@ impl<T: Tool> DynTool for T {
     }
     fn example(&self) -> Value {
         Tool::example(self)
+    }
+    fn validate_args(&self, args: &Value) -> Result<()> {
+        serde_path_to_error::deserialize::<_, T::Args>(args)
+            .map(drop)
+            .map_err(ToolError::from_args)
     }
     fn call_json<'a>(&'a self, cx: &'a mut Call, args: Value) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move {

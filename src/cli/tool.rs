@@ -1,0 +1,114 @@
+//! `rapport tool list | schema NAME | call NAME --json '{…}'`: the tool registry
+//! on the command line. Thin: it opens the store, builds the caller from
+//! `--as USER`, and prints what `rapport-tools` returns.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rapport_crm::model::User;
+use rapport_crm::{Source, Store};
+use rapport_tools::{Caller, Registry, first_sentence};
+
+use super::GlobalArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum ToolCmd {
+    /// Every tool: name, effect and what it does.
+    List(ListArgs),
+    /// The JSON Schema of a tool's arguments, with its description and effect.
+    Schema(SchemaArgs),
+    /// Call a tool with JSON arguments, acting as `--as USER` (default: the
+    /// workspace admin). Prints the JSON result, or the structured error and
+    /// exits non-zero.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// A Markdown table, for the README.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// JSON with every tool's input schema.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    pub name: String,
+    /// The arguments as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub json: String,
+}
+
+pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
+    let tools = Registry::new();
+    match cmd {
+        ToolCmd::List(args) if args.markdown => print!("{}", tools.markdown()),
+        ToolCmd::List(args) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&tools.list())?)
+        }
+        ToolCmd::List(_) => {
+            let width = tools.tools().map(|t| t.name().len()).max().unwrap_or(0);
+            for t in tools.tools() {
+                println!(
+                    "{:<width$}  {:<11}  {}",
+                    t.name(),
+                    t.effect().as_str(),
+                    first_sentence(&t.description())
+                );
+            }
+        }
+        ToolCmd::Schema(args) => {
+            let t = tools.get(&args.name).with_context(|| {
+                format!(
+                    "no tool named {:?}; `rapport tool list` shows them",
+                    args.name
+                )
+            })?;
+            let out = serde_json::json!({
+                "name": t.name(),
+                "description": t.description(),
+                "effect": t.effect(),
+                "input_schema": t.input_schema(),
+                "example": t.example(),
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        ToolCmd::Call(args) => {
+            let input: serde_json::Value = serde_json::from_str(&args.json)
+                .context("--json must be a JSON object, e.g. '{\"id\": 1}'")?;
+            let s = super::db::open(global).await?;
+            let caller = caller(&s.store, &s.ctx).await?;
+            match tools.call(&s.store, &caller, &args.name, input).await {
+                Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                Err(e) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({"error": e}))?
+                    );
+                    s.store.close().await;
+                    std::process::exit(2);
+                }
+            }
+            s.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn caller(store: &Store, ctx: &rapport_crm::Ctx) -> anyhow::Result<Caller> {
+    let user_id = ctx.actor_id.context("no acting user")?;
+    let user: User = store.get(ctx, user_id).await?;
+    Ok(Caller {
+        workspace_id: ctx.workspace_id,
+        user_id,
+        role: user.role,
+        source: Source::Cli,
+        session_id: None,
+    })
+}

@@ -1,0 +1,149 @@
+//! Registry-wide checks that need no database: names, descriptions, schemas.
+
+use rapport_tools::{Effect, Registry};
+use serde_json::{Value, json};
+
+fn walk_objects<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
+    match v {
+        Value::Object(o) => {
+            if o.get("type").is_some_and(|t| {
+                t == "object" || t.as_array().is_some_and(|a| a.contains(&json!("object")))
+            }) {
+                out.push((path.clone(), v));
+            }
+            for (k, child) in o {
+                walk_objects(child, format!("{path}/{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                walk_objects(child, format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_tool_has_a_strict_valid_schema_and_its_example_round_trips() {
+    let tools = Registry::new();
+    let mut n = 0;
+    for t in tools.tools() {
+        n += 1;
+        let name = t.name();
+        assert!(
+            name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && name.len() <= 64,
+            "{name}"
+        );
+        let d = t.description();
+        assert!(
+            d.len() >= 40 && d.ends_with('.'),
+            "{name}: description {d:?}"
+        );
+
+        let schema = t.input_schema();
+        assert!(
+            jsonschema::meta::is_valid(&schema),
+            "{name}: not a valid JSON Schema: {schema}"
+        );
+        assert_eq!(schema["type"], "object", "{name}");
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+        assert!(
+            schema["required"].is_array(),
+            "{name}: required must be explicit"
+        );
+        let mut objects = Vec::new();
+        walk_objects(&schema, String::new(), &mut objects);
+        for (path, o) in objects {
+            let free_form = path.ends_with("/custom");
+            assert!(
+                o.get("additionalProperties") == Some(&json!(false)) || free_form,
+                "{name}: object at {path:?} is open: {o}"
+            );
+            assert!(
+                o["required"].is_array(),
+                "{name}: object at {path:?} lacks required"
+            );
+        }
+        let validator = jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("{name}: schema does not compile: {e}"));
+
+        let example = t.example();
+        assert!(
+            validator.is_valid(&example),
+            "{name}: example {example} does not match its schema: {:?}",
+            validator
+                .iter_errors(&example)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        t.validate_args(&example)
+            .unwrap_or_else(|e| panic!("{name}: example does not parse as Args: {e:?}"));
+
+        // The schema and the Args type agree on refusing unknown fields.
+        let mut extra = example.clone();
+        extra["not_a_field"] = json!(1);
+        assert!(
+            !validator.is_valid(&extra),
+            "{name}: schema accepts unknown fields"
+        );
+        let err = t.validate_args(&extra);
+        if !name.starts_with("create_") && !name.starts_with("update_") {
+            let err = err.expect_err(name);
+            assert_eq!(err.field.as_deref(), Some("not_a_field"), "{name}: {err:?}");
+        }
+        // Every required property is really required by the Args type.
+        for req in schema["required"].as_array().unwrap() {
+            let key = req.as_str().unwrap();
+            let mut missing = example.clone();
+            missing.as_object_mut().unwrap().remove(key);
+            assert!(!validator.is_valid(&missing), "{name}: {key}");
+            if !name.starts_with("create_") && !name.starts_with("update_") {
+                let err = t.validate_args(&missing).expect_err(name);
+                assert_eq!(err.field.as_deref(), Some(key), "{name}: {err:?}");
+            }
+        }
+        let _ = t.output_schema();
+    }
+    assert!(n >= 40, "only {n} tools");
+}
+
+#[test]
+fn effects_and_roles_fit_together() {
+    let tools = Registry::new();
+    for t in tools.tools() {
+        let roles = t.roles();
+        match t.effect() {
+            Effect::Read => assert_eq!(roles.len(), 4, "{}", t.name()),
+            Effect::Write => assert!(
+                !roles.contains(&rapport_crm::model::Role::Viewer),
+                "{}",
+                t.name()
+            ),
+            Effect::Destructive => assert!(
+                roles
+                    .iter()
+                    .all(|r| *r >= rapport_crm::model::Role::Manager),
+                "{}",
+                t.name()
+            ),
+        }
+        if t.name().starts_with("delete_") {
+            assert_eq!(t.effect(), Effect::Destructive, "{}", t.name());
+        }
+    }
+}
+
+#[test]
+fn markdown_lists_every_tool_once() {
+    let tools = Registry::new();
+    let md = tools.markdown();
+    for t in tools.tools() {
+        assert_eq!(
+            md.matches(&format!("| `{}` |", t.name())).count(),
+            1,
+            "{}",
+            t.name()
+        );
+    }
+}
