@@ -3,6 +3,7 @@
 //! store's dynamic calls; argument schemas come from the crm's field
 //! definitions, so the schema and the store's validation never disagree.
 
+use rapport_crm::model::Role;
 use rapport_crm::{Filter, Id, ListQuery, RecordMap, RecordType, Sort};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,13 +14,15 @@ use crate::schema;
 use crate::tool::{Call, Effect, Tool};
 
 /// The record types that get the five generic tools.
-pub const TYPES: [RecordType; 6] = [
+pub const TYPES: [RecordType; 8] = [
     RecordType::Company,
     RecordType::Contact,
     RecordType::Lead,
     RecordType::Deal,
     RecordType::Activity,
     RecordType::Task,
+    RecordType::Pipeline,
+    RecordType::Stage,
 ];
 
 fn names(rt: RecordType) -> [&'static str; 5] {
@@ -66,6 +69,20 @@ fn names(rt: RecordType) -> [&'static str; 5] {
             "delete_task",
             "list_tasks",
         ],
+        RecordType::Pipeline => [
+            "create_pipeline",
+            "get_pipeline",
+            "update_pipeline",
+            "delete_pipeline",
+            "list_pipelines",
+        ],
+        RecordType::Stage => [
+            "create_stage",
+            "get_stage",
+            "update_stage",
+            "delete_stage",
+            "list_stages",
+        ],
         other => unreachable!("no record tools for {other}"),
     }
 }
@@ -87,7 +104,22 @@ fn notes(rt: RecordType) -> &'static str {
         RecordType::Task => {
             "A task is a to-do with an assignee and an optional due time. See also complete_task, reschedule_task and my_tasks."
         }
+        RecordType::Pipeline => {
+            "A pipeline is the ordered list of stages deals move through; one is the default. Only managers and admins change pipelines."
+        }
+        RecordType::Stage => {
+            "A stage belongs to a pipeline and has a position, a default win probability (0–1) and an outcome (open, won or lost). Only managers and admins change stages."
+        }
         _ => "",
+    }
+}
+
+/// Who may create and change records of a type: configuration that nobody
+/// owns (pipelines, stages) is for managers and admins.
+fn write_roles(rt: RecordType) -> &'static [Role] {
+    match crate::tool::owner_field(rt) {
+        Some(_) => Effect::Write.default_roles(),
+        None => &[Role::Manager, Role::Admin],
     }
 }
 
@@ -122,6 +154,10 @@ fn minimal(rt: RecordType) -> Value {
         RecordType::Deal => json!({"name": "Acme renewal", "value": 12000}),
         RecordType::Activity => json!({"kind": "note", "body": "Asked about the Pro plan."}),
         RecordType::Task => json!({"title": "Follow up with Dana"}),
+        RecordType::Pipeline => json!({"name": "Renewals"}),
+        RecordType::Stage => {
+            json!({"pipeline_id": 1, "name": "Demo", "position": 6, "probability": 0.3})
+        }
         _ => json!({}),
     }
 }
@@ -173,9 +209,11 @@ impl Tool for CreateRecord {
     }
     fn description(&self) -> String {
         let rt = self.0;
-        let owner = crate::tool::owner_field(rt).unwrap_or("owner_id");
+        let owner = crate::tool::owner_field(rt)
+            .map(|f| format!(" {f} defaults to you."))
+            .unwrap_or_default();
         format!(
-            "Create {} {rt}. Required: {}. {} {owner} defaults to you. Returns the new {rt} with its id.",
+            "Create {} {rt}. Required: {}. {}{owner} Returns the new {rt} with its id.",
             article(rt),
             required_fields(rt),
             notes(rt)
@@ -183,6 +221,9 @@ impl Tool for CreateRecord {
     }
     fn effect(&self) -> Effect {
         Effect::Write
+    }
+    fn roles(&self) -> &'static [Role] {
+        write_roles(self.0)
     }
     fn input_schema(&self) -> Value {
         schema::create_args(self.0.def())
@@ -240,6 +281,9 @@ impl Tool for UpdateRecord {
     }
     fn effect(&self) -> Effect {
         Effect::Write
+    }
+    fn roles(&self) -> &'static [Role] {
+        write_roles(self.0)
     }
     fn input_schema(&self) -> Value {
         schema::update_args(self.0.def())

@@ -51,6 +51,9 @@ both_backends!(
     list_users_is_read_only_lookup,
     pipeline_summary_counts_and_weights,
     unknown_tool_is_not_found,
+    pipelines_and_stages_are_for_managers,
+    reassign_owner_moves_records_between_users,
+    timeline_orders_activities_tasks_and_stage_changes,
 );
 
 struct Env {
@@ -1390,6 +1393,268 @@ async fn unknown_tool_is_not_found(store: &Store) {
         json!({}),
         ErrorCode::NotFound,
         Some("name"),
+    )
+    .await;
+}
+
+async fn pipelines_and_stages_are_for_managers(store: &Store) {
+    let env = Env::new(store, "pipes").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    let p = env
+        .ok(&fx.manager, "create_pipeline", json!({"name": "Renewals"}))
+        .await;
+    let s = env
+        .ok(
+            &fx.manager,
+            "create_stage",
+            json!({"pipeline_id": id(&p), "name": "Check-in", "position": 0, "probability": 0.5}),
+        )
+        .await;
+    assert_eq!(s["outcome"], "open");
+    let s2 = env
+        .ok(
+            admin,
+            "update_stage",
+            json!({"id": id(&s), "probability": 0.7}),
+        )
+        .await;
+    assert_eq!(s2["probability"].as_f64(), Some(0.7));
+    let list = env
+        .ok(
+            &fx.viewer,
+            "list_stages",
+            json!({"filter": {"field": "pipeline_id", "op": "eq", "value": id(&p)}}),
+        )
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    env.ok(&fx.viewer, "get_pipeline", json!({"id": id(&p)}))
+        .await;
+    assert_eq!(
+        env.ok(&fx.viewer, "list_pipelines", json!({})).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    use ErrorCode::*;
+    env.refused(
+        &fx.rep,
+        "create_pipeline",
+        json!({"name": "Mine"}),
+        PermissionDenied,
+        None,
+    )
+    .await;
+    env.refused(
+        &fx.rep,
+        "update_stage",
+        json!({"id": id(&s), "name": "x"}),
+        PermissionDenied,
+        None,
+    )
+    .await;
+    env.refused(
+        &fx.rep,
+        "delete_stage",
+        json!({"id": id(&s)}),
+        PermissionDenied,
+        None,
+    )
+    .await;
+    env.refused(
+        admin,
+        "create_stage",
+        json!({"pipeline_id": id(&p), "name": "Bad", "position": 1, "probability": 1.5}),
+        InvalidArgument,
+        Some("probability"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "create_stage",
+        json!({"pipeline_id": 987654, "name": "Bad", "position": 1, "probability": 0.5}),
+        NotFound,
+        Some("pipeline_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "create_pipeline",
+        json!({"name": "Renewals"}),
+        Conflict,
+        Some("name"),
+    )
+    .await;
+    env.refused(admin, "get_stage", json!({"id": 987654}), NotFound, None)
+        .await;
+    env.refused(
+        admin,
+        "delete_pipeline",
+        json!({"id": id(&p)}),
+        Conflict,
+        None,
+    )
+    .await;
+    env.ok(&fx.manager, "delete_stage", json!({"id": id(&s)}))
+        .await;
+    env.ok(&fx.manager, "delete_pipeline", json!({"id": id(&p)}))
+        .await;
+}
+
+async fn reassign_owner_moves_records_between_users(store: &Store) {
+    let env = Env::new(store, "reassign").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    let deal = env
+        .ok(&fx.rep, "create_deal", json!({"name": "Handover"}))
+        .await;
+    let task = env
+        .ok(&fx.rep, "create_task", json!({"title": "Call"}))
+        .await;
+    let moved = env
+        .ok(
+            &fx.manager,
+            "reassign_owner",
+            json!({"record_type": "deal", "id": id(&deal), "owner_id": fx.manager.id}),
+        )
+        .await;
+    assert_eq!(moved["owner_id"], json!(fx.manager.id));
+    let moved = env
+        .ok(
+            admin,
+            "reassign_owner",
+            json!({"record_type": "task", "id": id(&task), "owner_id": fx.manager.id}),
+        )
+        .await;
+    assert_eq!(moved["assignee_id"], json!(fx.manager.id));
+    // The rep no longer owns the deal, so may not change it.
+    env.refused(
+        &fx.rep,
+        "move_deal_stage",
+        json!({"deal_id": id(&deal), "stage": "Proposal"}),
+        ErrorCode::PermissionDenied,
+        None,
+    )
+    .await;
+
+    use ErrorCode::*;
+    env.refused(
+        &fx.rep,
+        "reassign_owner",
+        json!({"record_type": "task", "id": id(&task), "owner_id": fx.rep.id}),
+        PermissionDenied,
+        None,
+    )
+    .await;
+    env.refused(
+        admin,
+        "reassign_owner",
+        json!({"record_type": "user", "id": 1, "owner_id": fx.rep.id}),
+        InvalidArgument,
+        Some("record_type"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "reassign_owner",
+        json!({"record_type": "deal", "id": id(&deal)}),
+        InvalidArgument,
+        Some("owner_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "reassign_owner",
+        json!({"record_type": "deal", "id": 987654, "owner_id": fx.rep.id}),
+        NotFound,
+        Some("id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "reassign_owner",
+        json!({"record_type": "deal", "id": id(&deal), "owner_id": 987654}),
+        NotFound,
+        Some("owner_id"),
+    )
+    .await;
+}
+
+async fn timeline_orders_activities_tasks_and_stage_changes(store: &Store) {
+    let env = Env::new(store, "timeline").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    let deal = env
+        .ok(admin, "create_deal", json!({"name": "Acme Pro"}))
+        .await;
+    env.ok(admin, "log_activity", json!({"kind": "email", "subject": "Intro", "body": "Hello", "deal_id": id(&deal), "occurred_at": "2020-01-02T10:00:00Z"})).await;
+    env.ok(admin, "log_activity", json!({"kind": "call", "body": "Discussed price", "deal_id": id(&deal), "occurred_at": "2020-01-05T10:00:00Z",
+        "follow_up": {"title": "Send quote", "due_at": "2020-01-07T09:00:00Z"}})).await;
+    env.ok(
+        admin,
+        "move_deal_stage",
+        json!({"deal_id": id(&deal), "stage": "Proposal"}),
+    )
+    .await;
+
+    let t = env
+        .ok(
+            &fx.viewer,
+            "timeline",
+            json!({"record_type": "deal", "id": id(&deal)}),
+        )
+        .await;
+    let summaries: Vec<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        vec![
+            "email: Intro",
+            "call: Discussed price",
+            "task (open): Send quote",
+            "stage: Qualification",
+            "stage: Proposal"
+        ],
+        "{t}"
+    );
+    assert_eq!(t["truncated"], false);
+    let last2 = env
+        .ok(
+            admin,
+            "timeline",
+            json!({"record_type": "deal", "id": id(&deal), "limit": 2}),
+        )
+        .await;
+    assert_eq!(last2["events"].as_array().unwrap().len(), 2);
+    assert_eq!(last2["truncated"], true);
+    assert_eq!(last2["events"][1]["summary"], "stage: Proposal");
+
+    use ErrorCode::*;
+    env.refused(
+        admin,
+        "timeline",
+        json!({"record_type": "deal", "id": 987654}),
+        NotFound,
+        Some("id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "timeline",
+        json!({"record_type": "planet", "id": 1}),
+        InvalidArgument,
+        Some("record_type"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "timeline",
+        json!({"record_type": "deal"}),
+        InvalidArgument,
+        Some("id"),
     )
     .await;
 }
