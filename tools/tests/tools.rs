@@ -54,6 +54,8 @@ both_backends!(
     pipelines_and_stages_are_for_managers,
     reassign_owner_moves_records_between_users,
     timeline_orders_activities_tasks_and_stage_changes,
+    forecast_groups_open_deals_by_close_month,
+    merge_contacts_moves_everything_to_the_survivor,
 );
 
 struct Env {
@@ -1657,4 +1659,194 @@ async fn timeline_orders_activities_tasks_and_stage_changes(store: &Store) {
         Some("id"),
     )
     .await;
+}
+
+async fn forecast_groups_open_deals_by_close_month(store: &Store) {
+    let env = Env::new(store, "forecast").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    for (v, date) in [
+        (1000, Some("2026-12-03")),
+        (3000, Some("2026-12-28")),
+        (2000, Some("2027-01-15")),
+        (700, None),
+    ] {
+        env.ok(
+            &fx.rep,
+            "create_deal",
+            json!({"name": format!("D{v}"), "value": v, "expected_close_date": date}),
+        )
+        .await;
+    }
+    let won = env
+        .ok(
+            admin,
+            "create_deal",
+            json!({"name": "W", "value": 9999, "expected_close_date": "2026-12-01"}),
+        )
+        .await;
+    env.ok(
+        admin,
+        "close_deal",
+        json!({"deal_id": id(&won), "outcome": "won", "reason": "ok"}),
+    )
+    .await;
+    let f = env.ok(&fx.viewer, "forecast", json!({})).await;
+    let p = fx.stage("Qualification").probability;
+    assert_eq!(f["months"][0]["month"], "2026-12");
+    assert_eq!(
+        f["months"][0]["deals"], 2,
+        "closed deals are not forecast: {f}"
+    );
+    assert_eq!(f["months"][0]["total_value"].as_f64(), Some(4000.0));
+    assert!((f["months"][0]["weighted_value"].as_f64().unwrap() - 4000.0 * p).abs() < 1e-6);
+    assert_eq!(f["months"][1]["month"], "2027-01");
+    assert_eq!(f["unscheduled"]["deals"], 1);
+    let mine = env
+        .ok(
+            admin,
+            "forecast",
+            json!({"owner_id": fx.rep.id, "pipeline_id": fx.pipeline.id}),
+        )
+        .await;
+    assert_eq!(mine["months"].as_array().unwrap().len(), 2);
+    let none = env
+        .ok(admin, "forecast", json!({"owner_id": fx.manager.id}))
+        .await;
+    assert!(none["months"].as_array().unwrap().is_empty());
+
+    use ErrorCode::*;
+    env.refused(
+        admin,
+        "forecast",
+        json!({"pipeline_id": 987654}),
+        NotFound,
+        Some("pipeline_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "forecast",
+        json!({"owner_id": 987654}),
+        NotFound,
+        Some("owner_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "forecast",
+        json!({"owner_id": "me"}),
+        InvalidArgument,
+        Some("owner_id"),
+    )
+    .await;
+}
+
+async fn merge_contacts_moves_everything_to_the_survivor(store: &Store) {
+    let env = Env::new(store, "merge").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    let keep = env
+        .ok(
+            admin,
+            "create_contact",
+            json!({"first_name": "Dana", "last_name": "Lee", "custom": {"plan": "pro"}}),
+        )
+        .await;
+    let dup = env
+        .ok(admin, "create_contact", json!({"first_name": "Dana", "last_name": "Lee", "email": "dana@acme.com", "phone": "+1 555", "custom": {"plan": "basic", "tier": "gold"}}))
+        .await;
+    let act = env.ok(admin, "log_activity", json!({"kind": "call", "body": "x", "contact_id": id(&dup), "follow_up": {"title": "Call back"}})).await;
+    let deal = env
+        .ok(
+            admin,
+            "create_deal",
+            json!({"name": "Acme", "contact_ids": [id(&dup), id(&keep)]}),
+        )
+        .await;
+    env.ok(
+        admin,
+        "add_tag",
+        json!({"record_type": "contact", "id": id(&dup), "tag": "vip"}),
+    )
+    .await;
+
+    use ErrorCode::*;
+    env.refused(
+        &fx.rep,
+        "merge_contacts",
+        json!({"survivor_id": id(&keep), "duplicate_id": id(&dup)}),
+        PermissionDenied,
+        None,
+    )
+    .await;
+    env.refused(
+        admin,
+        "merge_contacts",
+        json!({"survivor_id": id(&keep), "duplicate_id": id(&keep)}),
+        InvalidArgument,
+        Some("duplicate_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "merge_contacts",
+        json!({"survivor_id": id(&keep)}),
+        InvalidArgument,
+        Some("duplicate_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "merge_contacts",
+        json!({"survivor_id": id(&keep), "duplicate_id": 987654}),
+        NotFound,
+        Some("duplicate_id"),
+    )
+    .await;
+    env.refused(
+        admin,
+        "merge_contacts",
+        json!({"survivor_id": 987654, "duplicate_id": id(&dup)}),
+        NotFound,
+        Some("survivor_id"),
+    )
+    .await;
+
+    let out = env
+        .ok(
+            &fx.manager,
+            "merge_contacts",
+            json!({"survivor_id": id(&keep), "duplicate_id": id(&dup)}),
+        )
+        .await;
+    let s = &out["survivor"];
+    assert_eq!(s["email"], "dana@acme.com");
+    assert_eq!(s["phone"], "+1 555");
+    assert_eq!(
+        s["custom"],
+        json!({"plan": "pro", "tier": "gold"}),
+        "the survivor's values win"
+    );
+    assert_eq!(out["moved"]["activities"], 1);
+    assert_eq!(out["moved"]["tasks"], 1);
+    assert_eq!(out["moved"]["deals"], 1);
+    assert_eq!(out["tags_added"], json!(["vip"]));
+    let a = env
+        .ok(admin, "get_activity", json!({"id": id(&act["activity"])}))
+        .await;
+    assert_eq!(a["contact_id"], keep["id"]);
+    let t = env
+        .ok(admin, "get_task", json!({"id": id(&act["follow_up_task"])}))
+        .await;
+    assert_eq!(t["contact_id"], keep["id"]);
+    let d = env.ok(admin, "get_deal", json!({"id": id(&deal)})).await;
+    assert_eq!(d["contact_ids"], json!([id(&keep)]));
+    env.refused(
+        admin,
+        "get_contact",
+        json!({"id": id(&dup)}),
+        NotFound,
+        None,
+    )
+    .await;
+    assert_eq!(env.count(RecordType::Contact).await, 1);
 }
