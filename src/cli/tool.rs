@@ -20,6 +20,27 @@ pub enum ToolCmd {
     /// workspace admin). Prints the JSON result, or the structured error and
     /// exits non-zero.
     Call(CallArgs),
+    /// Per-call overhead of representative read and write tools over the bare
+    /// repository call they wrap, on SQLite and PostgreSQL (JSON).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Contacts in the table that is read.
+    #[arg(long, default_value_t = 5_000)]
+    rows: usize,
+    /// Timed repetitions per operation.
+    #[arg(long, default_value_t = 500)]
+    iterations: usize,
+    /// PostgreSQL server to benchmark on (a scratch database is created and dropped);
+    /// `none` to skip.
+    #[arg(
+        long,
+        env = "RAPPORT_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +69,7 @@ pub struct CallArgs {
 pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
     let tools = Registry::new();
     match cmd {
+        ToolCmd::Bench(args) => bench(args).await?,
         ToolCmd::List(args) if args.markdown => print!("{}", tools.markdown()),
         ToolCmd::List(args) if args.json => {
             println!("{}", serde_json::to_string_pretty(&tools.list())?)
@@ -111,4 +133,38 @@ async fn caller(store: &Store, ctx: &rapport_crm::Ctx) -> anyhow::Result<Caller>
         source: Source::Cli,
         session_id: None,
     })
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
+    use rapport_tools::bench::{BenchParams, run};
+    let params = BenchParams {
+        rows: args.rows,
+        iterations: args.iterations,
+    };
+    let mut results = Vec::new();
+    let dir = tempfile::tempdir()?;
+    let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
+    results.push(run(&store, &params).await?);
+    store.close().await;
+    if args.postgres_url != "none" {
+        let name = format!("rapport_tool_bench_{}", std::process::id());
+        match create_scratch_database(&args.postgres_url, &name).await {
+            Ok(url) => {
+                let outcome = async {
+                    let store = Store::connect(&url).await?;
+                    let r = run(&store, &params).await;
+                    store.close().await;
+                    anyhow::Ok(r?)
+                }
+                .await;
+                drop_scratch_database(&args.postgres_url, &name).await?;
+                results.push(outcome?);
+            }
+            Err(e) => tracing::warn!("PostgreSQL not benchmarked: {e}"),
+        }
+    }
+    let doc = serde_json::json!({"benchmark": "tools", "results": results});
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }

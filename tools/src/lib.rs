@@ -26,6 +26,7 @@ let found = tools.call(&store, &caller, "find_records", json!({"query": "Dana"})
 ```
 */
 
+pub mod bench;
 mod domain;
 mod error;
 pub mod records;

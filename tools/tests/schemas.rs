@@ -147,3 +147,18 @@ fn markdown_lists_every_tool_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn bench_reports_ratios_to_the_bare_calls() {
+    let db = rapport_crm::testing::TestDb::sqlite().await;
+    let params = rapport_tools::bench::BenchParams {
+        rows: 50,
+        iterations: 5,
+    };
+    let r = rapport_tools::bench::run(&db.store, &params).await.unwrap();
+    for op in ["get_contact", "list_contacts", "update_contact"] {
+        assert!(r[op]["ratio_p50"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r[op]["tool"]["n"], 5);
+    }
+    db.cleanup().await;
+}
