@@ -126,13 +126,7 @@ pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
 async fn caller(store: &Store, ctx: &rapport_crm::Ctx) -> anyhow::Result<Caller> {
     let user_id = ctx.actor_id.context("no acting user")?;
     let user: User = store.get(ctx, user_id).await?;
-    Ok(Caller {
-        workspace_id: ctx.workspace_id,
-        user_id,
-        role: user.role,
-        source: Source::Cli,
-        session_id: None,
-    })
+    Ok(Caller::user(&user, Source::Cli))
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {

@@ -86,6 +86,7 @@ pub async fn run(store: &Store, params: &BenchParams) -> Result<Value> {
         role: Role::Admin,
         source: Source::Cli,
         session_id: None,
+        agent: None,
     };
     let n = params.iterations.max(2);
     let pick = |i: usize| ids[(i * 7919) % ids.len()];

@@ -36,4 +36,4 @@ mod tool;
 
 pub use error::{ErrorCode, Result, ToolError};
 pub use registry::{Registry, ToolInfo, first_sentence};
-pub use tool::{BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};
+pub use tool::{AgentInfo, BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};

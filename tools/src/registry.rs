@@ -116,7 +116,10 @@ impl Registry {
         };
         let result = tool.call_json(&mut cx, args.clone()).await?;
         let action = format!("tool:{name}");
-        let record = json!({"args": args, "result": result});
+        let mut record = json!({"args": args, "result": result});
+        if let Some(agent) = &caller.agent {
+            record["agent"] = json!(agent);
+        }
         cx.tx
             .audit(
                 &cx.ctx,

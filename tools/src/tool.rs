@@ -56,9 +56,30 @@ pub struct Caller {
     pub role: Role,
     pub source: Source,
     pub session_id: Option<String>,
+    /// The model acting for the user, if any: recorded with each call.
+    pub agent: Option<AgentInfo>,
+}
+
+/// Which model and prompt made a call, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentInfo {
+    pub model: String,
+    pub prompt_version: Option<String>,
 }
 
 impl Caller {
+    /// A user acting through `source`, outside any agent session.
+    pub fn user(user: &rapport_crm::model::User, source: Source) -> Caller {
+        Caller {
+            workspace_id: user.workspace_id,
+            user_id: user.id,
+            role: user.role,
+            source,
+            session_id: None,
+            agent: None,
+        }
+    }
+
     pub fn ctx(&self) -> Ctx {
         Ctx {
             workspace_id: self.workspace_id,

@@ -80,6 +80,7 @@ impl Env {
             role: user.role,
             source: Source::Agent,
             session_id: Some("test-session".into()),
+            agent: None,
         }
     }
 
@@ -628,12 +629,33 @@ async fn each_call_writes_one_audit_entry(store: &Store) {
         .unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].actor_id, Some(rep.id));
+    // The model and prompt acting for the user are recorded with the call.
+    let mut agent_caller = env.caller(rep);
+    agent_caller.agent = Some(rapport_tools::AgentInfo {
+        model: "qwen2.5-coder-0.5b".into(),
+        prompt_version: Some("v1".into()),
+    });
+    env.tools
+        .call(
+            &env.store,
+            &agent_caller,
+            "add_tag",
+            json!({"record_type": "contact", "id": id(&made), "tag": "vip"}),
+        )
+        .await
+        .unwrap();
+    let entries = env.tool_audits().await;
+    let tagged = entries.iter().find(|e| e.action == "tool:add_tag").unwrap();
+    assert_eq!(
+        tagged.after.as_ref().unwrap()["agent"],
+        json!({"model": "qwen2.5-coder-0.5b", "prompt_version": "v1"})
+    );
     // Reads are audited as well (who looked at what).
     env.ok(rep, "get_contact", json!({"id": id(&made)})).await;
-    assert_eq!(env.tool_audits().await.len(), 2);
+    assert_eq!(env.tool_audits().await.len(), 3);
     // A failed call leaves no entry.
     env.err(rep, "get_contact", json!({"id": 987654})).await;
-    assert_eq!(env.tool_audits().await.len(), 2);
+    assert_eq!(env.tool_audits().await.len(), 3);
 }
 
 async fn find_records_ranks_and_reports_ambiguity(store: &Store) {
