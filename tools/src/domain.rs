@@ -667,6 +667,8 @@ impl Tool for RescheduleTask {
 pub struct MyTasksArgs {
     /// The current time, ISO-8601: tasks due before it are overdue.
     pub now: DateTime<Utc>,
+    /// Whose tasks (default: yours); find ids with list_users.
+    pub user_id: Option<Id>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -687,7 +689,7 @@ impl Tool for MyTasks {
         "my_tasks"
     }
     fn description(&self) -> String {
-        "Your open tasks, split into overdue (due before now) and upcoming. Pass the current time as now.".into()
+        "Open tasks of a user (default: you), split into overdue (due before now) and upcoming. Pass the current time as now.".into()
     }
     fn effect(&self) -> Effect {
         Effect::Read
@@ -696,7 +698,16 @@ impl Tool for MyTasks {
         json!({"now": "2026-11-21T09:00:00Z"})
     }
     async fn call(&self, cx: &mut Call, a: MyTasksArgs) -> Result<MyTasksOutput> {
-        let me = cx.caller.user_id;
+        let me = match a.user_id {
+            None => cx.caller.user_id,
+            Some(u) => {
+                cx.tx
+                    .get_dyn(&cx.ctx, RecordType::User, u)
+                    .await
+                    .map_err(|e| ToolError::from(e).with_field("user_id"))?;
+                u
+            }
+        };
         let mut tasks = list_all(
             cx,
             RecordType::Task,

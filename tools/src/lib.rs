@@ -16,6 +16,23 @@ The shape:
 - [`ToolError`]: what a model needs to act on a failure — a code, a message, the
   field, a hint, the candidates of an ambiguous reference, whether to retry.
 
+Rules every call follows:
+
+- **Permissions.** Viewers call read tools only. Reps create records (owned by
+  them unless they name themselves) and change records they own (`owner_id`, or
+  `assignee_id` for tasks); they cannot give records away. Managers and admins
+  change anything in their workspace and alone call destructive tools and
+  change pipelines and stages.
+- **One transaction, one audit entry.** The registry opens the transaction,
+  the tool's store calls write their own before/after entries in it, and the
+  registry adds one `tool:NAME` entry holding the arguments, the result and the
+  acting model if any. Reads are audited too. Any error rolls everything back.
+- **Errors name the field.** Argument parse errors carry the JSON path of the
+  offending value (`follow_up.due_at`, `types[0]`); store errors keep the field
+  the store names.
+- **No invented numbers.** Sentiment, scores and next-best actions come from
+  the pipelines; until those exist there are no tools for them.
+
 ```no_run
 # async fn demo(store: rapport_crm::Store, caller: rapport_tools::Caller) -> rapport_tools::Result<()> {
 use serde_json::json;

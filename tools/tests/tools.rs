@@ -1220,6 +1220,27 @@ async fn task_tools_complete_reschedule_and_list_mine(store: &Store) {
         None,
     )
     .await;
+    // Anyone may look at a colleague's list; an unknown user is named.
+    let reps = env
+        .ok(
+            &fx.viewer,
+            "my_tasks",
+            json!({"now": "2026-11-21T09:00:00Z", "user_id": fx.rep.id}),
+        )
+        .await;
+    assert_eq!(
+        reps["open"].as_array().unwrap().len(),
+        3,
+        "soon, late (rescheduled), someday"
+    );
+    env.refused(
+        &fx.viewer,
+        "my_tasks",
+        json!({"now": "2026-11-21T09:00:00Z", "user_id": 987654}),
+        NotFound,
+        Some("user_id"),
+    )
+    .await;
     // A viewer has no tasks, but may ask.
     let none = env
         .ok(
