@@ -56,6 +56,7 @@ both_backends!(
     timeline_orders_activities_tasks_and_stage_changes,
     forecast_groups_open_deals_by_close_month,
     merge_contacts_moves_everything_to_the_survivor,
+    a_tool_failing_after_writes_leaves_nothing,
 );
 
 struct Env {
@@ -1892,4 +1893,76 @@ async fn merge_contacts_moves_everything_to_the_survivor(store: &Store) {
     )
     .await;
     assert_eq!(env.count(RecordType::Contact).await, 1);
+}
+
+/// A tool that writes two records and then fails, to pin the registry's
+/// guarantee for every tool: a failed call keeps nothing, audit included.
+struct WritesThenFails;
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+impl rapport_tools::Tool for WritesThenFails {
+    type Args = NoArgs;
+    type Output = Value;
+    fn name(&self) -> &'static str {
+        "writes_then_fails"
+    }
+    fn description(&self) -> String {
+        "Test tool.".into()
+    }
+    fn effect(&self) -> rapport_tools::Effect {
+        rapport_tools::Effect::Write
+    }
+    fn example(&self) -> Value {
+        json!({})
+    }
+    async fn call(&self, cx: &mut rapport_tools::Call, _: NoArgs) -> rapport_tools::Result<Value> {
+        let c = cx
+            .tx
+            .create_dyn(&cx.ctx, RecordType::Company, json!({"name": "Ghost"}))
+            .await?;
+        cx.tx
+            .create_dyn(
+                &cx.ctx,
+                RecordType::Contact,
+                json!({"first_name": "Ghost", "company_id": c["id"]}),
+            )
+            .await?;
+        Err(ToolError::new(
+            ErrorCode::Conflict,
+            "failed after two writes",
+        ))
+    }
+}
+
+async fn a_tool_failing_after_writes_leaves_nothing(store: &Store) {
+    let mut env = Env::new(store, "failing").await;
+    env.tools = Registry::new();
+    env.tools.register(WritesThenFails);
+    let before = env.snapshot().await;
+    let all_before = env
+        .store
+        .actions_of(&env.ctx(), env.fx.admin.id, 500)
+        .await
+        .unwrap()
+        .len();
+    let e = env.err(&env.fx.admin, "writes_then_fails", json!({})).await;
+    assert_eq!(e.code, ErrorCode::Conflict);
+    assert_eq!(env.snapshot().await, before);
+    assert_eq!(env.count(RecordType::Company).await, 0);
+    let all_after = env
+        .store
+        .actions_of(&env.ctx(), env.fx.admin.id, 500)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        all_after, all_before,
+        "the store's own audit entries roll back too"
+    );
+    // The registry still works afterwards (the transaction was released).
+    env.ok(&env.fx.admin, "create_company", json!({"name": "Real"}))
+        .await;
 }
