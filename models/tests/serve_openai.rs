@@ -56,7 +56,9 @@ fn start_server() -> Server {
         )
         .expect("load the test chat model"),
     );
-    let state = AppState::new(vec![model.clone()], None);
+    let embedder = rapport_models::Embedder::load_default(Default::default())
+        .expect("load the MiniLM embedder");
+    let state = AppState::new(vec![model.clone()], Some(embedder));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -406,6 +408,38 @@ async fn a_client_that_disconnects_cancels_its_generation() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn embeddings_come_from_minilm() {
+    use async_openai::types::embeddings::CreateEmbeddingRequest;
+    let req = |format: &str| -> CreateEmbeddingRequest {
+        serde_json::from_value(json!({
+            "model": "all-minilm-l6-v2",
+            "input": ["Call with Dana: likes the Pro plan", "Acme renewal is at risk"],
+            "encoding_format": format
+        }))
+        .unwrap()
+    };
+    let resp = client().embeddings().create(req("float")).await.unwrap();
+    assert_eq!(resp.data.len(), 2);
+    assert_eq!(resp.model, "all-minilm-l6-v2");
+    for (i, e) in resp.data.iter().enumerate() {
+        assert_eq!(e.index as usize, i);
+        assert_eq!(e.embedding.len(), 384);
+        let norm: f32 = e.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "normalised: {norm}");
+    }
+    assert!(resp.usage.prompt_tokens > 0);
+    let b64 = client()
+        .embeddings()
+        .create_base64(req("base64"))
+        .await
+        .unwrap();
+    let decoded: Vec<f32> = b64.data[1].embedding.clone().into();
+    assert_eq!(decoded, resp.data[1].embedding);
+    let models = client().models().list().await.unwrap();
+    assert!(models.data.iter().any(|m| m.id == "all-minilm-l6-v2"));
 }
 
 // --- Without weights: the router with no model loaded. ---

@@ -6,8 +6,8 @@
 //! and decode rates; and the fraction of 30 fixed CRM requests for which the
 //! model emits a tool call that parses, names an offered tool and whose
 //! arguments validate against its schema, with constrained and with
-//! unconstrained decoding. The CRM tools and requests are fixed here so runs
-//! compare.
+//! unconstrained decoding (tool choice `auto`, greedy, one call per turn).
+//! The CRM tools and requests are fixed here so runs compare.
 
 use std::path::Path;
 use std::time::Instant;
@@ -362,6 +362,8 @@ fn tool_call_test(
                 max_tokens: Some(160),
                 sampling: Sampling::Greedy,
                 constrained,
+                // Each request calls for one action.
+                parallel_tool_calls: false,
                 ..Default::default()
             });
         let out = model.generate(req, |_| {})?;

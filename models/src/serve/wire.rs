@@ -316,3 +316,79 @@ fn to_message(m: &WireMessage) -> Result<ChatMessage, ApiError> {
         name: m.name.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> ChatCompletionRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn maps_openai_requests_onto_the_engine() {
+        let req = parse(json!({
+            "model": "m",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "add Jane"}]},
+                {"role": "assistant", "content": null,
+                 "tool_calls": [{"id": "c1", "type": "function",
+                                 "function": {"name": "create_contact", "arguments": "{\"name\":\"Jane\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "create_contact", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "create_contact"}},
+            "temperature": 0.7, "top_p": 0.9, "seed": 3, "max_completion_tokens": 50, "stop": "END",
+            "parallel_tool_calls": false
+        }));
+        let e = req.to_engine(true).unwrap();
+        assert_eq!(e.messages[0].role, Role::System);
+        assert_eq!(e.messages[1].content, "add Jane");
+        assert_eq!(
+            e.messages[2].tool_calls[0].arguments,
+            json!({"name": "Jane"})
+        );
+        assert_eq!(e.messages[3].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(e.tool_choice, ToolChoice::Function("create_contact".into()));
+        assert_eq!(
+            e.options.sampling,
+            Sampling::Sampled {
+                temperature: 0.7,
+                top_p: 0.9,
+                seed: 3
+            }
+        );
+        assert_eq!(e.options.max_tokens, Some(50));
+        assert_eq!(e.options.stop, vec!["END".to_string()]);
+        assert!(e.options.constrained && !e.options.parallel_tool_calls);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_serve() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            parse(b).to_engine(true)
+        };
+        assert!(with("n", json!(2)).is_err());
+        assert!(with("tool_choice", json!("sometimes")).is_err());
+        assert!(
+            with(
+                "tool_choice",
+                json!({"type": "function", "function": {"name": "x"}})
+            )
+            .is_err()
+        );
+        assert!(with("messages", json!([])).is_err());
+        assert!(with("messages", json!([{"role": "wizard", "content": "hi"}])).is_err());
+        let greedy = with("temperature", json!(0)).unwrap();
+        assert_eq!(greedy.options.sampling, Sampling::Greedy);
+        assert_eq!(
+            with("tool_choice", json!("none")).unwrap().tool_choice,
+            ToolChoice::None
+        );
+    }
+}
