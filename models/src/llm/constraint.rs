@@ -2,7 +2,8 @@
 //! inline JSON Schemas) built from the offered tools.
 //!
 //! With `tool_choice: auto` the model may write plain text (which must not
-//! start with `<` or `{`) *or* one or more calls
+//! start with `<`, `{` or a backtick, so a call cannot slip out as a bare or
+//! fenced JSON object) *or* one or more calls
 //! `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`; once it starts a
 //! call, every token is masked so that the name is one of the offered tools
 //! and the arguments validate against that tool's JSON Schema. With
@@ -62,7 +63,7 @@ pub fn tool_grammar(
     Ok(Some(format!(
         "%llguidance {{}}\n\
          {start}\n\
-         TEXT: /[^<{{](.|\\n)*/\n\
+         TEXT: /[^<{{`](.|\\n)*/\n\
          calls: {calls}\n\
          call: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n\
          body: %json {schema}\n"
@@ -201,6 +202,7 @@ mod tests {
             "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"J\", \"phone\": \"1\"}}\n</tool_call>"
         ));
         assert!(!accepts(&g, "{\"name\": \"create_contact\"}"));
+        assert!(!accepts(&g, "```json\n{\"name\": \"search\", \"arguments\": {}}\n```"));
     }
 
     #[test]
