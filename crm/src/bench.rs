@@ -41,6 +41,11 @@ fn summary(mut us: Vec<f64>) -> Value {
     json!({"n": us.len(), "p50_us": round(at(0.5)), "p99_us": round(at(0.99)), "mean_us": round(us.iter().sum::<f64>() / us.len() as f64)})
 }
 
+/// `a / b` to two decimals.
+fn ratio(a: f64, b: f64) -> f64 {
+    (a / b * 100.0).round() / 100.0
+}
+
 fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -130,8 +135,8 @@ pub async fn run(store: &Store, p: &BenchParams, progress: &ProgressBar) -> Resu
         "rows": p.rows,
         "point_read": summary(store_us.clone()),
         "point_read_raw_sqlx": summary(raw_us.clone()),
-        "point_read_ratio_p50": round(store_p50 / raw_p50 * 100.0) / 100.0,
-        "point_read_ratio_p99": round(percentile(&store_us, 0.99) / percentile(&raw_us, 0.99) * 100.0) / 100.0,
+        "point_read_ratio_p50": ratio(store_p50, raw_p50),
+        "point_read_ratio_p99": ratio(percentile(&store_us, 0.99), percentile(&raw_us, 0.99)),
         "filtered_list_50": summary(list_us),
         "insert_with_audit": summary(insert_us),
     }))

@@ -13,6 +13,8 @@ pub enum BenchCmd {
     /// Store latency (point read, filtered list, insert) on SQLite and PostgreSQL,
     /// with a raw sqlx SELECT of the same rows as the baseline.
     Crm(CrmBenchArgs),
+    /// Per-call overhead of typed tools over the bare repository call they wrap.
+    Tools(super::tool::BenchArgs),
     /// Sentence-embedding throughput at several batch sizes.
     Embed(models::BenchEmbedArgs),
     /// Local chat models: load, prefill and decode speed, cached-prefix latency,
@@ -41,6 +43,7 @@ pub struct CrmBenchArgs {
 pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Crm(args) => crm(args).await,
+        BenchCmd::Tools(args) => super::tool::bench(args).await,
         BenchCmd::Embed(args) => models::bench_embed(args).await,
         BenchCmd::Llm(args) => super::llm::bench(args).await,
     }

@@ -129,7 +129,7 @@ async fn caller(store: &Store, ctx: &rapport_crm::Ctx) -> anyhow::Result<Caller>
     Ok(Caller::user(&user, Source::Cli))
 }
 
-async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
     use rapport_tools::bench::{BenchParams, run};
     let params = BenchParams {
