@@ -2,11 +2,12 @@
 //! inline JSON Schemas) built from the offered tools.
 //!
 //! With `tool_choice: auto` the model may write plain text (which must not
-//! start with `<`, `{` or a backtick, so a call cannot slip out as a bare or
-//! fenced JSON object) *or* one or more calls
-//! `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`; once it starts a
-//! call, every token is masked so that the name is one of the offered tools
-//! and the arguments validate against that tool's JSON Schema. With
+//! start with `<`, `{` or a backtick) *or* one or more calls
+//! `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`, *or* one call as
+//! a fenced (` ```json `) or bare JSON object, the other forms small models
+//! reach for; once it starts a call, every token is masked so that the name is
+//! one of the offered tools and the arguments validate against that tool's
+//! JSON Schema. With
 //! `required` only calls are allowed, and with a named function only calls of
 //! that function. After the last call the grammar accepts only end-of-turn.
 //!
@@ -52,7 +53,7 @@ pub fn tool_grammar(
     }
     let schema = call_schema(&offered);
     let start = match choice {
-        ToolChoice::Auto => "start: TEXT | calls",
+        ToolChoice::Auto => "start: TEXT | calls | fenced | body",
         _ => "start: calls",
     };
     let calls = if parallel {
@@ -66,6 +67,7 @@ pub fn tool_grammar(
          TEXT: /[^<{{`](.|\\n)*/\n\
          calls: {calls}\n\
          call: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n\
+         fenced: \"```json\\n\" body \"\\n```\"\n\
          body: %json {schema}\n"
     )))
 }
@@ -203,6 +205,12 @@ mod tests {
         ));
         assert!(!accepts(&g, "{\"name\": \"create_contact\"}"));
         assert!(!accepts(&g, "```json\n{\"name\": \"search\", \"arguments\": {}}\n```"));
+        // Fenced and bare calls are allowed, and held to the schema too.
+        let body = "{\"name\": \"move_deal_stage\", \"arguments\": {\"deal\": \"Acme\", \"stage\": \"won\"}}";
+        assert!(accepts(&g, &format!("```json\n{body}\n```")));
+        assert!(accepts(&g, body));
+        assert!(!accepts(&g, &format!("```json\n{}\n```", body.replace("won", "maybe"))));
+        assert!(!accepts(&g, "```python\nprint(1)\n```"));
     }
 
     #[test]
