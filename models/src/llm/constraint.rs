@@ -204,12 +204,18 @@ mod tests {
             "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"J\", \"phone\": \"1\"}}\n</tool_call>"
         ));
         assert!(!accepts(&g, "{\"name\": \"create_contact\"}"));
-        assert!(!accepts(&g, "```json\n{\"name\": \"search\", \"arguments\": {}}\n```"));
+        assert!(!accepts(
+            &g,
+            "```json\n{\"name\": \"search\", \"arguments\": {}}\n```"
+        ));
         // Fenced and bare calls are allowed, and held to the schema too.
         let body = "{\"name\": \"move_deal_stage\", \"arguments\": {\"deal\": \"Acme\", \"stage\": \"won\"}}";
         assert!(accepts(&g, &format!("```json\n{body}\n```")));
         assert!(accepts(&g, body));
-        assert!(!accepts(&g, &format!("```json\n{}\n```", body.replace("won", "maybe"))));
+        assert!(!accepts(
+            &g,
+            &format!("```json\n{}\n```", body.replace("won", "maybe"))
+        ));
         assert!(!accepts(&g, "```python\nprint(1)\n```"));
     }
 

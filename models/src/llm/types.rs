@@ -148,9 +148,10 @@ pub enum ToolChoice {
 }
 
 /// How the next token is picked.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Sampling {
     /// Always the most likely token (deterministic; used for evals and tests).
+    #[default]
     Greedy,
     /// Temperature and nucleus (top-p) sampling from a seeded generator.
     Sampled {
@@ -158,12 +159,6 @@ pub enum Sampling {
         top_p: f32,
         seed: u32,
     },
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Sampling::Greedy
-    }
 }
 
 /// What to do when the conversation does not fit in the context window.
