@@ -11,6 +11,35 @@ use sqlx::Connection;
 use crate::model::{Ctx, Id, Pipeline, Source, Stage, User};
 use crate::{Filter, ListQuery, Result, Store};
 
+/// Declares each listed `async fn NAME(store: &Store)` as two tests, one on a
+/// fresh SQLite file (`sqlite::NAME`) and one on a fresh PostgreSQL database
+/// (`postgres::NAME`), so a suite runs on both backends through one code path.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::sqlite().await;
+                    super::$name(&db.store).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = $crate::testing::TestDb::postgres().await;
+                    super::$name(&db.store).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
 /// Where the tests find PostgreSQL; they create and drop their own databases there.
 pub fn postgres_admin_url() -> String {
     std::env::var("RAPPORT_TEST_POSTGRES_URL")

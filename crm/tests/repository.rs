@@ -10,32 +10,7 @@ use rapport_crm::testing::Fixture;
 use rapport_crm::{Ctx, Error, Filter, ListQuery, LookupQuery, Op, RecordType, Source, Store};
 use serde_json::{Value, json};
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = rapport_crm::testing::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = rapport_crm::testing::TestDb::postgres().await;
-                    super::$name(&db.store).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+rapport_crm::both_backends!(
     crud_of_every_record_type,
     each_filter_operator,
     custom_attributes_filter_and_merge,

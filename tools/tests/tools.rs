@@ -10,32 +10,7 @@ use rapport_crm::{Ctx, ListQuery, RecordType, Source, Store};
 use rapport_tools::{Caller, ErrorCode, Registry, ToolError};
 use serde_json::{Value, json};
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = rapport_crm::testing::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = rapport_crm::testing::TestDb::postgres().await;
-                    super::$name(&db.store).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+rapport_crm::both_backends!(
     record_tools_happy_path_for_every_type,
     record_tools_reject_bad_arguments_and_write_nothing,
     record_tools_report_missing_records,
