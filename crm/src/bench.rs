@@ -34,15 +34,15 @@ impl Default for BenchParams {
     }
 }
 
-/// Latency summary in microseconds.
-fn summary(mut us: Vec<f64>) -> Value {
+/// Latency summary in microseconds: count, p50, p99 and mean.
+pub fn summary(mut us: Vec<f64>) -> Value {
     us.sort_by(f64::total_cmp);
     let at = |q: f64| us[((us.len() as f64 - 1.0) * q).round() as usize];
     json!({"n": us.len(), "p50_us": round(at(0.5)), "p99_us": round(at(0.99)), "mean_us": round(us.iter().sum::<f64>() / us.len() as f64)})
 }
 
 /// `a / b` to two decimals.
-fn ratio(a: f64, b: f64) -> f64 {
+pub fn ratio(a: f64, b: f64) -> f64 {
     (a / b * 100.0).round() / 100.0
 }
 

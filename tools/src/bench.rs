@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use rapport_crm::bench::{ratio, summary};
 use rapport_crm::model::{Role, User};
 use rapport_crm::{Ctx, Filter, ListQuery, Op, RecordMap, RecordType, Source, Store};
 use serde_json::{Value, json};
@@ -30,26 +31,16 @@ impl Default for BenchParams {
     }
 }
 
-fn summary(mut us: Vec<f64>) -> Value {
-    us.sort_by(f64::total_cmp);
-    let at = |q: f64| us[((us.len() as f64 - 1.0) * q).round() as usize];
-    json!({"n": us.len(), "p50_us": round(at(0.5)), "p99_us": round(at(0.99))})
-}
-
 fn p(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 fn pair(tool: Vec<f64>, bare: Vec<f64>) -> Value {
     let (t, b) = (summary(tool), summary(bare));
     json!({
         "tool": t, "bare": b,
-        "ratio_p50": round(p(&t, "p50_us") / p(&b, "p50_us")),
-        "ratio_p99": round(p(&t, "p99_us") / p(&b, "p99_us")),
+        "ratio_p50": ratio(p(&t, "p50_us"), p(&b, "p50_us")),
+        "ratio_p99": ratio(p(&t, "p99_us"), p(&b, "p99_us")),
     })
 }
 
