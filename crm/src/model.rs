@@ -366,3 +366,70 @@ record!(
     Activity => Activity,
     Task => Task,
 );
+
+/// A conversation with the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSession {
+    pub id: Id,
+    pub workspace_id: Id,
+    pub user_id: Id,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of a session's log (a message, a tool result, a turn's figures);
+/// the body's shape belongs to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    pub id: Id,
+    pub session_id: Id,
+    pub kind: String,
+    pub body: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a proposed tool call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Waits for the user.
+    Pending,
+    /// Approved (possibly edited) and run.
+    Applied,
+    Rejected,
+    /// Approved, but a record it would change had changed since: nothing written.
+    Conflict,
+    /// Approved, and the tool returned an error: nothing written.
+    Failed,
+}
+
+impl ProposalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalStatus::Pending => "pending",
+            ProposalStatus::Applied => "applied",
+            ProposalStatus::Rejected => "rejected",
+            ProposalStatus::Conflict => "conflict",
+            ProposalStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A tool call that waits for a person's approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: Id,
+    pub session_id: Id,
+    /// The model's id for the call, answered by the tool result message.
+    pub call_id: String,
+    pub tool: String,
+    pub args: Value,
+    /// The records the call would change, as they were when it was proposed.
+    pub snapshot: Value,
+    pub reason: String,
+    pub status: ProposalStatus,
+    pub result: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}

@@ -52,7 +52,7 @@ const fn f(name: &'static str, ty: FieldType) -> FieldDef {
     }
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(super) const FIELDS: &[FieldDef] = &[
     f("id", FieldType::Id),
     f("workspace_id", FieldType::Id),
     f("actor_id", FieldType::Int),
@@ -124,7 +124,7 @@ pub async fn for_actor(
     decode(conn.fetch_maps(&q, FIELDS).await?)
 }
 
-fn decode(rows: Vec<serde_json::Map<String, Value>>) -> Result<Vec<AuditEntry>> {
+pub(super) fn decode(rows: Vec<serde_json::Map<String, Value>>) -> Result<Vec<AuditEntry>> {
     rows.into_iter()
         .map(|mut r| {
             // SQL NULL and JSON null both mean "no snapshot".

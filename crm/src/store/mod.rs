@@ -6,6 +6,7 @@ mod audit;
 mod conn;
 mod lookup;
 mod records;
+mod sessions;
 mod sql;
 mod tags;
 mod workspace;
@@ -23,10 +24,14 @@ pub use conn::Backend;
 use conn::Conn;
 pub use lookup::{Candidate, LookupQuery};
 pub use records::{NewStageChange, Page, RecordMap};
+pub use sessions::NewProposal;
 
 use crate::error::{Error, Result};
 use crate::filter::ListQuery;
-use crate::model::{AuditEntry, Ctx, Id, Record, StageChange, Workspace};
+use crate::model::{
+    AgentSession, AuditEntry, Ctx, Id, Proposal, ProposalStatus, Record, SessionEntry, StageChange,
+    Workspace,
+};
 use crate::schema::RecordType;
 
 /// The record store. Cheap to clone (it holds a connection pool).
@@ -295,6 +300,49 @@ impl Tx {
     }
 }
 
+/// Agent sessions: written inside the transaction of the step they record.
+impl Tx {
+    pub async fn create_session(
+        &mut self,
+        ctx: &Ctx,
+        user_id: Id,
+        title: &str,
+    ) -> Result<AgentSession> {
+        sessions::create(self.conn(), ctx, user_id, title).await
+    }
+
+    /// Appends an entry to a session's log.
+    pub async fn append_session_entry(
+        &mut self,
+        ctx: &Ctx,
+        session_id: Id,
+        kind: &str,
+        body: &Value,
+    ) -> Result<Id> {
+        sessions::append(self.conn(), ctx, session_id, kind, body).await
+    }
+
+    pub async fn propose(&mut self, ctx: &Ctx, p: NewProposal<'_>) -> Result<Proposal> {
+        sessions::propose(self.conn(), ctx, p).await
+    }
+
+    /// Re-reads a proposal inside the transaction that decides it.
+    pub async fn proposal(&mut self, ctx: &Ctx, id: Id) -> Result<Proposal> {
+        sessions::proposal(self.conn(), ctx, id).await
+    }
+
+    pub async fn decide_proposal(
+        &mut self,
+        ctx: &Ctx,
+        id: Id,
+        status: ProposalStatus,
+        args: &Value,
+        result: &Value,
+    ) -> Result<()> {
+        sessions::decide(self.conn(), ctx, id, status, args, result).await
+    }
+}
+
 pub use audit::NewEntry as NewAuditEntry;
 
 impl Store {
@@ -375,6 +423,45 @@ impl Store {
     /// Number of records of each type in the workspace.
     pub async fn counts(&self, ctx: &Ctx) -> Result<Vec<(RecordType, i64)>> {
         with_pooled!(self, |c| workspace::counts(c, ctx).await)
+    }
+
+    pub async fn session(&self, ctx: &Ctx, id: Id) -> Result<AgentSession> {
+        with_pooled!(self, |c| sessions::get(c, ctx, id).await)
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_of(
+        &self,
+        ctx: &Ctx,
+        user_id: Id,
+        limit: u32,
+    ) -> Result<Vec<AgentSession>> {
+        with_pooled!(self, |c| sessions::of_user(c, ctx, user_id, limit).await)
+    }
+
+    /// A session's log, oldest first.
+    pub async fn session_entries(&self, ctx: &Ctx, session_id: Id) -> Result<Vec<SessionEntry>> {
+        with_pooled!(self, |c| sessions::entries(c, ctx, session_id).await)
+    }
+
+    pub async fn proposal(&self, ctx: &Ctx, id: Id) -> Result<Proposal> {
+        with_pooled!(self, |c| sessions::proposal(c, ctx, id).await)
+    }
+
+    /// A session's proposals, oldest first, optionally only those in `status`.
+    pub async fn proposals(
+        &self,
+        ctx: &Ctx,
+        session_id: Id,
+        status: Option<ProposalStatus>,
+    ) -> Result<Vec<Proposal>> {
+        with_pooled!(self, |c| sessions::proposals(c, ctx, session_id, status)
+            .await)
+    }
+
+    /// The audit entries written under an agent session, oldest first.
+    pub async fn session_audit(&self, ctx: &Ctx, session: &str) -> Result<Vec<AuditEntry>> {
+        with_pooled!(self, |c| sessions::audit_of(c, ctx, session).await)
     }
 
     pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
