@@ -405,6 +405,9 @@ impl Tool for MoveDealStage {
     fn example(&self) -> Value {
         json!({"deal_id": 1, "stage": "Proposal"})
     }
+    fn targets(&self, a: &MoveArgs) -> Vec<(RecordType, Id)> {
+        vec![(RecordType::Deal, a.deal_id)]
+    }
     async fn call(&self, cx: &mut Call, a: MoveArgs) -> Result<DealMove> {
         let deal = deal_for_change(cx, a.deal_id).await?;
         let pipeline = deal
@@ -511,6 +514,9 @@ impl Tool for CloseDeal {
     fn example(&self) -> Value {
         json!({"deal_id": 1, "outcome": "lost", "reason": "Chose a cheaper competitor."})
     }
+    fn targets(&self, a: &CloseArgs) -> Vec<(RecordType, Id)> {
+        vec![(RecordType::Deal, a.deal_id)]
+    }
     async fn call(&self, cx: &mut Call, a: CloseArgs) -> Result<DealMove> {
         if a.reason.trim().is_empty() {
             return Err(ToolError::invalid("reason", "must not be blank"));
@@ -601,6 +607,9 @@ impl Tool for CompleteTask {
     fn example(&self) -> Value {
         json!({"task_id": 1})
     }
+    fn targets(&self, a: &TaskIdArgs) -> Vec<(RecordType, Id)> {
+        vec![(RecordType::Task, a.task_id)]
+    }
     async fn call(&self, cx: &mut Call, a: TaskIdArgs) -> Result<RecordMap> {
         task_for_change(cx, a.task_id).await?;
         Ok(cx
@@ -640,6 +649,9 @@ impl Tool for RescheduleTask {
     }
     fn example(&self) -> Value {
         json!({"task_id": 1, "due_at": "2026-11-24T09:00:00Z"})
+    }
+    fn targets(&self, a: &RescheduleArgs) -> Vec<(RecordType, Id)> {
+        vec![(RecordType::Task, a.task_id)]
     }
     async fn call(&self, cx: &mut Call, a: RescheduleArgs) -> Result<RecordMap> {
         let task = task_for_change(cx, a.task_id).await?;
@@ -798,6 +810,9 @@ impl Tool for TagTool {
     }
     fn example(&self) -> Value {
         json!({"record_type": "contact", "id": 1, "tag": "vip"})
+    }
+    fn targets(&self, a: &TagArgs) -> Vec<(RecordType, Id)> {
+        vec![(a.record_type.record_type(), a.id)]
     }
     async fn call(&self, cx: &mut Call, a: TagArgs) -> Result<TagOutput> {
         let rt = a.record_type.record_type();
@@ -1041,6 +1056,9 @@ impl Tool for ReassignOwner {
     }
     fn example(&self) -> Value {
         json!({"record_type": "deal", "id": 1, "owner_id": 2})
+    }
+    fn targets(&self, a: &ReassignArgs) -> Vec<(RecordType, Id)> {
+        vec![(a.record_type.record_type(), a.id)]
     }
     async fn call(&self, cx: &mut Call, a: ReassignArgs) -> Result<RecordMap> {
         let rt = a.record_type.record_type();
@@ -1317,6 +1335,12 @@ impl Tool for MergeContacts {
     }
     fn example(&self) -> Value {
         json!({"survivor_id": 1, "duplicate_id": 2})
+    }
+    fn targets(&self, a: &MergeArgs) -> Vec<(RecordType, Id)> {
+        vec![
+            (RecordType::Contact, a.survivor_id),
+            (RecordType::Contact, a.duplicate_id),
+        ]
     }
     async fn call(&self, cx: &mut Call, a: MergeArgs) -> Result<MergeOutput> {
         if a.survivor_id == a.duplicate_id {

@@ -52,5 +52,5 @@ pub mod schema;
 mod tool;
 
 pub use error::{ErrorCode, Result, ToolError};
-pub use registry::{Registry, ToolInfo, first_sentence};
+pub use registry::{Registry, Snapshot, SnapshotItem, ToolInfo, first_sentence};
 pub use tool::{AgentInfo, BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};

@@ -293,6 +293,13 @@ impl Tool for UpdateRecord {
         v["id"] = json!(1);
         v
     }
+    fn targets(&self, patch: &RecordMap) -> Vec<(RecordType, Id)> {
+        patch
+            .get("id")
+            .and_then(Value::as_i64)
+            .map(|id| vec![(self.0, id)])
+            .unwrap_or_default()
+    }
     async fn call(&self, cx: &mut Call, mut patch: RecordMap) -> Result<RecordMap> {
         let id = match patch.remove("id") {
             Some(v) => v
@@ -329,6 +336,9 @@ impl Tool for DeleteRecord {
     }
     fn example(&self) -> Value {
         json!({"id": 1})
+    }
+    fn targets(&self, args: &IdArgs) -> Vec<(RecordType, Id)> {
+        vec![(self.0, args.id)]
     }
     async fn call(&self, cx: &mut Call, args: IdArgs) -> Result<RecordMap> {
         Ok(cx.tx.delete_dyn(&cx.ctx, self.0, args.id).await?)

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use rapport_crm::{NewAuditEntry, Store};
-use serde::Serialize;
+use rapport_crm::{Id, NewAuditEntry, RecordMap, RecordType, Store};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ErrorCode, Result, ToolError};
@@ -88,36 +88,88 @@ impl Registry {
         name: &str,
         args: Value,
     ) -> Result<Value> {
-        let tool = self.get(name).ok_or_else(|| {
+        self.call_checked(store, caller, name, args, None).await
+    }
+
+    /// The tool by name, or a `not_found` error a model can act on.
+    pub fn tool(&self, name: &str) -> Result<&dyn DynTool> {
+        self.get(name).ok_or_else(|| {
             ToolError::new(ErrorCode::NotFound, format!("no tool named {name:?}"))
                 .with_field("name")
                 .with_hint("list the available tools and their schemas")
-        })?;
-        if !tool.roles().contains(&caller.role) {
-            let allowed: Vec<&str> = tool.roles().iter().map(|r| role_name(*r)).collect();
-            return Err(ToolError::denied(format!(
-                "{name} is a {} tool; {} may not call it (allowed: {})",
-                tool.effect().as_str(),
-                role_name(caller.role),
-                allowed.join(", ")
-            ))
-            .with_hint("ask a manager or admin to do this"));
+        })
+    }
+
+    /// The records a call would change, as they are now: taken when a call is
+    /// proposed, checked by [`Registry::call_checked`] when it is approved.
+    pub async fn snapshot(
+        &self,
+        store: &Store,
+        caller: &Caller,
+        name: &str,
+        args: &Value,
+    ) -> Result<Snapshot> {
+        let targets = self.tool(name)?.targets(args)?;
+        let ctx = caller.ctx();
+        let mut items = Vec::with_capacity(targets.len());
+        for (rt, id) in targets {
+            items.push(SnapshotItem {
+                record_type: rt,
+                id,
+                record: found(store.get_dyn(&ctx, rt, id).await)?,
+            });
         }
+        Ok(Snapshot(items))
+    }
+
+    /// Like [`Registry::call`], but when `expect` is given the records it holds
+    /// are re-read inside the call's transaction first, and if any changed (or
+    /// appeared or vanished) the call fails with `conflict` and writes nothing.
+    pub async fn call_checked(
+        &self,
+        store: &Store,
+        caller: &Caller,
+        name: &str,
+        args: Value,
+        expect: Option<&Snapshot>,
+    ) -> Result<Value> {
+        // Find the tool and check the role before opening a transaction.
+        self.permitted(caller, self.tool(name)?)?;
+        let mut cx = Call {
+            tx: store.begin().await?,
+            store: store.clone(),
+            ctx: caller.ctx(),
+            caller: caller.clone(),
+        };
+        let result = self.execute(&mut cx, name, args, expect).await?;
+        cx.tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Runs a call inside a transaction the caller owns (and commits): the
+    /// permission check, the optional snapshot check, the tool and its audit
+    /// entry. Lets a caller add its own writes to the same transaction (the
+    /// agent marks a proposal applied atomically with the call it approves).
+    pub async fn execute(
+        &self,
+        cx: &mut Call,
+        name: &str,
+        args: Value,
+        expect: Option<&Snapshot>,
+    ) -> Result<Value> {
+        let tool = self.tool(name)?;
+        self.permitted(&cx.caller, tool)?;
         let args = match args {
             Value::Null => json!({}),
             other => other,
         };
-        let ctx = caller.ctx();
-        let mut cx = Call {
-            tx: store.begin().await?,
-            store: store.clone(),
-            ctx,
-            caller: caller.clone(),
-        };
-        let result = tool.call_json(&mut cx, args.clone()).await?;
+        if let Some(expect) = expect {
+            expect.check(cx).await?;
+        }
+        let result = tool.call_json(cx, args.clone()).await?;
         let action = format!("tool:{name}");
         let mut record = json!({"args": args, "result": result});
-        if let Some(agent) = &caller.agent {
+        if let Some(agent) = &cx.caller.agent {
             record["agent"] = json!(agent);
         }
         cx.tx
@@ -132,8 +184,22 @@ impl Registry {
                 },
             )
             .await?;
-        cx.tx.commit().await?;
         Ok(result)
+    }
+
+    fn permitted(&self, caller: &Caller, tool: &dyn DynTool) -> Result<()> {
+        if tool.roles().contains(&caller.role) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = tool.roles().iter().map(|r| role_name(*r)).collect();
+        Err(ToolError::denied(format!(
+            "{} is a {} tool; {} may not call it (allowed: {})",
+            tool.name(),
+            tool.effect().as_str(),
+            role_name(caller.role),
+            allowed.join(", ")
+        ))
+        .with_hint("ask a manager or admin to do this"))
     }
 
     /// The tool list as a Markdown table (for the README).
@@ -156,5 +222,57 @@ pub fn first_sentence(s: &str) -> &str {
     match s.find(". ") {
         Some(i) => &s[..=i],
         None => s,
+    }
+}
+
+/// The records a proposed call would change, as they were when it was proposed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot(pub Vec<SnapshotItem>);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotItem {
+    pub record_type: RecordType,
+    pub id: Id,
+    /// `None` when the record did not exist.
+    pub record: Option<RecordMap>,
+}
+
+impl Snapshot {
+    async fn check(&self, cx: &mut Call) -> Result<()> {
+        for item in &self.0 {
+            let now = found(cx.tx.get_dyn(&cx.ctx, item.record_type, item.id).await)?;
+            if now == item.record {
+                continue;
+            }
+            let what = format!("{} {}", item.record_type, item.id);
+            let detail = match (&item.record, &now) {
+                (Some(_), None) => format!("{what} was deleted"),
+                (None, Some(_)) => format!("{what} appeared"),
+                (Some(a), Some(b)) => {
+                    let changed: Vec<&str> = b
+                        .iter()
+                        .filter(|(k, v)| a.get(k.as_str()) != Some(v) && k.as_str() != "updated_at")
+                        .map(|(k, _)| k.as_str())
+                        .collect();
+                    format!("{what} changed ({})", changed.join(", "))
+                }
+                (None, None) => continue,
+            };
+            return Err(ToolError::new(
+                ErrorCode::Conflict,
+                format!("{detail} since this call was proposed; nothing was written"),
+            )
+            .with_hint("look at the record again and propose the change anew"));
+        }
+        Ok(())
+    }
+}
+
+/// A record, or `None` when it does not exist.
+fn found(r: rapport_crm::Result<RecordMap>) -> Result<Option<RecordMap>> {
+    match r {
+        Ok(m) => Ok(Some(m)),
+        Err(rapport_crm::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }

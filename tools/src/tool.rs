@@ -200,6 +200,11 @@ pub trait Tool: Send + Sync + 'static {
     }
     /// Minimal valid arguments, for documentation and the registry-wide test.
     fn example(&self) -> Value;
+    /// The existing records a call with these arguments would change, so an
+    /// approval can check that none changed since the call was proposed.
+    fn targets(&self, _args: &Self::Args) -> Vec<(RecordType, Id)> {
+        Vec::new()
+    }
     /// Runs the operation inside the call's transaction.
     fn call(
         &self,
@@ -222,6 +227,8 @@ pub trait DynTool: Send + Sync {
     fn example(&self) -> Value;
     /// Parses arguments into the tool's `Args` without running it.
     fn validate_args(&self, args: &Value) -> Result<()>;
+    /// The existing records a call would change (see [`Tool::targets`]).
+    fn targets(&self, args: &Value) -> Result<Vec<(RecordType, Id)>>;
     fn call_json<'a>(&'a self, cx: &'a mut Call, args: Value) -> BoxFuture<'a, Result<Value>>;
 }
 
@@ -251,6 +258,10 @@ impl<T: Tool> DynTool for T {
         serde_path_to_error::deserialize::<_, T::Args>(args)
             .map(drop)
             .map_err(ToolError::from_args)
+    }
+    fn targets(&self, args: &Value) -> Result<Vec<(RecordType, Id)>> {
+        let args: T::Args = serde_path_to_error::deserialize(args).map_err(ToolError::from_args)?;
+        Ok(Tool::targets(self, &args))
     }
     fn call_json<'a>(&'a self, cx: &'a mut Call, args: Value) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move {
