@@ -1,0 +1,745 @@
+//! The loop: a user message → the model → tool calls → checks → policy →
+//! execution → results back to the model → … → an answer.
+//!
+//! Everything the loop knows lives in the session's log in the database, so a
+//! turn that stops for an approval resumes from there, in this process or
+//! another one. Each step is written in its own transaction; an approved call
+//! and the proposal's new status are written in one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rapport_crm::model::{AgentSession, Proposal, ProposalStatus, Role, User};
+use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, Source, Store};
+use rapport_models::llm::{ChatMessage, ToolCall, ToolChoice, ToolSpec};
+use rapport_tools::{AgentInfo, Call, Caller, ErrorCode, Registry, Snapshot, ToolError};
+use serde_json::{Map, Value, json};
+use tracing::{debug, info};
+
+use crate::backend::{LlmBackend, LlmReply, LlmRequest};
+use crate::error::{AgentError, Result};
+use crate::events::{AgentEvent, Events};
+use crate::history::{self, Log, ModelCall, kind};
+use crate::policy::{Policy, approval_reason};
+use crate::prompt::{Prompt, PromptVars};
+use crate::select::{self, Selection};
+
+/// Knobs of the loop.
+#[derive(Clone)]
+pub struct AgentConfig {
+    pub policy: Policy,
+    /// Most model calls per user message.
+    pub max_steps: usize,
+    /// Most tokens (uncached prompt plus completion) per user message.
+    pub token_budget: u64,
+    /// Characters of earlier turns kept in the prompt.
+    pub history_chars: usize,
+    /// Characters of one tool result shown to the model.
+    pub result_chars: usize,
+    /// Which tools each request is offered.
+    pub selection: Selection,
+    /// Short tool descriptions and schemas without titles (small models).
+    pub compact_tools: bool,
+    /// Most tokens per model reply.
+    pub max_tokens: Option<u32>,
+    /// A fixed "now" for evals and tests; the clock otherwise.
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            policy: Policy::default(),
+            max_steps: 8,
+            token_budget: 60_000,
+            history_chars: 12_000,
+            result_chars: 6_000,
+            selection: Selection::All,
+            compact_tools: false,
+            max_tokens: Some(512),
+            now: None,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Settings for a small local model: few tools, short history and results.
+    pub fn small_model(selection: Selection) -> Self {
+        AgentConfig {
+            history_chars: 4_000,
+            result_chars: 2_500,
+            selection,
+            compact_tools: true,
+            max_tokens: Some(320),
+            ..AgentConfig::default()
+        }
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnOutcome {
+    /// The model answered.
+    Answer(String),
+    /// A call waits for the user's decision.
+    AwaitingApproval(Proposal),
+    /// A guard stopped the turn (step limit, token budget, repeated failing call).
+    Stopped(String),
+}
+
+/// The user's answer to a proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Approve,
+    Reject {
+        reason: Option<String>,
+    },
+    /// Approve with some of the proposed arguments changed (only those).
+    Edit(Map<String, Value>),
+}
+
+pub struct Agent {
+    store: Store,
+    registry: Arc<Registry>,
+    backend: Arc<dyn LlmBackend>,
+    prompt: Prompt,
+    config: AgentConfig,
+}
+
+/// One session being worked on, as one user.
+struct Turn<'a> {
+    session: AgentSession,
+    user: &'a User,
+    ctx: Ctx,
+    caller: Caller,
+    events: &'a Events,
+}
+
+impl Agent {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        backend: Arc<dyn LlmBackend>,
+        config: AgentConfig,
+    ) -> Result<Agent> {
+        Ok(Agent {
+            store,
+            registry,
+            backend,
+            prompt: Prompt::system()?,
+            config,
+        })
+    }
+
+    /// Uses another system prompt (A/B experiments).
+    pub fn with_prompt(mut self, prompt: Prompt) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
+    pub fn prompt_version(&self) -> &str {
+        &self.prompt.version
+    }
+
+    pub fn model(&self) -> String {
+        self.backend.model()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Opens a new session for `user`.
+    pub async fn start_session(&self, user: &User, title: &str) -> Result<AgentSession> {
+        let ctx = Ctx::new(user.workspace_id, Some(user.id), Source::Agent);
+        let mut tx = self.store.begin().await?;
+        let s = tx.create_session(&ctx, user.id, title).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// The session's messages, oldest first.
+    pub async fn history(&self, session_id: Id, user: &User) -> Result<Vec<ChatMessage>> {
+        let none = Events::none();
+        let t = self.open(session_id, user, &none).await?;
+        Ok(self.log(&t).await?.messages)
+    }
+
+    /// Proposals of the session that wait for a decision.
+    pub async fn pending(&self, session_id: Id, user: &User) -> Result<Vec<Proposal>> {
+        let none = Events::none();
+        let t = self.open(session_id, user, &none).await?;
+        Ok(self
+            .store
+            .proposals(&t.ctx, session_id, Some(ProposalStatus::Pending))
+            .await?)
+    }
+
+    /// Sends the user's message and runs the loop until an answer, a proposal
+    /// that needs the user, or a guard stops it. A proposal still pending
+    /// from before is rejected: the user moved on.
+    pub async fn send(
+        &self,
+        session_id: Id,
+        user: &User,
+        text: &str,
+        events: &Events,
+    ) -> Result<TurnOutcome> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AgentError::Invalid("the message is empty".into()));
+        }
+        let t = self.open(session_id, user, events).await?;
+        for p in self
+            .store
+            .proposals(&t.ctx, session_id, Some(ProposalStatus::Pending))
+            .await?
+        {
+            self.reject(
+                &t,
+                &p,
+                Some("the user sent a new message instead of answering"),
+            )
+            .await?;
+        }
+        let tools = self.choose_tools(&t, text).await?;
+        let names: Vec<&str> = tools.iter().map(|s| s.name.as_str()).collect();
+        let mut tx = self.store.begin().await?;
+        tx.append_session_entry(
+            &t.ctx,
+            session_id,
+            kind::MESSAGE,
+            &json!(ChatMessage::user(text)),
+        )
+        .await?;
+        tx.append_session_entry(&t.ctx, session_id, kind::TOOLS, &json!(names))
+            .await?;
+        tx.commit().await?;
+        self.run(&t).await
+    }
+
+    /// Applies the user's decision on a proposal, then lets the loop go on.
+    pub async fn decide(
+        &self,
+        session_id: Id,
+        user: &User,
+        proposal_id: Id,
+        decision: Decision,
+        events: &Events,
+    ) -> Result<TurnOutcome> {
+        let t = self.open(session_id, user, events).await?;
+        let p = self.store.proposal(&t.ctx, proposal_id).await?;
+        if p.session_id != session_id {
+            return Err(AgentError::Invalid(format!(
+                "proposal {proposal_id} belongs to another session"
+            )));
+        }
+        if p.status != ProposalStatus::Pending {
+            return Err(AgentError::Invalid(format!(
+                "proposal {proposal_id} was already decided ({})",
+                p.status.as_str()
+            )));
+        }
+        match decision {
+            Decision::Reject { reason } => self.reject(&t, &p, reason.as_deref()).await?,
+            Decision::Approve => self.apply(&t, &p, p.args.clone(), false).await?,
+            Decision::Edit(changes) => {
+                let args = edited(&p.args, changes)?;
+                self.registry.tool(&p.tool)?.validate_args(&args)?;
+                self.apply(&t, &p, args, true).await?
+            }
+        }
+        self.run(&t).await
+    }
+
+    async fn open<'a>(
+        &self,
+        session_id: Id,
+        user: &'a User,
+        events: &'a Events,
+    ) -> Result<Turn<'a>> {
+        let base = Ctx::new(user.workspace_id, Some(user.id), Source::Agent);
+        let session = self.store.session(&base, session_id).await?;
+        if session.user_id != user.id {
+            // Another user's session is reported like a missing one.
+            return Err(AgentError::Invalid(format!(
+                "no session with id {session_id} for {}",
+                user.name
+            )));
+        }
+        let sid = session_id.to_string();
+        let caller = Caller {
+            workspace_id: user.workspace_id,
+            user_id: user.id,
+            role: user.role,
+            source: Source::Agent,
+            session_id: Some(sid.clone()),
+            agent: Some(AgentInfo {
+                model: self.backend.model(),
+                prompt_version: Some(self.prompt.version.clone()),
+            }),
+        };
+        Ok(Turn {
+            session,
+            user,
+            ctx: base.with_session(sid),
+            caller,
+            events,
+        })
+    }
+
+    async fn log(&self, t: &Turn<'_>) -> Result<Log> {
+        let entries = self.store.session_entries(&t.ctx, t.session.id).await?;
+        Ok(Log::from_entries(&entries))
+    }
+
+    async fn choose_tools(&self, t: &Turn<'_>, request: &str) -> Result<Vec<ToolSpec>> {
+        let role = t.user.role;
+        select::select(
+            &self.config.selection,
+            &self.registry,
+            |tool| tool.roles().contains(&role),
+            request,
+            self.config.compact_tools,
+        )
+        .await
+    }
+
+    /// The loop proper: run what is pending, ask the model, repeat.
+    async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
+        loop {
+            let log = self.log(t).await?;
+            if let Some(outcome) = self.run_pending(t, &log).await? {
+                return Ok(outcome);
+            }
+            let log = self.log(t).await?;
+            if let Some(reason) = self.guard(&log) {
+                t.events.emit(AgentEvent::Error {
+                    message: reason.clone(),
+                });
+                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&reason)))
+                    .await?;
+                return Ok(TurnOutcome::Stopped(reason));
+            }
+            let reply = self.ask_model(t, &log).await?;
+            if reply.tool_calls.is_empty() {
+                let text = if reply.content.trim().is_empty() {
+                    "(the model gave no answer)".to_owned()
+                } else {
+                    reply.content.trim().to_owned()
+                };
+                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&text)))
+                    .await?;
+                t.events.emit(AgentEvent::Final { text: text.clone() });
+                return Ok(TurnOutcome::Answer(text));
+            }
+            // Ids unique within the session: models reuse `call_0` turn after
+            // turn, and results are matched to calls by id.
+            let calls: Vec<ToolCall> = reply
+                .tool_calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| ToolCall {
+                    id: format!("call_{}_{i}", log.messages.len()),
+                    name: c.name,
+                    arguments: c.arguments,
+                })
+                .collect();
+            let mut msg = ChatMessage::assistant_calls(calls);
+            msg.content = reply.content;
+            self.append(t, kind::MESSAGE, &json!(msg)).await?;
+        }
+    }
+
+    /// Why the turn must stop now, if it must.
+    fn guard(&self, log: &Log) -> Option<String> {
+        if log.steps() >= self.config.max_steps {
+            return Some(format!(
+                "I stopped after {} model steps without finishing; please rephrase or split the request.",
+                log.steps()
+            ));
+        }
+        if log.tokens() >= self.config.token_budget {
+            return Some(format!(
+                "I stopped: this request used its budget of {} tokens; please narrow it down.",
+                self.config.token_budget
+            ));
+        }
+        None
+    }
+
+    async fn ask_model(&self, t: &Turn<'_>, log: &Log) -> Result<LlmReply> {
+        let vars = PromptVars {
+            user_name: t.user.name.clone(),
+            user_role: role_name(t.user.role).into(),
+            timezone: t.user.timezone.clone(),
+            now: self.config.now.unwrap_or_else(Utc::now),
+            cite: log.turn_tools.iter().any(|n| n == "search_interactions"),
+        };
+        let mut messages = vec![ChatMessage::system(self.prompt.render(&vars)?)];
+        messages.extend(log.for_prompt(self.config.history_chars));
+        let tools: Vec<ToolSpec> = log
+            .turn_tools
+            .iter()
+            .filter_map(|n| self.registry.get(n))
+            .map(|tool| select::spec(tool, self.config.compact_tools))
+            .collect();
+        let request = LlmRequest {
+            messages,
+            tool_choice: ToolChoice::Auto,
+            tools,
+            max_tokens: self.config.max_tokens,
+        };
+        let events = t.events.clone();
+        let on_delta = move |d: &str| {
+            events.emit(AgentEvent::TextDelta { text: d.to_owned() });
+        };
+        let started = Instant::now();
+        let reply = self.backend.complete(&request, &on_delta).await?;
+        let usage = reply.usage.unwrap_or_default();
+        let stats = ModelCall {
+            model: self.backend.model(),
+            prompt_version: self.prompt.version.clone(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cached_tokens: usage.cached_tokens,
+            seconds: started.elapsed().as_secs_f64(),
+            tools_offered: request.tools.len(),
+        };
+        info!(
+            session = t.session.id,
+            prompt_tokens = stats.prompt_tokens,
+            cached = stats.cached_tokens,
+            completion_tokens = stats.completion_tokens,
+            seconds = stats.seconds,
+            calls = reply.tool_calls.len(),
+            "model call"
+        );
+        let body = json!(stats);
+        let mut tx = self.store.begin().await?;
+        tx.append_session_entry(&t.ctx, t.session.id, kind::MODEL_CALL, &body)
+            .await?;
+        tx.audit(
+            &t.ctx,
+            NewAuditEntry {
+                action: "agent:model_call",
+                record_type: "session",
+                record_id: Some(t.session.id),
+                before: None,
+                after: Some(&body),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// Runs the calls of the last assistant message that have no result yet.
+    /// Returns an outcome when the turn must stop here.
+    async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Option<TurnOutcome>> {
+        let tainted_before = log.tainted();
+        let mut tainted = tainted_before;
+        for call in log.pending_calls() {
+            t.events.emit(AgentEvent::ToolCall {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            });
+            if log.failures_of(&call.name, &call.arguments) >= 2 {
+                let reason = format!(
+                    "I stopped: the call {} failed the same way twice; please check the request.",
+                    call.name
+                );
+                let e = ToolError::new(ErrorCode::InvalidArgument, reason.clone());
+                self.record_result(t, &call, Err(&e)).await?;
+                t.events.emit(AgentEvent::Error {
+                    message: reason.clone(),
+                });
+                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&reason)))
+                    .await?;
+                return Ok(Some(TurnOutcome::Stopped(reason)));
+            }
+            match self.check_call(t, &call, log) {
+                Err(e) => self.record_result(t, &call, Err(&e)).await?,
+                Ok(effect) => {
+                    if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
+                        let p = self.propose(t, &call, reason).await?;
+                        t.events.emit(AgentEvent::ApprovalNeeded {
+                            proposal: p.clone(),
+                        });
+                        return Ok(Some(TurnOutcome::AwaitingApproval(p)));
+                    }
+                    let result = self
+                        .registry
+                        .call(&self.store, &t.caller, &call.name, call.arguments.clone())
+                        .await;
+                    if let Ok(v) = &result {
+                        tainted |=
+                            history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
+                    }
+                    self.record_result(t, &call, result.as_ref()).await?;
+                }
+            }
+        }
+        if tainted && !tainted_before {
+            debug!(session = t.session.id, "untrusted text entered the turn");
+        }
+        Ok(None)
+    }
+
+    /// Checks that a call names an offered tool with well-formed arguments;
+    /// returns its effect.
+    fn check_call(
+        &self,
+        t: &Turn<'_>,
+        call: &ToolCall,
+        log: &Log,
+    ) -> Result<rapport_tools::Effect, ToolError> {
+        let offered = log.turn_tools.iter().any(|n| n == &call.name);
+        let tool = match self.registry.get(&call.name) {
+            Some(tool) if offered || log.turn_tools.is_empty() => tool,
+            _ => {
+                return Err(ToolError::new(
+                    ErrorCode::NotFound,
+                    format!("there is no tool named {:?} here", call.name),
+                )
+                .with_field("name")
+                .with_hint(format!("use one of: {}", log.turn_tools.join(", "))));
+            }
+        };
+        if !call.arguments.is_object() {
+            return Err(ToolError::invalid(
+                "arguments",
+                format!(
+                    "the arguments must be a JSON object; got {}",
+                    call.arguments
+                        .to_string()
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+            ));
+        }
+        tool.validate_args(&call.arguments)?;
+        if !tool.roles().contains(&t.caller.role) {
+            // Let the registry produce its permission error.
+            return Ok(rapport_tools::Effect::Read);
+        }
+        Ok(tool.effect())
+    }
+
+    async fn propose(&self, t: &Turn<'_>, call: &ToolCall, reason: &str) -> Result<Proposal> {
+        let snapshot = self
+            .registry
+            .snapshot(&self.store, &t.caller, &call.name, &call.arguments)
+            .await?;
+        let mut tx = self.store.begin().await?;
+        let p = tx
+            .propose(
+                &t.ctx,
+                NewProposal {
+                    session_id: t.session.id,
+                    call_id: &call.id,
+                    tool: &call.name,
+                    args: &call.arguments,
+                    snapshot: &json!(snapshot),
+                    reason,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Runs an approved call and marks the proposal applied, in one transaction.
+    /// On failure nothing of the call is kept and the proposal is marked
+    /// `conflict` (a record changed since) or `failed` — except when the user's
+    /// own edit is invalid: then the proposal stays pending for another try.
+    async fn apply(&self, t: &Turn<'_>, p: &Proposal, args: Value, edited: bool) -> Result<()> {
+        let snapshot: Snapshot = serde_json::from_value(p.snapshot.clone()).unwrap_or_default();
+        let call = ToolCall {
+            id: p.call_id.clone(),
+            name: p.tool.clone(),
+            arguments: args.clone(),
+        };
+        let mut cx = Call {
+            tx: self.store.begin().await?,
+            store: self.store.clone(),
+            ctx: t.caller.ctx(),
+            caller: t.caller.clone(),
+        };
+        match self
+            .registry
+            .execute(&mut cx, &p.tool, args.clone(), Some(&snapshot))
+            .await
+        {
+            Ok(result) => {
+                cx.tx
+                    .decide_proposal(&t.ctx, p.id, ProposalStatus::Applied, &args, &result)
+                    .await?;
+                let msg = ChatMessage::tool(
+                    &call.id,
+                    &call.name,
+                    history::ok_content(&result, self.config.result_chars),
+                );
+                cx.tx
+                    .append_session_entry(&t.ctx, t.session.id, kind::MESSAGE, &json!(msg))
+                    .await?;
+                cx.tx.commit().await?;
+                t.events.emit(AgentEvent::ToolResult {
+                    call_id: call.id,
+                    name: call.name,
+                    ok: true,
+                    result,
+                });
+                Ok(())
+            }
+            Err(e) if edited && e.code == ErrorCode::InvalidArgument => {
+                cx.tx.rollback().await?;
+                Err(AgentError::Tool(e))
+            }
+            Err(e) => {
+                cx.tx.rollback().await?;
+                let status = if e.code == ErrorCode::Conflict {
+                    ProposalStatus::Conflict
+                } else {
+                    ProposalStatus::Failed
+                };
+                self.close_proposal(t, p, status, &args, &call, &e).await
+            }
+        }
+    }
+
+    async fn reject(&self, t: &Turn<'_>, p: &Proposal, reason: Option<&str>) -> Result<()> {
+        let call = ToolCall {
+            id: p.call_id.clone(),
+            name: p.tool.clone(),
+            arguments: p.args.clone(),
+        };
+        let message = match reason {
+            Some(r) => format!("the user rejected this call: {r}"),
+            None => "the user rejected this call".to_owned(),
+        };
+        let e = ToolError::new(ErrorCode::PermissionDenied, message)
+            .with_hint("do not retry it; ask the user what to do instead");
+        self.close_proposal(t, p, ProposalStatus::Rejected, &p.args, &call, &e)
+            .await
+    }
+
+    async fn close_proposal(
+        &self,
+        t: &Turn<'_>,
+        p: &Proposal,
+        status: ProposalStatus,
+        args: &Value,
+        call: &ToolCall,
+        e: &ToolError,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        tx.decide_proposal(&t.ctx, p.id, status, args, &json!(e))
+            .await?;
+        let msg = ChatMessage::tool(&call.id, &call.name, history::error_content(e));
+        tx.append_session_entry(&t.ctx, t.session.id, kind::MESSAGE, &json!(msg))
+            .await?;
+        tx.commit().await?;
+        t.events.emit(AgentEvent::ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            ok: false,
+            result: json!(e),
+        });
+        Ok(())
+    }
+
+    async fn record_result(
+        &self,
+        t: &Turn<'_>,
+        call: &ToolCall,
+        result: std::result::Result<&Value, &ToolError>,
+    ) -> Result<()> {
+        let (content, ok, shown) = match result {
+            Ok(v) => (
+                history::ok_content(v, self.config.result_chars),
+                true,
+                v.clone(),
+            ),
+            Err(e) => (history::error_content(e), false, json!(e)),
+        };
+        self.append(
+            t,
+            kind::MESSAGE,
+            &json!(ChatMessage::tool(&call.id, &call.name, content)),
+        )
+        .await?;
+        t.events.emit(AgentEvent::ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            ok,
+            result: shown,
+        });
+        Ok(())
+    }
+
+    async fn append(&self, t: &Turn<'_>, kind: &str, body: &Value) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        tx.append_session_entry(&t.ctx, t.session.id, kind, body)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The proposed arguments with the user's changes; only proposed fields may change.
+fn edited(proposed: &Value, changes: Map<String, Value>) -> Result<Value> {
+    let mut args = proposed.as_object().cloned().unwrap_or_default();
+    let unknown: Vec<&String> = changes.keys().filter(|k| !args.contains_key(*k)).collect();
+    if !unknown.is_empty() {
+        let names: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+        let allowed: Vec<&str> = args.keys().map(String::as_str).collect();
+        return Err(AgentError::Invalid(format!(
+            "only the proposed fields can be edited ({}); not {}",
+            allowed.join(", "),
+            names.join(", ")
+        )));
+    }
+    args.extend(changes);
+    Ok(Value::Object(args))
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "viewer",
+        Role::Rep => "rep",
+        Role::Manager => "manager",
+        Role::Admin => "admin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_touch_only_proposed_fields() {
+        let p = json!({"id": 3, "name": "Acme"});
+        let mut ok = Map::new();
+        ok.insert("name".into(), json!("Acme Corp"));
+        assert_eq!(
+            edited(&p, ok).unwrap(),
+            json!({"id": 3, "name": "Acme Corp"})
+        );
+        let mut bad = Map::new();
+        bad.insert("owner_id".into(), json!(9));
+        assert!(
+            edited(&p, bad)
+                .unwrap_err()
+                .to_string()
+                .contains("only the proposed fields")
+        );
+    }
+}

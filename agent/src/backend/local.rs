@@ -1,0 +1,155 @@
+//! The local GGUF chat model (llama.cpp, in process) as a backend.
+//!
+//! Generation is greedy (deterministic, as evals need) and, by default,
+//! schema-constrained so that a small model's tool calls parse and validate.
+//! The model keeps its KV cache between requests, so the system prompt and
+//! tools — rendered identically turn after turn — are evaluated once.
+
+use std::sync::Arc;
+
+use rapport_models::llm::{
+    ChatModel, ChatRequest, ContextPolicy, Event, GenerateOptions, Sampling,
+};
+use rapport_tools::BoxFuture;
+
+use super::{BackendError, DeltaSink, LlmBackend, LlmReply, LlmRequest, RawCall, TokenUsage};
+
+pub struct LocalBackend {
+    model: Arc<ChatModel>,
+    /// Constrain tool calls to the offered tools' schemas (llguidance).
+    pub constrained: bool,
+    /// Most tokens per reply.
+    pub max_tokens: usize,
+}
+
+impl LocalBackend {
+    pub fn new(model: Arc<ChatModel>) -> Self {
+        LocalBackend {
+            model,
+            constrained: true,
+            max_tokens: 384,
+        }
+    }
+
+    pub fn chat_model(&self) -> &Arc<ChatModel> {
+        &self.model
+    }
+}
+
+impl LlmBackend for LocalBackend {
+    fn model(&self) -> String {
+        self.model.name().to_owned()
+    }
+
+    fn prefers_small_prompts(&self) -> bool {
+        true
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a LlmRequest,
+        on_delta: DeltaSink<'a>,
+    ) -> BoxFuture<'a, Result<LlmReply, BackendError>> {
+        Box::pin(async move {
+            let req = ChatRequest::new(request.messages.clone())
+                .with_tools(request.tools.clone(), request.tool_choice.clone())
+                .with_options(GenerateOptions {
+                    max_tokens: Some(request.max_tokens.map_or(self.max_tokens, |n| n as usize)),
+                    sampling: Sampling::Greedy,
+                    constrained: self.constrained,
+                    context_policy: ContextPolicy::TrimOldest,
+                    ..GenerateOptions::default()
+                });
+            let mut events = self.model.submit(req);
+            let mut text = TextFilter::default();
+            while let Some(event) = events.recv().await {
+                match event {
+                    Event::Delta(d) => {
+                        if let Some(shown) = text.push(&d) {
+                            on_delta(&shown);
+                        }
+                    }
+                    Event::Done(c) => {
+                        return Ok(LlmReply {
+                            content: c.content.clone().unwrap_or_else(|| {
+                                if c.tool_calls.is_empty() {
+                                    c.text.clone()
+                                } else {
+                                    String::new()
+                                }
+                            }),
+                            tool_calls: c
+                                .tool_calls
+                                .into_iter()
+                                .map(|t| RawCall {
+                                    id: t.id,
+                                    name: t.name,
+                                    arguments: t.arguments,
+                                })
+                                .collect(),
+                            usage: Some(TokenUsage {
+                                prompt_tokens: c.usage.prompt_tokens as u64,
+                                completion_tokens: c.usage.completion_tokens as u64,
+                                cached_tokens: c.usage.cached_prompt_tokens as u64,
+                            }),
+                        });
+                    }
+                    Event::Error(e) => return Err(BackendError::Local(e.to_string())),
+                }
+            }
+            Err(BackendError::Local("the model's worker stopped".into()))
+        })
+    }
+}
+
+/// Holds back generated text that is the start of a tool call, so the user
+/// sees prose as it streams but not the JSON of calls.
+#[derive(Default)]
+struct TextFilter {
+    buffered: String,
+    decided: Option<bool>,
+}
+
+impl TextFilter {
+    fn push(&mut self, delta: &str) -> Option<String> {
+        match self.decided {
+            Some(true) => return Some(delta.to_owned()),
+            Some(false) => return None,
+            None => {}
+        }
+        self.buffered.push_str(delta);
+        let head = self.buffered.trim_start();
+        if head.is_empty() {
+            return None;
+        }
+        let call_like = ["<tool_call>", "{", "```"];
+        if call_like.iter().any(|p| head.starts_with(p)) {
+            self.decided = Some(false);
+            return None;
+        }
+        if call_like.iter().any(|p| p.starts_with(head)) {
+            return None; // too short to tell yet
+        }
+        self.decided = Some(true);
+        Some(std::mem::take(&mut self.buffered))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TextFilter;
+
+    #[test]
+    fn prose_streams_and_calls_do_not() {
+        let mut f = TextFilter::default();
+        assert_eq!(f.push("<tool"), None);
+        assert_eq!(f.push("_call>"), None);
+        assert_eq!(f.push("{\"name\""), None);
+        let mut f = TextFilter::default();
+        assert_eq!(f.push("Do"), Some("Do".into()));
+        assert_eq!(f.push("ne."), Some("ne.".into()));
+        let mut f = TextFilter::default();
+        assert_eq!(f.push("`"), None);
+        assert_eq!(f.push("`x"), Some("``x".into()));
+    }
+}

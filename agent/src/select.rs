@@ -1,0 +1,166 @@
+//! Which tools a request is offered.
+//!
+//! A small local model pays for every prompt token, and 55 tool schemas are
+//! several thousand tokens. So for such models the request is embedded and
+//! compared with each tool's name and description; the closest few are
+//! offered, plus a small always-on core. Large hosted models get every tool.
+
+use std::sync::Arc;
+
+use rapport_models::Embedder;
+use rapport_models::embed::cosine;
+use rapport_models::llm::ToolSpec;
+use rapport_tools::{DynTool, Registry};
+use serde_json::Value;
+
+use crate::error::{AgentError, Result};
+
+/// Tools offered with every request when selection is on.
+pub const CORE: &[&str] = &["find_records", "search_interactions"];
+
+/// How tools are chosen for a request.
+#[derive(Clone)]
+pub enum Selection {
+    /// Every tool the caller may use.
+    All,
+    /// The `k` tools closest to the request, plus [`CORE`].
+    TopK { k: usize, index: Arc<ToolIndex> },
+}
+
+/// Tool descriptions embedded once.
+pub struct ToolIndex {
+    embedder: Arc<Embedder>,
+    vectors: Vec<(String, Vec<f32>)>,
+}
+
+impl ToolIndex {
+    /// Embeds the name and first sentence of every tool (blocking: call from
+    /// a plain thread or `spawn_blocking`).
+    pub fn build(embedder: Arc<Embedder>, registry: &Registry) -> Result<ToolIndex> {
+        let texts: Vec<String> = registry.tools().map(tool_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vecs = embedder
+            .embed(&refs)
+            .map_err(|e| AgentError::Embedder(e.to_string()))?;
+        let vectors = registry
+            .tools()
+            .map(|t| t.name().to_owned())
+            .zip(vecs)
+            .collect();
+        Ok(ToolIndex { embedder, vectors })
+    }
+
+    /// Tool names by similarity to `text`, best first.
+    pub fn rank(&self, text: &str) -> Result<Vec<(String, f32)>> {
+        let q = self
+            .embedder
+            .embed_one(text)
+            .map_err(|e| AgentError::Embedder(e.to_string()))?;
+        let mut ranked: Vec<(String, f32)> = self
+            .vectors
+            .iter()
+            .map(|(n, v)| (n.clone(), cosine(&q, v)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(ranked)
+    }
+}
+
+/// What a tool is about, in words the request may share: "log activity: Log
+/// a call, email, …".
+fn tool_text(t: &dyn DynTool) -> String {
+    format!(
+        "{}: {}",
+        t.name().replace('_', " "),
+        rapport_tools::first_sentence(&t.description())
+    )
+}
+
+/// The tools to offer for `request`, among those `allowed` (by name).
+pub async fn select(
+    selection: &Selection,
+    registry: &Registry,
+    allowed: impl Fn(&dyn DynTool) -> bool,
+    request: &str,
+    compact: bool,
+) -> Result<Vec<ToolSpec>> {
+    let names: Vec<String> = match selection {
+        Selection::All => registry.tools().map(|t| t.name().to_owned()).collect(),
+        Selection::TopK { k, index } => {
+            let index = index.clone();
+            let text = request.to_owned();
+            let ranked = tokio::task::spawn_blocking(move || index.rank(&text))
+                .await
+                .map_err(|e| AgentError::Embedder(e.to_string()))??;
+            let mut names: Vec<String> = CORE.iter().map(|s| (*s).to_owned()).collect();
+            for (name, _) in ranked {
+                if names.len() >= k + CORE.len() {
+                    break;
+                }
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            names
+        }
+    };
+    Ok(names
+        .iter()
+        .filter_map(|n| registry.get(n))
+        .filter(|t| allowed(*t))
+        .map(|t| spec(t, compact))
+        .collect())
+}
+
+/// The tool as the model sees it; `compact` drops what a small model does not
+/// need (titles, `$schema`) and keeps descriptions to their first sentence.
+pub fn spec(t: &dyn DynTool, compact: bool) -> ToolSpec {
+    let mut schema = t.input_schema();
+    let description = if compact {
+        strip(&mut schema);
+        rapport_tools::first_sentence(&t.description()).to_owned()
+    } else {
+        t.description()
+    };
+    ToolSpec::new(t.name(), description, schema)
+}
+
+/// Removes schema keywords a model does not need. Keys of a `properties`
+/// map are field names (a task has a `title`), never removed.
+fn strip(v: &mut Value) {
+    strip_in(v, false)
+}
+
+fn strip_in(v: &mut Value, is_properties: bool) {
+    match v {
+        Value::Object(m) => {
+            if !is_properties {
+                m.remove("$schema");
+                m.remove("title");
+                m.remove("examples");
+            }
+            for (k, child) in m.iter_mut() {
+                strip_in(child, !is_properties && k == "properties");
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| strip_in(c, false)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strip_keeps_fields_named_like_keywords() {
+        let mut s = json!({"title": "Args", "type": "object", "properties": {
+            "title": {"type": "string", "title": "Title"}}});
+        strip(&mut s);
+        assert_eq!(
+            s,
+            json!({"type": "object", "properties": {"title": {"type": "string"}}})
+        );
+    }
+}
