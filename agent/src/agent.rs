@@ -83,7 +83,7 @@ pub enum TurnOutcome {
     /// The model answered.
     Answer(String),
     /// A call waits for the user's decision.
-    AwaitingApproval(Proposal),
+    AwaitingApproval(Box<Proposal>),
     /// A guard stopped the turn (step limit, token budget, repeated failing call).
     Stopped(String),
 }
@@ -469,6 +469,7 @@ impl Agent {
                 Ok(effect) => {
                     if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
                         let p = self.propose(t, &call, reason).await?;
+                        let p = Box::new(p);
                         t.events.emit(AgentEvent::ApprovalNeeded {
                             proposal: p.clone(),
                         });

@@ -18,7 +18,7 @@ pub enum AgentEvent {
         arguments: Value,
     },
     /// A call waits for the user: approve, reject or edit it.
-    ApprovalNeeded { proposal: Proposal },
+    ApprovalNeeded { proposal: Box<Proposal> },
     /// A call ran (or failed, or was rejected); `result` is what the model sees.
     ToolResult {
         call_id: String,

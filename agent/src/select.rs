@@ -125,19 +125,39 @@ pub fn spec(t: &dyn DynTool, compact: bool) -> ToolSpec {
     ToolSpec::new(t.name(), description, schema)
 }
 
-/// Removes schema keywords a model does not need. Keys of a `properties`
-/// map are field names (a task has a `title`), never removed.
+/// Removes what a small model does not need: schema keywords it ignores,
+/// descriptions that only restate the type ("a string"), and the fields that
+/// default sensibly (`owner_id` defaults to the caller, `custom` to nothing),
+/// which small models otherwise fill with invented values. Keys of a
+/// `properties` map are field names (a task has a `title`): only the listed
+/// defaulted fields are removed from it.
 fn strip(v: &mut Value) {
     strip_in(v, false)
 }
 
+/// Fields left out of compact schemas: they default sensibly when absent.
+const DEFAULTED: &[&str] = &["owner_id", "custom"];
+
 fn strip_in(v: &mut Value, is_properties: bool) {
     match v {
         Value::Object(m) => {
-            if !is_properties {
+            if is_properties {
+                for f in DEFAULTED {
+                    m.remove(*f);
+                }
+            } else {
                 m.remove("$schema");
                 m.remove("title");
                 m.remove("examples");
+                if m.get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(restates_type)
+                {
+                    m.remove("description");
+                }
+                if let Some(Value::Array(req)) = m.get_mut("required") {
+                    req.retain(|r| !r.as_str().is_some_and(|r| DEFAULTED.contains(&r)));
+                }
             }
             for (k, child) in m.iter_mut() {
                 strip_in(child, !is_properties && k == "properties");
@@ -146,6 +166,14 @@ fn strip_in(v: &mut Value, is_properties: bool) {
         Value::Array(a) => a.iter_mut().for_each(|c| strip_in(c, false)),
         _ => {}
     }
+}
+
+/// "a string", "an integer", "a JSON object": what the type already says.
+fn restates_type(d: &str) -> bool {
+    matches!(
+        d,
+        "a string" | "an integer" | "a number" | "a JSON object" | "true or false"
+    )
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
                 "type": "object",
                 "properties": {
                     "name": {"const": t.name},
-                    "arguments": t.parameters,
+                    "arguments": inline_refs(&t.parameters),
                 },
                 "required": ["name", "arguments"],
                 "additionalProperties": false,
@@ -100,6 +100,58 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
         "lenient": true,
     });
     schema
+}
+
+/// The schema with its local `$ref`s (`#/$defs/…`, `#/definitions/…`)
+/// replaced by what they point to. A tool's schema becomes one branch of the
+/// call schema, where its `$defs` would no longer be at the root the
+/// references assume. Recursive definitions stop at a fixed depth (an open
+/// object there).
+pub fn inline_refs(schema: &Value) -> Value {
+    let defs = schema
+        .get("$defs")
+        .or_else(|| schema.get("definitions"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut out = resolve(schema, &defs, 0);
+    if let Value::Object(m) = &mut out {
+        m.remove("$defs");
+        m.remove("definitions");
+    }
+    out
+}
+
+fn resolve(v: &Value, defs: &Value, depth: usize) -> Value {
+    const MAX_DEPTH: usize = 8;
+    match v {
+        Value::Object(m) => {
+            if let Some(target) = m.get("$ref").and_then(Value::as_str) {
+                let name = target
+                    .strip_prefix("#/$defs/")
+                    .or_else(|| target.strip_prefix("#/definitions/"));
+                if let Some(def) = name.and_then(|n| defs.get(n)) {
+                    if depth >= MAX_DEPTH {
+                        return json!({"type": "object"});
+                    }
+                    let mut merged = resolve(def, defs, depth + 1);
+                    // Keywords beside the $ref (a description) stay.
+                    if let Value::Object(mm) = &mut merged {
+                        for (k, x) in m.iter().filter(|(k, _)| k.as_str() != "$ref") {
+                            mm.insert(k.clone(), resolve(x, defs, depth));
+                        }
+                    }
+                    return merged;
+                }
+            }
+            Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), resolve(x, defs, depth)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, defs, depth)).collect()),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +221,24 @@ mod tests {
     }
 
     const CALL: &str = "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"Jane Doe\", \"email\": \"jane@acme.com\"}}\n</tool_call>";
+
+    #[test]
+    fn refs_are_inlined_so_a_tool_schema_can_sit_inside_the_call_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"types": {"type": ["array", "null"], "items": {"$ref": "#/$defs/Kind"}},
+                            "one": {"$ref": "#/$defs/Kind", "description": "which"}},
+            "$defs": {"Kind": {"type": "string", "enum": ["a", "b"]}}
+        });
+        let out = inline_refs(&schema);
+        assert_eq!(
+            out["properties"]["types"]["items"],
+            json!({"type": "string", "enum": ["a", "b"]})
+        );
+        assert_eq!(out["properties"]["one"]["description"], "which");
+        assert!(out.get("$defs").is_none());
+        assert!(!out.to_string().contains("$ref"));
+    }
 
     #[test]
     fn auto_allows_text_or_valid_calls() {
