@@ -45,6 +45,11 @@ pub struct DemoArgs {
     /// Companies to generate when the workspace is empty.
     #[arg(long, default_value_t = 100)]
     pub companies: u32,
+    /// Stop after showing the data instead of starting `rapport chat`.
+    #[arg(long)]
+    pub no_chat: bool,
+    #[command(flatten)]
+    pub agent: super::chat::AgentArgs,
 }
 
 /// The store and the acting context the global options describe.
@@ -229,8 +234,9 @@ fn print_counts(counts: &[(RecordType, i64)]) {
     }
 }
 
-/// The main job on the embedded default. For now: initialise, seed the demo CRM
-/// if the workspace is empty, and show what is there.
+/// The main job on the embedded default: initialise, seed the demo CRM if the
+/// workspace is empty, show what is there, then chat with the agent (on a
+/// terminal; the local models are fetched first if missing).
 pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let s = open(g).await?;
     let empty = s
@@ -254,7 +260,15 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
         s.store.backend().name()
     );
     print_counts(&s.store.counts(&s.ctx).await?);
-    show_sample(&s).await
+    show_sample(&s).await?;
+    if args.no_chat || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!("Chat with it: rapport chat (or rapport ask \"what's overdue for me?\")");
+        return Ok(());
+    }
+    let id = s.ctx.actor_id.context("no acting user")?;
+    let user: User = s.store.get(&s.ctx, id).await?;
+    let agent = super::chat::build_agent(s.store.clone(), &args.agent, false).await?;
+    super::chat::run_chat(&agent, &user, None).await
 }
 
 async fn show_sample(s: &Session) -> anyhow::Result<()> {

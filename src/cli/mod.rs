@@ -2,6 +2,7 @@
 //! holds the global options and the top-level command list.
 
 mod bench;
+mod chat;
 mod db;
 mod llm;
 pub mod models;
@@ -73,6 +74,10 @@ pub enum Command {
     /// Benchmarks; each prints its figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Talk to the agent: an interactive session with approvals, `/undo`, `/history`, `/new`.
+    Chat(chat::ChatArgs),
+    /// One message to the agent: `rapport ask "what's overdue for me?"`.
+    Ask(chat::AskArgs),
     /// Typed CRM tools: `rapport tool list`, `tool schema NAME`, `tool call NAME --json '{…}'`.
     #[command(subcommand)]
     Tool(tool::ToolCmd),
@@ -110,5 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
         Command::Bench(cmd) => bench::run(&global, cmd).await,
         Command::Tool(cmd) => tool::run(&global, cmd).await,
+        Command::Chat(args) => chat::chat(&global, args).await,
+        Command::Ask(args) => chat::ask(&global, args).await,
     }
 }

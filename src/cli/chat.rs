@@ -1,0 +1,375 @@
+//! `rapport chat` (an interactive session) and `rapport ask "…"` (one message):
+//! the agent on the command line. This module builds the agent from the
+//! options — which model, which approval policy — and prints its events.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use rapport_agent::backend::local::LocalBackend;
+use rapport_agent::backend::openai::{OpenAiBackend, OpenAiConfig};
+use rapport_agent::select::ToolIndex;
+use rapport_agent::{
+    Agent, AgentConfig, AgentEvent, Decision, Events, LlmBackend, Policy, Selection, TurnOutcome,
+    WritePolicy,
+};
+use rapport_crm::model::{Proposal, User};
+use rapport_crm::{Id, Store};
+use rapport_models::llm::{ChatModel, LoadOptions, Role};
+use rapport_tools::Registry;
+
+use super::GlobalArgs;
+use super::db;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmKind {
+    /// The local GGUF model, in process (no network, no key).
+    Local,
+    /// Any OpenAI-compatible endpoint.
+    Openai,
+}
+
+/// Which model the agent talks to and how it treats writes.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The model backend.
+    #[arg(long, env = "RAPPORT_LLM", value_enum, default_value = "local")]
+    pub llm: LlmKind,
+    /// Local model: a manifest name (fetched if missing) or a .gguf path.
+    #[arg(
+        long,
+        env = "RAPPORT_LOCAL_MODEL",
+        default_value = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    )]
+    pub local_model: String,
+    /// Local model: threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Local model: sample tool calls without the schema constraint.
+    #[arg(long)]
+    pub unconstrained: bool,
+    /// OpenAI-compatible endpoint, e.g. `rapport llm serve`'s.
+    #[arg(
+        long,
+        env = "RAPPORT_OPENAI_BASE_URL",
+        default_value = "http://127.0.0.1:8080/v1"
+    )]
+    pub openai_base_url: String,
+    #[arg(long, env = "RAPPORT_OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+    /// API key of the endpoint (also read from OPENAI_API_KEY).
+    #[arg(long, env = "RAPPORT_OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// Writes run directly, or wait for approval (destructive ones always wait).
+    #[arg(
+        long,
+        env = "RAPPORT_WRITE_POLICY",
+        value_enum,
+        default_value = "direct"
+    )]
+    pub writes: WritesArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WritesArg {
+    Direct,
+    Approve,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Resume this session instead of starting a new one.
+    #[arg(long)]
+    pub session: Option<Id>,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// What to ask or tell the agent.
+    pub message: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Approve changes in advance (not those that follow untrusted text such
+    /// as an email body: those still wait and are reported).
+    #[arg(long)]
+    pub approve_all: bool,
+    /// Continue this session.
+    #[arg(long)]
+    pub session: Option<Id>,
+}
+
+/// Builds the agent the options describe (loading the local model and the
+/// embedder that picks its tools, fetching them first if missing).
+pub async fn build_agent(
+    store: Store,
+    args: &AgentArgs,
+    approve_all: bool,
+) -> anyhow::Result<Agent> {
+    let registry = Arc::new(Registry::new());
+    let policy = Policy {
+        writes: match args.writes {
+            WritesArg::Direct => WritePolicy::Direct,
+            WritesArg::Approve => WritePolicy::Approve,
+        },
+        approve_all,
+    };
+    let (backend, mut config): (Arc<dyn LlmBackend>, AgentConfig) = match args.llm {
+        LlmKind::Openai => {
+            let mut c = OpenAiConfig::new(&args.openai_base_url, &args.openai_model);
+            c.api_key = args
+                .openai_api_key
+                .clone()
+                .or_else(|| std::env::var("OPENAI_API_KEY").ok());
+            (Arc::new(OpenAiBackend::new(c)?), AgentConfig::default())
+        }
+        LlmKind::Local => {
+            let name = args.local_model.clone();
+            let threads = args.threads;
+            let reg = registry.clone();
+            eprintln!("Loading the local model {name} and the tool index…");
+            let (model, index) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let path = if name.ends_with(".gguf") {
+                    name.clone().into()
+                } else {
+                    rapport_models::ensure(&name).with_context(|| format!("model `{name}`"))?
+                };
+                let model = ChatModel::load(
+                    &path,
+                    LoadOptions {
+                        name: Some(name),
+                        n_ctx: 4096,
+                        n_threads: threads,
+                        ..Default::default()
+                    },
+                )?;
+                let embedder =
+                    Arc::new(rapport_models::Embedder::load_default(Default::default())?);
+                let index = ToolIndex::build(embedder, &reg)?;
+                Ok((Arc::new(model), Arc::new(index)))
+            })
+            .await??;
+            let mut backend = LocalBackend::new(model);
+            backend.constrained = !args.unconstrained;
+            let config = AgentConfig::small_model(Selection::TopK { k: 4, index });
+            (Arc::new(backend), config)
+        }
+    };
+    config.policy = policy;
+    Ok(Agent::new(store, registry, backend, config)?)
+}
+
+async fn user_of(s: &db::Session) -> anyhow::Result<User> {
+    let id = s.ctx.actor_id.context("no acting user")?;
+    Ok(s.store.get::<User>(&s.ctx, id).await?)
+}
+
+/// Prints the loop's events as they come: the answer streams, calls and
+/// results show as short lines on stderr.
+fn printer() -> (Events, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut streamed = false;
+        while let Some(e) = rx.recv().await {
+            match e {
+                AgentEvent::TextDelta { text } => {
+                    streamed = true;
+                    print!("{text}");
+                    let _ = std::io::stdout().flush();
+                }
+                AgentEvent::ToolCall {
+                    name, arguments, ..
+                } => {
+                    eprintln!("  → {name} {arguments}");
+                }
+                AgentEvent::ToolResult {
+                    name, ok, result, ..
+                } => {
+                    let text = result.to_string();
+                    let short: String = text.chars().take(160).collect();
+                    eprintln!("  ← {name} {} {short}", if ok { "ok" } else { "error" });
+                }
+                AgentEvent::Final { text } => {
+                    if streamed {
+                        println!();
+                    } else {
+                        println!("{text}");
+                    }
+                    streamed = false;
+                }
+                AgentEvent::Error { message } => eprintln!("  ! {message}"),
+                AgentEvent::ApprovalNeeded { .. } => {}
+            }
+        }
+    });
+    (Events::to(tx), task)
+}
+
+pub async fn ask(g: &GlobalArgs, args: AskArgs) -> anyhow::Result<()> {
+    let s = db::open(g).await?;
+    let user = user_of(&s).await?;
+    let agent = build_agent(s.store.clone(), &args.agent, args.approve_all).await?;
+    let session = match args.session {
+        Some(id) => id,
+        None => {
+            agent
+                .start_session(&user, &title_of(&args.message))
+                .await?
+                .id
+        }
+    };
+    let (events, printing) = printer();
+    let outcome = agent.send(session, &user, &args.message, &events).await?;
+    drop(events);
+    printing.await?;
+    if let TurnOutcome::AwaitingApproval(p) = outcome {
+        println!("{}", describe(&p));
+        println!("Not applied. To decide: rapport chat --session {session}");
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn title_of(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
+fn describe(p: &Proposal) -> String {
+    format!(
+        "Waiting for your approval: {} {}\n  (why: {})",
+        p.tool, p.args, p.reason
+    )
+}
+
+pub async fn chat(g: &GlobalArgs, args: ChatArgs) -> anyhow::Result<()> {
+    let s = db::open(g).await?;
+    let user = user_of(&s).await?;
+    let agent = build_agent(s.store.clone(), &args.agent, false).await?;
+    run_chat(&agent, &user, args.session).await
+}
+
+/// The interactive loop: messages, approvals, and the slash commands.
+pub async fn run_chat(agent: &Agent, user: &User, resume: Option<Id>) -> anyhow::Result<()> {
+    let mut session = match resume {
+        Some(id) => id,
+        None => agent.start_session(user, "chat").await?.id,
+    };
+    println!(
+        "Rapport chat as {} ({}), model {}, session {session}. /undo /history /new /quit",
+        user.name,
+        format!("{:?}", user.role).to_lowercase(),
+        agent.model()
+    );
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        // A resumed session may have a proposal waiting.
+        if let Some(p) = agent.pending(session, user).await?.into_iter().next() {
+            match ask_decision(agent, user, session, &p, &mut lines).await? {
+                None => break, // end of input
+                Some(TurnOutcome::AwaitingApproval(_)) => continue,
+                Some(_) => {}
+            }
+        }
+        print!("> ");
+        std::io::stdout().flush()?;
+        let Some(line) = lines.next().transpose()? else {
+            break;
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/new" => {
+                session = agent.start_session(user, "chat").await?.id;
+                println!("new session {session}");
+            }
+            "/history" => print_history(agent, user, session).await?,
+            "/undo" => match agent.undo(session, user).await {
+                Ok(r) => println!("undid {}: {}", r.tool, r.reverted.join("; ")),
+                Err(e) => println!("cannot undo: {e}"),
+            },
+            text => {
+                let (events, printing) = printer();
+                let result = agent.send(session, user, text, &events).await;
+                drop(events);
+                printing.await?;
+                if let Err(e) = result {
+                    println!("error: {e}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the user about a proposal: approve, reject (with a reason) or edit
+/// (a JSON object of the proposed fields to change).
+async fn ask_decision(
+    agent: &Agent,
+    user: &User,
+    session: Id,
+    p: &Proposal,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> anyhow::Result<Option<TurnOutcome>> {
+    println!("{}", describe(p));
+    loop {
+        print!("[a]pprove, [r]eject [reason], [e]dit {{\"field\": value}}? ");
+        std::io::stdout().flush()?;
+        let Some(line) = lines.next().transpose()? else {
+            return Ok(None);
+        };
+        let line = line.trim();
+        let decision = if line == "a" || line == "approve" {
+            Decision::Approve
+        } else if let Some(rest) = line.strip_prefix('r') {
+            let reason = rest.trim_start_matches("eject").trim();
+            Decision::Reject {
+                reason: (!reason.is_empty()).then(|| reason.to_owned()),
+            }
+        } else if let Some(rest) = line.strip_prefix('e') {
+            let json = rest.trim_start_matches("dit").trim();
+            match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(serde_json::Value::Object(m)) => Decision::Edit(m),
+                _ => {
+                    println!(
+                        "an edit is a JSON object of the proposed fields, e.g. e {{\"name\": \"Acme Corp\"}}"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        let (events, printing) = printer();
+        let result = agent.decide(session, user, p.id, decision, &events).await;
+        drop(events);
+        printing.await?;
+        match result {
+            Ok(outcome) => return Ok(Some(outcome)),
+            Err(e) => println!("{e}"),
+        }
+    }
+}
+
+async fn print_history(agent: &Agent, user: &User, session: Id) -> anyhow::Result<()> {
+    for m in agent.history(session, user).await? {
+        match m.role {
+            Role::User => println!("you: {}", m.content),
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                for c in &m.tool_calls {
+                    println!("  call {} {}", c.name, c.arguments);
+                }
+            }
+            Role::Assistant => println!("rapport: {}", m.content),
+            Role::Tool => {
+                let short: String = m.content.chars().take(120).collect();
+                println!("  result {}: {short}", m.name.unwrap_or_default());
+            }
+            Role::System => {}
+        }
+    }
+    Ok(())
+}
