@@ -4,6 +4,7 @@
 mod bench;
 mod db;
 mod llm;
+mod mcp;
 pub mod models;
 mod tool;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// Typed CRM tools: `rapport tool list`, `tool schema NAME`, `tool call NAME --json '{…}'`.
     #[command(subcommand)]
     Tool(tool::ToolCmd),
+    /// Serve every tool over MCP on stdio, acting as `--as USER` (default: the
+    /// workspace admin). Register it in an MCP client as `rapport mcp`.
+    Mcp,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,5 +114,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
         Command::Bench(cmd) => bench::run(&global, cmd).await,
         Command::Tool(cmd) => tool::run(&global, cmd).await,
+        Command::Mcp => mcp::run(&global).await,
     }
 }
