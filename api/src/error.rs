@@ -10,9 +10,16 @@ pub enum Error {
     #[error("tool {tool}: the {which} schema is not a JSON object")]
     Schema { tool: String, which: &'static str },
     /// The client closed or broke the connection before the MCP handshake ended.
+    /// Boxed: rmcp's error carries a whole message and would bloat every `Result`.
     #[error("the MCP session could not start: {0}")]
-    Start(#[from] rmcp::service::ServerInitializeError),
+    Start(Box<rmcp::service::ServerInitializeError>),
     /// The task serving the session panicked or was aborted.
     #[error("the MCP session ended abnormally: {0}")]
     Session(#[from] tokio::task::JoinError),
+}
+
+impl From<rmcp::service::ServerInitializeError> for Error {
+    fn from(err: rmcp::service::ServerInitializeError) -> Self {
+        Error::Start(Box::new(err))
+    }
 }
