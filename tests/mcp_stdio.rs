@@ -7,16 +7,14 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use rapport_api::testing::{Client, call, tool_error};
 use rapport_crm::{Ctx, RecordType, Source, Store};
-use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
-use rmcp::{ServiceExt, transport::ConfigureCommandExt};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolResult, Tool};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-
-type Client = RunningService<RoleClient, ()>;
 
 /// `rapport --data-dir DIR [--as USER] ARGS…`, blind to the caller's environment.
 fn rapport(data_dir: &Path, as_user: Option<&str>, args: &[&str]) -> Command {
@@ -46,21 +44,10 @@ async fn connect(data_dir: &Path, as_user: Option<&str>) -> Client {
     ().serve(transport).await.expect("MCP handshake")
 }
 
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{name}: protocol error {e}"))
-}
-
 /// The structured content of a successful call, checked against the output
 /// schema the server advertised for the tool.
 fn ok(result: CallToolResult, tool: &Tool) -> Value {
-    assert_ne!(result.is_error, Some(true), "{}: {result:?}", tool.name);
-    let value = result.structured_content.expect("structured content");
+    let value = rapport_api::testing::ok(result);
     let schema = Value::Object(
         tool.output_schema
             .as_deref()
@@ -74,18 +61,6 @@ fn ok(result: CallToolResult, tool: &Tool) -> Value {
             tool.name
         );
     }
-    value
-}
-
-/// The structured `ToolError` of a failed call; its text content carries the same JSON.
-fn tool_error(result: CallToolResult) -> Value {
-    assert_eq!(result.is_error, Some(true), "expected an error: {result:?}");
-    let value = result.structured_content.expect("structured error");
-    let text = &result.content[0].as_text().expect("text content").text;
-    assert_eq!(
-        serde_json::from_str::<Value>(text).expect("JSON text"),
-        value
-    );
     value
 }
 
@@ -134,22 +109,18 @@ async fn lists_every_tool_with_schemas_and_annotations() {
     };
     assert_eq!(hints("get_company").0, Some(true));
     assert_eq!(hints("find_records").0, Some(true));
-    assert_eq!(
-        hints("delete_company"),
-        (Some(false), Some(true), Some(true))
-    );
-    assert_eq!(
-        hints("merge_contacts"),
-        (Some(false), Some(true), Some(false))
-    );
-    assert_eq!(
-        hints("create_company"),
-        (Some(false), Some(false), Some(false))
-    );
-    assert_eq!(
-        hints("update_company"),
-        (Some(false), Some(false), Some(true))
-    );
+    for (name, expected) in [
+        ("delete_company", (Some(false), Some(true), Some(true))),
+        ("merge_contacts", (Some(false), Some(true), Some(false))),
+        ("create_company", (Some(false), Some(false), Some(false))),
+        ("update_company", (Some(false), Some(false), Some(true))),
+    ] {
+        assert_eq!(
+            hints(name),
+            expected,
+            "{name}: (read-only, destructive, idempotent)"
+        );
+    }
 
     let create = tool(&tools, "create_company").schema_as_json_value();
     assert_eq!(create["additionalProperties"], json!(false));

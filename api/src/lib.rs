@@ -13,5 +13,7 @@ with the "API server" issue.
 
 mod error;
 pub mod mcp;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};

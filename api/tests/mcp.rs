@@ -4,31 +4,18 @@
 //! `tests/mcp_stdio.rs`.
 
 use rapport_api::mcp::{McpServer, describe};
+use rapport_api::testing::{call, in_memory as session, ok, tool_error as err};
 use rapport_crm::model::User;
 use rapport_crm::testing::Fixture;
 use rapport_crm::{Source, Store};
 use rapport_tools::{Caller, Effect, Registry};
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::{RoleClient, RunningService};
-use serde_json::{Value, json};
+use rmcp::model::CallToolRequestParams;
+use serde_json::json;
 
 rapport_crm::both_backends!(
     structured_results_and_errors_over_a_session,
     each_session_acts_as_its_own_caller,
 );
-
-type Client = RunningService<RoleClient, ()>;
-
-/// A client session with `server` over an in-memory pipe.
-async fn session(server: McpServer) -> Client {
-    let (client_end, server_end) = tokio::io::duplex(1 << 16);
-    tokio::spawn(async move {
-        let running = server.serve(server_end).await.expect("server handshake");
-        let _ = running.waiting().await;
-    });
-    ().serve(client_end).await.expect("client handshake")
-}
 
 fn server(store: &Store, user: &User) -> McpServer {
     McpServer::new(
@@ -37,26 +24,6 @@ fn server(store: &Store, user: &User) -> McpServer {
         Caller::user(user, Source::Mcp),
     )
     .expect("describe tools")
-}
-
-async fn call(client: &Client, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(args) = args else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
-        .await
-        .unwrap_or_else(|e| panic!("{name}: protocol error {e}"))
-}
-
-fn ok(r: CallToolResult) -> Value {
-    assert_ne!(r.is_error, Some(true), "{r:?}");
-    r.structured_content.expect("structured content")
-}
-
-fn err(r: CallToolResult) -> Value {
-    assert_eq!(r.is_error, Some(true), "{r:?}");
-    r.structured_content.expect("structured error")
 }
 
 async fn structured_results_and_errors_over_a_session(store: &Store) {
