@@ -5,6 +5,7 @@ mod bench;
 mod chat;
 mod db;
 mod llm;
+mod mcp;
 pub mod models;
 mod tool;
 
@@ -81,6 +82,9 @@ pub enum Command {
     /// Typed CRM tools: `rapport tool list`, `tool schema NAME`, `tool call NAME --json '{…}'`.
     #[command(subcommand)]
     Tool(tool::ToolCmd),
+    /// Serve every tool over MCP on stdio, acting as `--as USER` (default: the
+    /// workspace admin). Register it in an MCP client as `rapport mcp`.
+    Mcp,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +104,8 @@ pub fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: `rapport mcp`'s stderr usually lands in a client's log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -117,5 +123,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tool(cmd) => tool::run(&global, cmd).await,
         Command::Chat(args) => chat::chat(&global, args).await,
         Command::Ask(args) => chat::ask(&global, args).await,
+        Command::Mcp => mcp::run(&global).await,
     }
 }

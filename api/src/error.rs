@@ -1,0 +1,25 @@
+//! The crate's error type: faults of the server itself (a tool that cannot be
+//! described, a session that cannot start). A failed tool call is not one of
+//! them: it travels to the client as a tool result.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tool's schema is not a JSON object, so MCP cannot carry it.
+    #[error("tool {tool}: the {which} schema is not a JSON object")]
+    Schema { tool: String, which: &'static str },
+    /// The client closed or broke the connection before the MCP handshake ended.
+    /// Boxed: rmcp's error carries a whole message and would bloat every `Result`.
+    #[error("the MCP session could not start: {0}")]
+    Start(Box<rmcp::service::ServerInitializeError>),
+    /// The task serving the session panicked or was aborted.
+    #[error("the MCP session ended abnormally: {0}")]
+    Session(#[from] tokio::task::JoinError),
+}
+
+impl From<rmcp::service::ServerInitializeError> for Error {
+    fn from(err: rmcp::service::ServerInitializeError) -> Self {
+        Error::Start(Box::new(err))
+    }
+}
