@@ -6,6 +6,7 @@
 //! another one. Each step is written in its own transaction; an approved call
 //! and the proposal's new status are written in one.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -444,7 +445,9 @@ impl Agent {
     async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Option<TurnOutcome>> {
         let tainted_before = log.tainted();
         let mut tainted = tainted_before;
-        for call in log.pending_calls() {
+        let mut known = log.known_numbers();
+        known.insert(t.user.id);
+        for mut call in log.pending_calls() {
             t.events.emit(AgentEvent::ToolCall {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
@@ -464,7 +467,17 @@ impl Agent {
                     .await?;
                 return Ok(Some(TurnOutcome::Stopped(reason)));
             }
-            match self.check_call(t, &call, log) {
+            // A small model may repeat a call that already worked instead of
+            // answering: do not run it twice; end the turn with what was done.
+            if let Some(done) = log.success_of(&call.name, &call.arguments) {
+                let text = done_answer(&call.name, &done.content);
+                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&text)))
+                    .await?;
+                t.events.emit(AgentEvent::Final { text: text.clone() });
+                return Ok(Some(TurnOutcome::Answer(text)));
+            }
+            let dropped = self.drop_invented_ids(&mut call, &known);
+            match self.check_call(t, &call, log, &known) {
                 Err(e) => self.record_result(t, &call, Err(&e)).await?,
                 Ok(effect) => {
                     if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
@@ -483,6 +496,7 @@ impl Agent {
                         tainted |=
                             history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
                     }
+                    let result = result.map(|v| noted(v, &dropped));
                     self.record_result(t, &call, result.as_ref()).await?;
                 }
             }
@@ -493,13 +507,43 @@ impl Agent {
         Ok(None)
     }
 
-    /// Checks that a call names an offered tool with well-formed arguments;
-    /// returns its effect.
+    /// Leaves out optional id arguments whose value appears nowhere in the
+    /// conversation: small models fill `company_id: 12345` from thin air, and
+    /// a record linked to the wrong company is worse than one linked to none.
+    /// Returns the arguments left out (required ones are refused later).
+    fn drop_invented_ids(&self, call: &mut ToolCall, known: &HashSet<i64>) -> Vec<String> {
+        let Some(tool) = self.registry.get(&call.name) else {
+            return Vec::new();
+        };
+        let schema = tool.input_schema();
+        let required = |k: &str| {
+            schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == k))
+        };
+        let Some(args) = call.arguments.as_object_mut() else {
+            return Vec::new();
+        };
+        let invented = |k: &str, v: &Value| {
+            is_id_key(k) && v.as_i64().is_some_and(|n| !known.contains(&n)) && !required(k)
+        };
+        let dropped: Vec<String> = args
+            .iter()
+            .filter(|(k, v)| invented(k, v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        args.retain(|k, v| !invented(k, v));
+        dropped
+    }
+
+    /// Checks that a call names an offered tool with well-formed arguments
+    /// and ids that came from the conversation; returns its effect.
     fn check_call(
         &self,
         t: &Turn<'_>,
         call: &ToolCall,
         log: &Log,
+        known: &HashSet<i64>,
     ) -> Result<rapport_tools::Effect, ToolError> {
         let offered = log.turn_tools.iter().any(|n| n == &call.name);
         let tool = match self.registry.get(&call.name) {
@@ -527,6 +571,19 @@ impl Agent {
             ));
         }
         tool.validate_args(&call.arguments)?;
+        if let Some((k, v)) = call.arguments.as_object().and_then(|a| {
+            a.iter()
+                .find(|(k, v)| is_id_key(k) && v.as_i64().is_some_and(|n| !known.contains(&n)))
+        }) {
+            return Err(ToolError::new(
+                ErrorCode::NotFound,
+                format!("{k} {v} does not come from this conversation"),
+            )
+            .with_field(k.clone())
+            .with_hint(
+                "look the record up with find_records (or a list tool) and use the id it returns",
+            ));
+        }
         if !tool.roles().contains(&t.caller.role) {
             // Let the registry produce its permission error.
             return Ok(rapport_tools::Effect::Read);
@@ -693,6 +750,41 @@ impl Agent {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The answer for a turn whose model repeated a call that had worked: what
+/// was done, from the result itself (never invented).
+fn done_answer(tool: &str, content: &str) -> String {
+    let body = content
+        .trim_start_matches(history::DATA_OPEN)
+        .trim_end_matches("</data>")
+        .trim();
+    let result: Value = serde_json::from_str(body).unwrap_or_default();
+    let r = &result["result"];
+    let id = r["id"]
+        .as_i64()
+        .or_else(|| r["activity"]["id"].as_i64())
+        .or_else(|| r["deal"]["id"].as_i64());
+    match id {
+        Some(id) => format!("Done: {} (id {id}).", tool.replace('_', " ")),
+        None => format!("Done: {}.", tool.replace('_', " ")),
+    }
+}
+
+/// A result with a note on the arguments that were left out.
+fn noted(mut result: Value, dropped: &[String]) -> Value {
+    if !dropped.is_empty() && result.is_object() {
+        result["note"] = json!(format!(
+            "left out {}: not ids from this conversation (look ids up with find_records)",
+            dropped.join(", ")
+        ));
+    }
+    result
+}
+
+/// An argument naming a record by id.
+fn is_id_key(k: &str) -> bool {
+    k == "id" || k.ends_with("_id")
 }
 
 /// The proposed arguments with the user's changes; only proposed fields may change.

@@ -114,19 +114,49 @@ impl Log {
 
     /// How often this exact call already failed in the current turn.
     pub fn failures_of(&self, name: &str, arguments: &Value) -> usize {
+        self.results_of(name, arguments)
+            .filter(|r| is_error(&r.content))
+            .count()
+    }
+
+    /// The result of the same call, if it already succeeded in this turn.
+    pub fn success_of<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: &'a Value,
+    ) -> Option<&'a ChatMessage> {
+        self.results_of(name, arguments)
+            .find(|r| !is_error(&r.content))
+    }
+
+    /// Results in the current turn of calls with this name and these arguments.
+    fn results_of<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: &'a Value,
+    ) -> impl Iterator<Item = &'a ChatMessage> + 'a {
         let turn = self.turn();
         turn.iter()
             .filter(|m| m.role == Role::Assistant)
             .flat_map(|m| &m.tool_calls)
-            .filter(|c| c.name == name && &c.arguments == arguments)
-            .filter(|c| {
-                turn.iter().any(|r| {
-                    r.role == Role::Tool
-                        && r.tool_call_id.as_deref() == Some(c.id.as_str())
-                        && r.content.contains("\"ok\":false")
+            .filter(move |c| c.name == name && &c.arguments == arguments)
+            .filter_map(move |c| {
+                turn.iter().find(|r| {
+                    r.role == Role::Tool && r.tool_call_id.as_deref() == Some(c.id.as_str())
                 })
             })
-            .count()
+    }
+
+    /// Every integer the user wrote or a tool returned in this session: the
+    /// ids a call may legitimately use. A model that uses any other id made
+    /// it up.
+    pub fn known_numbers(&self) -> std::collections::HashSet<i64> {
+        // Error results echo the bad value back: they do not make it known.
+        self.messages
+            .iter()
+            .filter(|m| m.role == Role::User || (m.role == Role::Tool && !is_error(&m.content)))
+            .flat_map(|m| numbers_in(&m.content))
+            .collect()
     }
 
     /// Model calls made in the current turn.
@@ -173,6 +203,17 @@ impl Log {
             .chain(current)
             .collect()
     }
+}
+
+fn is_error(content: &str) -> bool {
+    content.contains("\"ok\":false")
+}
+
+fn numbers_in(text: &str) -> Vec<i64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty() && w.len() <= 18)
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 fn size(m: &ChatMessage) -> usize {

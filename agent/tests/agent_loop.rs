@@ -18,11 +18,13 @@ use rapport_tools::Registry;
 use serde_json::{Value, json};
 
 rapport_crm::both_backends!(
+    ids_the_model_made_up_are_left_out_or_refused,
     multi_step_tool_use_logs_a_call_with_a_follow_up,
     a_tool_error_goes_back_and_the_model_recovers,
     unknown_tools_and_malformed_arguments_are_answered_as_data,
     the_step_limit_stops_a_looping_model,
     the_same_failing_call_twice_stops_the_turn,
+    a_call_repeated_after_it_worked_ends_the_turn,
     approval_approve_reject_and_edit,
     an_approval_of_a_stale_proposal_is_a_conflict,
     destructive_calls_always_wait,
@@ -452,7 +454,12 @@ async fn an_approval_of_a_stale_proposal_is_a_conflict(store: &Store) {
     let (agent, _) = agent(store, model, ask);
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
     let TurnOutcome::AwaitingApproval(p) = agent
-        .send(s.id, &fx.rep, "Acme is in logistics", &Events::none())
+        .send(
+            s.id,
+            &fx.rep,
+            &format!("Acme (company {}) is in logistics", acme.id),
+            &Events::none(),
+        )
         .await
         .unwrap()
     else {
@@ -485,7 +492,12 @@ async fn destructive_calls_always_wait(store: &Store) {
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.manager, "chat").await.unwrap();
     let out = agent
-        .send(s.id, &fx.manager, "delete Acme", &Events::none())
+        .send(
+            s.id,
+            &fx.manager,
+            &format!("delete Acme (company {})", acme.id),
+            &Events::none(),
+        )
         .await
         .unwrap();
     let TurnOutcome::AwaitingApproval(p) = out else {
@@ -548,7 +560,7 @@ async fn text_in_an_email_cannot_trigger_a_write(store: &Store) {
         .send(
             s.id,
             &fx.rep,
-            "What did Acme's last email say?",
+            &format!("What did Acme's last email (activity {}) say?", email.id),
             &Events::none(),
         )
         .await
@@ -583,11 +595,21 @@ async fn undo_reverts_the_last_change_unless_it_changed_since(store: &Store) {
     assert!(err.to_string().contains("nothing to undo"));
 
     agent
-        .send(s.id, &fx.rep, "Acme is logistics", &Events::none())
+        .send(
+            s.id,
+            &fx.rep,
+            &format!("Acme (company {}) is logistics", acme.id),
+            &Events::none(),
+        )
         .await
         .unwrap();
     agent
-        .send(s.id, &fx.rep, "tag Acme vip", &Events::none())
+        .send(
+            s.id,
+            &fx.rep,
+            &format!("tag Acme (company {}) vip", acme.id),
+            &Events::none(),
+        )
         .await
         .unwrap();
     agent
@@ -691,4 +713,83 @@ async fn sessions_resume_in_a_new_agent_and_record_audit_links(store: &Store) {
             .any(|e| e.action == "create" && e.actor_id == Some(fx.rep.id))
     );
     let _ = Role::Rep;
+}
+
+async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
+    let fx = setup(store, "invented").await;
+    let acme = company(store, &fx, "Acme").await;
+    let model = ScriptedBackend::new()
+        // An optional link the conversation never mentioned: left out, noted.
+        .call(
+            "create_contact",
+            json!({"first_name": "Jane", "email": "jane@acme.com", "company_id": 12345}),
+        )
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], true, "{r}");
+            assert!(
+                r["result"]["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("left out company_id")
+            );
+            // A required id nobody gave: refused with a hint.
+            call("get_company", json!({"id": 777}))
+        })
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["error"]["field"], "id");
+            assert!(
+                r["error"]["hint"]
+                    .as_str()
+                    .unwrap()
+                    .contains("find_records")
+            );
+            say("Created Jane.")
+        });
+    let (agent, _) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = agent
+        .send(s.id, &fx.rep, "add Jane, jane@acme.com", &Events::none())
+        .await
+        .unwrap();
+    assert_eq!(out, TurnOutcome::Answer("Created Jane.".into()));
+    let jane = store
+        .list::<Contact>(
+            &fx.admin_ctx(),
+            &ListQuery::filtered(Filter::eq("email", "jane@acme.com")),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(jane.len(), 1);
+    assert_eq!(jane[0].company_id, None);
+    let _ = acme;
+}
+
+async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
+    let fx = setup(store, "repeat_ok").await;
+    let args = json!({"name": "Globex"});
+    let model = ScriptedBackend::new()
+        .call("create_company", args.clone())
+        .call("create_company", args.clone())
+        .say("unreachable");
+    let (agent, backend) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = agent
+        .send(s.id, &fx.rep, "add Globex", &Events::none())
+        .await
+        .unwrap();
+    let TurnOutcome::Answer(text) = out else {
+        panic!("{out:?}")
+    };
+    assert!(text.starts_with("Done: create company (id "), "{text}");
+    assert_eq!(backend.remaining(), 1);
+    let n = store
+        .list::<Company>(&fx.admin_ctx(), &ListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(n, 1, "created once");
 }
