@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use rapport_crm::model::{AgentSession, Proposal, ProposalStatus, Role, User};
 use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, Source, Store};
-use rapport_models::llm::{ChatMessage, ToolCall, ToolChoice, ToolSpec};
+use rapport_models::llm::{ChatMessage, Role as MsgRole, ToolCall, ToolChoice, ToolSpec};
 use rapport_tools::{AgentInfo, Call, Caller, ErrorCode, Registry, Snapshot, ToolError};
 use serde_json::{Map, Value, json};
 use tracing::{debug, info};
@@ -22,6 +22,7 @@ use crate::backend::{LlmBackend, LlmReply, LlmRequest};
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
+use crate::mentions;
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
 use crate::select::{self, Selection};
@@ -210,6 +211,7 @@ impl Agent {
         }
         let tools = self.choose_tools(&t, text).await?;
         let names: Vec<&str> = tools.iter().map(|s| s.name.as_str()).collect();
+        let mentioned = mentions::lookup(&self.store, &t.ctx, text).await?;
         let mut tx = self.store.begin().await?;
         tx.append_session_entry(
             &t.ctx,
@@ -220,6 +222,10 @@ impl Agent {
         .await?;
         tx.append_session_entry(&t.ctx, session_id, kind::TOOLS, &json!(names))
             .await?;
+        if !mentioned.is_empty() {
+            tx.append_session_entry(&t.ctx, session_id, kind::MENTIONS, &json!(mentioned))
+                .await?;
+        }
         tx.commit().await?;
         self.run(&t).await
     }
@@ -384,6 +390,14 @@ impl Agent {
         };
         let mut messages = vec![ChatMessage::system(self.prompt.render(&vars)?)];
         messages.extend(log.for_prompt(self.config.history_chars));
+        if !log.turn_mentions.is_empty()
+            && let Some(m) = messages.iter_mut().rev().find(|m| m.role == MsgRole::User)
+        {
+            m.content = format!(
+                "{}\n\n(Records named in this request, found by lookup:\n{})",
+                m.content, log.turn_mentions
+            );
+        }
         let tools: Vec<ToolSpec> = log
             .turn_tools
             .iter()

@@ -16,6 +16,8 @@ pub mod kind {
     pub const MODEL_CALL: &str = "model_call";
     /// The tools offered for a turn (names), chosen once per user message.
     pub const TOOLS: &str = "tools";
+    /// The records the names in a user message may mean (text for the model).
+    pub const MENTIONS: &str = "mentions";
 }
 
 /// What one model call cost, kept in the session log and the audit log.
@@ -40,6 +42,10 @@ pub struct Log {
     pub turn_calls: Vec<ModelCall>,
     /// The tools offered in the current turn.
     pub turn_tools: Vec<String>,
+    /// The records named in the current turn's message.
+    pub turn_mentions: String,
+    /// Every mention text of the session (their ids count as known).
+    all_mentions: Vec<String>,
 }
 
 impl Log {
@@ -53,6 +59,7 @@ impl Log {
                             log.turn_start = log.messages.len();
                             log.turn_calls.clear();
                             log.turn_tools.clear();
+                            log.turn_mentions.clear();
                         }
                         log.messages.push(m);
                     }
@@ -64,6 +71,11 @@ impl Log {
                 }
                 kind::TOOLS => {
                     log.turn_tools = serde_json::from_value(e.body.clone()).unwrap_or_default();
+                }
+                kind::MENTIONS => {
+                    let text = e.body.as_str().unwrap_or_default().to_owned();
+                    log.all_mentions.push(text.clone());
+                    log.turn_mentions = text;
                 }
                 _ => {}
             }
@@ -155,7 +167,9 @@ impl Log {
         self.messages
             .iter()
             .filter(|m| m.role == Role::User || (m.role == Role::Tool && !is_error(&m.content)))
-            .flat_map(|m| numbers_in(&m.content))
+            .map(|m| m.content.as_str())
+            .chain(self.all_mentions.iter().map(String::as_str))
+            .flat_map(numbers_in)
             .collect()
     }
 

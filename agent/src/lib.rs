@@ -9,7 +9,8 @@ into tool calls, and the answers back into words.
   model is asked with the system prompt ([`prompt`], a versioned tera template
   from `prompts/`), the recent history ([`history`], trimmed to fit) and the
   tools chosen for the request ([`select`]: all of them, or the closest few by
-  embedding for a small model). Each call it makes is checked (known tool,
+  embedding for a small model), with the records its names may mean looked up
+  beforehand ([`mentions`]). Each call it makes is checked (known tool,
   arguments that parse), passed through the approval [`policy`], run through
   the tool registry (one transaction, one audit entry carrying the session,
   model and prompt version) and its result — or its structured error — goes
@@ -43,6 +44,7 @@ pub mod backend;
 mod error;
 pub mod events;
 pub mod history;
+pub mod mentions;
 pub mod policy;
 pub mod prompt;
 pub mod select;
