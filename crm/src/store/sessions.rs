@@ -80,6 +80,30 @@ fn select(table: &str, fields: &[FieldDef], ctx: &Ctx) -> sea_query::SelectState
     q
 }
 
+/// The id an `INSERT … RETURNING id` produced.
+async fn inserted_id(mut conn: Conn<'_>, q: &sea_query::InsertStatement) -> Result<Id> {
+    conn.fetch_int(q)
+        .await?
+        .ok_or_else(|| Error::Internal("insert returned no id".into()))
+}
+
+/// One row of `table` in the workspace, or an error naming `what`.
+async fn by_id<T: serde::de::DeserializeOwned>(
+    mut conn: Conn<'_>,
+    ctx: &Ctx,
+    table: &str,
+    fields: &[FieldDef],
+    what: &str,
+    id: Id,
+) -> Result<T> {
+    let mut q = select(table, fields, ctx);
+    q.and_where(col("id").eq(id));
+    decode(conn.fetch_maps(&q, fields).await?)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| missing(what, id))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(rows: Vec<Map<String, Value>>) -> Result<Vec<T>> {
     rows.into_iter().map(from_map).collect()
 }
@@ -101,20 +125,12 @@ pub async fn create(
             ts_now().into(),
         ])
         .returning_col(Alias::new("id"));
-    let id = conn
-        .fetch_int(&q)
-        .await?
-        .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
+    let id = inserted_id(conn.reborrow(), &q).await?;
     get(conn, ctx, id).await
 }
 
-pub async fn get(mut conn: Conn<'_>, ctx: &Ctx, id: Id) -> Result<AgentSession> {
-    let mut q = select("agent_sessions", SESSION, ctx);
-    q.and_where(col("id").eq(id));
-    decode(conn.fetch_maps(&q, SESSION).await?)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| missing("session", id))
+pub async fn get(conn: Conn<'_>, ctx: &Ctx, id: Id) -> Result<AgentSession> {
+    by_id(conn, ctx, "agent_sessions", SESSION, "session", id).await
 }
 
 pub async fn of_user(
@@ -209,20 +225,12 @@ pub async fn propose(mut conn: Conn<'_>, ctx: &Ctx, p: NewProposal<'_>) -> Resul
             ts_now().into(),
         ])
         .returning_col(Alias::new("id"));
-    let id = conn
-        .fetch_int(&q)
-        .await?
-        .ok_or_else(|| Error::Internal("insert returned no id".into()))?;
+    let id = inserted_id(conn.reborrow(), &q).await?;
     proposal(conn, ctx, id).await
 }
 
-pub async fn proposal(mut conn: Conn<'_>, ctx: &Ctx, id: Id) -> Result<Proposal> {
-    let mut q = select("agent_proposals", PROPOSAL, ctx);
-    q.and_where(col("id").eq(id));
-    decode(conn.fetch_maps(&q, PROPOSAL).await?)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| missing("proposal", id))
+pub async fn proposal(conn: Conn<'_>, ctx: &Ctx, id: Id) -> Result<Proposal> {
+    by_id(conn, ctx, "agent_proposals", PROPOSAL, "proposal", id).await
 }
 
 pub async fn proposals(
