@@ -50,4 +50,7 @@ pub use error::{Error, Result};
 pub use filter::{Filter, ListQuery, Op, Sort};
 pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
-pub use store::{Backend, Candidate, LookupQuery, NewAuditEntry, Page, RecordMap, Store, Tx};
+pub use store::{
+    Backend, Candidate, LookupQuery, ModelVersion, NewAuditEntry, NewModelVersion, Page, RecordMap,
+    Score, Store, Tx,
+};
