@@ -29,7 +29,10 @@ impl Logistic {
         let dataset = Dataset::new(records, targets);
         let model = LogisticRegression::default()
             .alpha(alpha)
-            .max_iterations(500)
+            .max_iterations(300)
+            // Linfa's loss is a sum over rows: a tolerance per row keeps large
+            // tables from iterating long past any change in the predictions.
+            .gradient_tolerance(1e-5 * x.rows as f64)
             .fit(&dataset)
             .map_err(|e| Error::Train(format!("logistic regression: {e}")))?;
         // Linfa models the probability of the *more frequent* class; flip the
