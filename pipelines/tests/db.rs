@@ -142,7 +142,7 @@ async fn features_ignore_what_happens_after_the_snapshot(store: &Store) {
     tx.bulk_insert(
         &ctx,
         RecordType::Deal,
-        vec![json!({"name": "D", "pipeline_id": fx.pipeline.id, "stage_id": fx.stages[0].id, "value": 1000.0, "lead_id": lead_id,
+        vec![json!({"name": "D", "pipeline_id": fx.pipeline.id, "stage_id": fx.stages[0].id, "value": 1000.0, "probability": 0.1, "lead_id": lead_id,
                     "created_at": (t + Duration::days(1)).to_rfc3339(), "stage_entered_at": (t + Duration::days(1)).to_rfc3339()})
             .as_object()
             .unwrap()
@@ -154,21 +154,26 @@ async fn features_ignore_what_happens_after_the_snapshot(store: &Store) {
     assert_eq!(store.list::<Activity>(&ctx, &ListQuery::default()).await.unwrap().items.len(), 2);
 
     let snap = features::load(store, &ctx).await.unwrap();
+    // Polars blocks on its own runtime: not on the test's async thread.
+    let frames = tokio::task::spawn_blocking(move || {
+        [t, t + Duration::days(2), t - Duration::days(11)].map(|when| features::lead_frame(&snap, when).unwrap())
+    })
+    .await
+    .unwrap();
     let value = |df: &polars::prelude::DataFrame, col: &str| {
         df.column(col).unwrap().as_materialized_series().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().get(0)
     };
-    let before = features::lead_frame(&snap, t).unwrap();
+    let [before, after, earlier] = frames;
     assert_eq!(before.height(), 1);
     assert_eq!(value(&before, "activities"), Some(1.0), "the activity at T+1 is not seen at T");
     assert_eq!(value(&before, "inbound_7d"), Some(1.0));
     assert_eq!(value(&before, "deals"), Some(0.0), "the deal created at T+1 is not seen at T");
     assert_eq!(value(&before, "days_since_last_activity"), Some(1.0));
     assert_eq!(value(&before, "lead_age_days"), Some(10.0));
-    let after = features::lead_frame(&snap, t + Duration::days(2)).unwrap();
     assert_eq!(value(&after, "activities"), Some(2.0));
     assert_eq!(value(&after, "deals"), Some(1.0));
     // Before the lead existed there is no row for it.
-    assert_eq!(features::lead_frame(&snap, t - Duration::days(11)).unwrap().height(), 0);
+    assert_eq!(earlier.height(), 0);
 }
 
 /// y depends on `signal`; `noise` carries nothing.

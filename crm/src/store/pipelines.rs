@@ -286,7 +286,11 @@ impl Tx {
             return Err(Error::invalid("status", "expected champion or challenger"));
         }
         let mut q = Query::select();
-        q.expr(Expr::col(Alias::new("version")).max())
+        // COALESCE: MAX over no rows is NULL, which PostgreSQL will not decode as an integer.
+        q.expr(sea_query::Func::coalesce([
+            Expr::col(Alias::new("version")).max(),
+            Expr::val(0i64).into(),
+        ]))
             .from(Alias::new("model_versions"))
             .and_where(col("workspace_id").eq(ctx.workspace_id))
             .and_where(col("task").eq(v.task.as_str()));

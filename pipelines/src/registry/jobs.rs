@@ -108,17 +108,51 @@ pub async fn train_task(
     opts: &JobOptions,
 ) -> Result<JobOutcome> {
     let snap = features::load(store, ctx).await?;
-    let data = labelled(&snap, task, opts)?;
-    if data.table.rows() < 20 {
-        return Err(Error::Data(format!(
-            "only {} labelled rows for {} as of {}: too few to train",
-            data.table.rows(),
-            task.name(),
-            data.as_of
-        )));
-    }
-    let print = fingerprint(&data.table);
-    let (train_rows, test_rows) = match &data.test_rows {
+    let job = opts.clone();
+    // Polars and the learners are CPU-bound (and Polars blocks on its own
+    // runtime): off the async threads.
+    let (data, print, report, test_rows) = blocking(move || {
+        let data = labelled(&snap, task, &job)?;
+        if data.table.rows() < 20 {
+            return Err(Error::Data(format!(
+                "only {} labelled rows for {} as of {}: too few to train",
+                data.table.rows(),
+                task.name(),
+                data.as_of
+            )));
+        }
+        let print = fingerprint(&data.table);
+        let (train_rows, test_rows) = split(&data, &job)?;
+        let report = train::train(&train_rows, &test_rows, &job.train)?;
+        Ok((data.as_of, print, report, test_rows))
+    })
+    .await?;
+    let (version, decision) = register(
+        store,
+        ctx,
+        &report,
+        &test_rows,
+        Provenance {
+            task: task.name().into(),
+            window_start: None,
+            window_end: Some(data),
+            fingerprint: print.clone(),
+        },
+    )
+    .await?;
+    Ok(JobOutcome {
+        task: task.name(),
+        as_of: data,
+        fingerprint: print,
+        report,
+        version,
+        decision,
+    })
+}
+
+/// The data's own test split if it names one, else a stratified one.
+fn split(data: &Labelled, opts: &JobOptions) -> Result<(Table, Table)> {
+    Ok(match &data.test_rows {
         Some(flags) => {
             let test: Vec<usize> = (0..flags.len()).filter(|&i| flags[i]).collect();
             let rest: Vec<usize> = (0..flags.len()).filter(|&i| !flags[i]).collect();
@@ -133,29 +167,16 @@ pub async fn train_task(
             );
             (data.table.take(&parts[0]), data.table.take(&parts[1]))
         }
-    };
-    let report = train::train(&train_rows, &test_rows, &opts.train)?;
-    let (version, decision) = register(
-        store,
-        ctx,
-        &report,
-        &test_rows,
-        Provenance {
-            task: task.name().into(),
-            window_start: None,
-            window_end: Some(data.as_of),
-            fingerprint: print.clone(),
-        },
-    )
-    .await?;
-    Ok(JobOutcome {
-        task: task.name(),
-        as_of: data.as_of,
-        fingerprint: print,
-        report,
-        version,
-        decision,
     })
+}
+
+/// Runs CPU-bound work on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Data(format!("a pipeline step panicked: {e}")))?
 }
 
 /// Why a retrain is (or is not) due.
@@ -190,7 +211,8 @@ pub async fn staleness(
         });
     }
     let snap = features::load(store, ctx).await?;
-    let data = labelled(&snap, task, opts)?;
+    let job = opts.clone();
+    let data = blocking(move || labelled(&snap, task, &job)).await?;
     if fingerprint(&data.table) == champion.data_fingerprint {
         return Ok(Staleness {
             stale: false,

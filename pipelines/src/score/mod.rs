@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::features::{self, Snapshot};
-use crate::registry::jobs::Task;
+use crate::registry::jobs::{Task, blocking};
 use crate::registry::{Error, Result, champion_model};
 use crate::train::Table;
 
@@ -69,14 +69,22 @@ async fn score_task(
         }
         Err(e) => return Err(e),
     };
-    let (table, ids) = population(snap, task, as_of)?;
+    let snap = snap.clone();
+    let (ids, p, reasons) = blocking(move || {
+        let (table, ids) = population(&snap, task, as_of)?;
+        if ids.is_empty() {
+            return Ok((ids, vec![], vec![]));
+        }
+        let p = model.predict(&table)?;
+        let reasons = model.explain(&table, TOP_REASONS)?;
+        Ok((ids, p, reasons))
+    })
+    .await?;
     if ids.is_empty() {
         out.model_version = Some(version.version);
         out.note = Some("nothing to score".into());
         return Ok(out);
     }
-    let p = model.predict(&table)?;
-    let reasons = model.explain(&table, TOP_REASONS)?;
     let scored_at = Utc::now();
     let scores: Vec<Score> = ids
         .iter()
