@@ -22,9 +22,18 @@ fn synthetic(n: usize, seed: u64) -> Table {
     }
     Table {
         columns: vec![
-            Column { name: "signal".into(), data: ColumnData::Numeric(signal) },
-            Column { name: "noise".into(), data: ColumnData::Numeric(noise) },
-            Column { name: "plan".into(), data: ColumnData::Categorical(plan) },
+            Column {
+                name: "signal".into(),
+                data: ColumnData::Numeric(signal),
+            },
+            Column {
+                name: "noise".into(),
+                data: ColumnData::Numeric(noise),
+            },
+            Column {
+                name: "plan".into(),
+                data: ColumnData::Categorical(plan),
+            },
         ],
         target: Some(y),
     }
@@ -32,16 +41,39 @@ fn synthetic(n: usize, seed: u64) -> Table {
 
 #[test]
 fn metrics_on_a_fixed_synthetic_set_are_within_expected_bounds() {
-    let report = train::train(&synthetic(3000, 1), &synthetic(1000, 2), &TrainOptions::default()).unwrap();
+    let report = train::train(
+        &synthetic(3000, 1),
+        &synthetic(1000, 2),
+        &TrainOptions::default(),
+    )
+    .unwrap();
     assert_eq!(report.candidates.len(), 3);
     for c in &report.candidates {
         // The Bayes-optimal AUC of this process is about 0.88; a tenth of the
         // signal is missing, so a good model lands a little under it.
-        assert!(c.test.roc_auc > 0.80 && c.test.roc_auc < 0.92, "{:?} AUC {}", c.algorithm, c.test.roc_auc);
-        assert!(c.test.log_loss < 0.50, "{:?} log loss {}", c.algorithm, c.test.log_loss);
-        assert!(c.test.brier < 0.17, "{:?} Brier {}", c.algorithm, c.test.brier);
+        assert!(
+            c.test.roc_auc > 0.80 && c.test.roc_auc < 0.92,
+            "{:?} AUC {}",
+            c.algorithm,
+            c.test.roc_auc
+        );
+        assert!(
+            c.test.log_loss < 0.50,
+            "{:?} log loss {}",
+            c.algorithm,
+            c.test.log_loss
+        );
+        assert!(
+            c.test.brier < 0.17,
+            "{:?} Brier {}",
+            c.algorithm,
+            c.test.brier
+        );
         let m = &c.test.confusion;
-        assert_eq!(m.true_positive + m.false_positive + m.true_negative + m.false_negative, 1000);
+        assert_eq!(
+            m.true_positive + m.false_positive + m.true_negative + m.false_negative,
+            1000
+        );
         assert!(!c.test.calibration.is_empty());
     }
     let lr = &report.candidates[0];
@@ -64,7 +96,10 @@ fn an_artifact_round_trips_and_explains_its_scores() {
     let reasons = back.explain(&rows, 2).unwrap();
     assert_eq!(reasons.len(), 50);
     let signal_first = reasons.iter().filter(|r| r[0].feature == "signal").count();
-    assert!(signal_first > 30, "signal leads the reasons of {signal_first}/50 rows");
+    assert!(
+        signal_first > 30,
+        "signal leads the reasons of {signal_first}/50 rows"
+    );
 }
 
 #[test]
@@ -87,14 +122,24 @@ fn csv_tables_take_yes_no_targets_and_drop_identifier_columns() {
         let usage: f64 = rng.random_range(0.0..10.0);
         let churn = rng.random_bool(if usage < 3.0 { 0.7 } else { 0.1 });
         let plan = ["a", "b", "c"][i % 3];
-        text.push_str(&format!("cust{i},{plan},{usage:.2},{}\n", if churn { "yes" } else { "no" }));
+        text.push_str(&format!(
+            "cust{i},{plan},{usage:.2},{}\n",
+            if churn { "yes" } else { "no" }
+        ));
     }
     std::fs::write(&path, text).unwrap();
     let t = Table::read(&path, Some("churn"), &[]).unwrap();
     assert_eq!(t.rows(), 400);
     let report = train::train_split(&t, &TrainOptions::default()).unwrap();
-    assert!(report.dropped.iter().any(|(c, _)| c == "id"), "{:?}", report.dropped);
+    assert!(
+        report.dropped.iter().any(|(c, _)| c == "id"),
+        "{:?}",
+        report.dropped
+    );
     assert!(report.chosen().test.roc_auc > 0.75);
     let missing = Table::read(&path, Some("nope"), &[]).unwrap_err();
-    assert!(missing.to_string().contains("no column \"nope\""), "{missing}");
+    assert!(
+        missing.to_string().contains("no column \"nope\""),
+        "{missing}"
+    );
 }

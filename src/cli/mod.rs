@@ -131,10 +131,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(TrainArgs { task, csv }) => match task {
             Some(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
             Some(TrainCmd::LeadScore(args)) => {
-                pipelines::train_task(&global, rapport_pipelines::registry::jobs::Task::LeadScore, args).await
+                pipelines::train_task(
+                    &global,
+                    rapport_pipelines::registry::jobs::Task::LeadScore,
+                    args,
+                )
+                .await
             }
             Some(TrainCmd::Churn(args)) => {
-                pipelines::train_task(&global, rapport_pipelines::registry::jobs::Task::Churn, args).await
+                pipelines::train_task(
+                    &global,
+                    rapport_pipelines::registry::jobs::Task::Churn,
+                    args,
+                )
+                .await
             }
             None => pipelines::train_csv(csv).await,
         },

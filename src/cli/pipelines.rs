@@ -3,13 +3,13 @@
 //! `rapport-pipelines`.
 
 use std::path::PathBuf;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rapport_crm::{Ctx, RecordType, Source, Store};
+use rapport_crm::RecordType;
 use rapport_pipelines::import::{self, csv::CsvOptions};
 use rapport_pipelines::registry::jobs::{self, JobOptions, Task};
 use rapport_pipelines::train::{self, Table, TrainOptions, TrainReport};
@@ -129,7 +129,9 @@ pub struct BenchTrainArgs {
 
 fn spinner(msg: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+    );
     bar.set_message(msg.to_owned());
     bar.enable_steady_tick(StdDuration::from_millis(120));
     bar
@@ -155,7 +157,10 @@ pub async fn import(g: &GlobalArgs, cmd: ImportCmd) -> anyhow::Result<()> {
                     t.record_type, t.created, t.updated, t.unchanged
                 );
             }
-            println!("{} leads converted; snapshot {:?}", report.converted_leads, report.snapshot);
+            println!(
+                "{} leads converted; snapshot {:?}",
+                report.converted_leads, report.snapshot
+            );
             Ok(())
         }
         ImportCmd::Csv(a) => {
@@ -203,8 +208,14 @@ fn print_csv_report(r: &import::ImportReport, json: bool) -> anyhow::Result<()> 
     }
     for d in &r.duplicates {
         match (d.same_as_row, d.existing_id) {
-            (Some(first), _) => println!("  row {}: duplicate of row {first} ({}), skipped", d.row, d.key),
-            (_, Some(id)) => println!("  row {}: matches existing record {id} ({}), updated", d.row, d.key),
+            (Some(first), _) => println!(
+                "  row {}: duplicate of row {first} ({}), skipped",
+                d.row, d.key
+            ),
+            (_, Some(id)) => println!(
+                "  row {}: matches existing record {id} ({}), updated",
+                d.row, d.key
+            ),
             _ => {}
         }
     }
@@ -222,8 +233,15 @@ pub async fn train_task(g: &GlobalArgs, task: Task, a: TaskArgs) -> anyhow::Resu
         horizon: Duration::days(a.horizon_days),
     };
     if a.if_stale {
-        let st = jobs::staleness(&s.store, &s.ctx, task, &opts, Duration::days(a.max_age_days), a.min_change)
-            .await?;
+        let st = jobs::staleness(
+            &s.store,
+            &s.ctx,
+            task,
+            &opts,
+            Duration::days(a.max_age_days),
+            a.min_change,
+        )
+        .await?;
         if !st.stale {
             println!("{}: up to date ({}); not retrained", task.name(), st.reason);
             return Ok(());
@@ -237,7 +255,13 @@ pub async fn train_task(g: &GlobalArgs, task: Task, a: TaskArgs) -> anyhow::Resu
     if a.json {
         return print_json(&outcome);
     }
-    println!("{} as of {} ({} train / {} test rows)", task.name(), outcome.as_of, outcome.report.train_rows, outcome.report.test_rows);
+    println!(
+        "{} as of {} ({} train / {} test rows)",
+        task.name(),
+        outcome.as_of,
+        outcome.report.train_rows,
+        outcome.report.test_rows
+    );
     print_report(&outcome.report);
     println!(
         "registered version {} ({}): {}",
@@ -247,7 +271,10 @@ pub async fn train_task(g: &GlobalArgs, task: Task, a: TaskArgs) -> anyhow::Resu
 }
 
 fn print_report(r: &TrainReport) {
-    println!("{:<10} {:>9} {:>8} {:>9} {:>8} {:>9}", "algorithm", "ROC AUC", "PR AUC", "log loss", "Brier", "seconds");
+    println!(
+        "{:<10} {:>9} {:>8} {:>9} {:>8} {:>9}",
+        "algorithm", "ROC AUC", "PR AUC", "log loss", "Brier", "seconds"
+    );
     for (i, c) in r.candidates.iter().enumerate() {
         println!(
             "{:<10} {:>9.4} {:>8.4} {:>9.4} {:>8.4} {:>9.2}{}",
@@ -257,7 +284,11 @@ fn print_report(r: &TrainReport) {
             c.test.log_loss,
             c.test.brier,
             c.train_seconds,
-            if i == r.chosen { "  ← chosen (best validation log loss)" } else { "" }
+            if i == r.chosen {
+                "  ← chosen (best validation log loss)"
+            } else {
+                ""
+            }
         );
     }
     let c = r.chosen();
@@ -268,7 +299,10 @@ fn print_report(r: &TrainReport) {
     );
     println!("calibration (predicted → observed):");
     for b in &c.test.calibration {
-        println!("  {:.1}–{:.1}: {:>5} rows, {:.3} → {:.3}", b.lower, b.upper, b.rows, b.mean_predicted, b.observed_rate);
+        println!(
+            "  {:.1}–{:.1}: {:>5} rows, {:.3} → {:.3}",
+            b.lower, b.upper, b.rows, b.mean_predicted, b.observed_rate
+        );
     }
     println!("top features:");
     for f in r.importance.iter().take(8) {
@@ -280,7 +314,9 @@ fn print_report(r: &TrainReport) {
 }
 
 pub async fn train_csv(a: CsvTrainArgs) -> anyhow::Result<()> {
-    let file = a.csv.context("pass --csv FILE --target COLUMN, or a task: lead-score, churn, sentiment")?;
+    let file = a
+        .csv
+        .context("pass --csv FILE --target COLUMN, or a task: lead-score, churn, sentiment")?;
     let target = a.target.context("--target COLUMN is required with --csv")?;
     let opts = TrainOptions {
         seed: a.seed,
@@ -334,7 +370,10 @@ pub async fn score(g: &GlobalArgs, a: ScoreArgs) -> anyhow::Result<()> {
     for t in &report.tasks {
         match (&t.model_version, &t.note) {
             (_, Some(note)) => println!("{}: {note}", t.task),
-            (Some(v), None) => println!("{}: scored {} {}s with version {v}", t.task, t.scored, t.record_type),
+            (Some(v), None) => println!(
+                "{}: scored {} {}s with version {v}",
+                t.task, t.scored, t.record_type
+            ),
             _ => {}
         }
     }
@@ -351,7 +390,10 @@ pub async fn registry(g: &GlobalArgs, a: RegistryArgs) -> anyhow::Result<()> {
         println!("no models trained yet: run `rapport train lead-score` or `rapport train churn`");
         return Ok(());
     }
-    println!("{:<11} {:>3} {:<10} {:<10} {:>8} {:>9}  {:<20} decision", "task", "v", "algorithm", "status", "ROC AUC", "log loss", "created");
+    println!(
+        "{:<11} {:>3} {:<10} {:<10} {:>8} {:>9}  {:<20} decision",
+        "task", "v", "algorithm", "status", "ROC AUC", "log loss", "created"
+    );
     for v in versions {
         let test = &v.metrics["test"];
         println!(
@@ -369,59 +411,17 @@ pub async fn registry(g: &GlobalArgs, a: RegistryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Imports a bundle into a scratch SQLite database, builds the lead features
-/// from it (timed), and trains every algorithm on the bundle's task split.
+/// `rapport bench train`: see [`rapport_pipelines::features::bench::train`].
 pub async fn bench_train(a: BenchTrainArgs) -> anyhow::Result<()> {
     let bundle = a.bundle.unwrap_or_else(default_bundle);
-    let dir = tempfile::tempdir()?;
-    let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
-    let ws = store.create_workspace("bench").await?;
-    let ctx = Ctx::new(ws.id, None, Source::Pipeline);
-
-    let t = Instant::now();
-    let imported = import::leadforge::import_bundle(&store, &ctx, &bundle, &MultiProgress::new())
+    let doc = rapport_pipelines::features::bench::train(&bundle)
         .await
-        .with_context(|| format!("importing {} (run scripts/fetch-data first)", bundle.display()))?;
-    let import_seconds = t.elapsed().as_secs_f64();
-    let records: usize = imported.tables.iter().map(|x| x.created).sum();
-
-    let t = Instant::now();
-    let snap = features::load(&store, &ctx).await?;
-    let load_seconds = t.elapsed().as_secs_f64();
-    let as_of = features::latest_event(&snap).unwrap_or_else(Utc::now);
-    let t = Instant::now();
-    let (table, _, _) = features::lead_training_table(&snap, as_of, Duration::days(90))?;
-    let build_seconds = t.elapsed().as_secs_f64();
-    store.close().await;
-
-    let task = bundle.join("tasks").join(import::leadforge::TASK);
-    let drop = vec!["total_touches_all".to_owned()];
-    let train_t = Table::read(&task.join("train.parquet"), Some(import::leadforge::TASK), &drop)?;
-    let test_t = Table::read(&task.join("test.parquet"), Some(import::leadforge::TASK), &drop)?;
-    let report = train::train(&train_t, &test_t, &TrainOptions::default())?;
-    let doc = json!({
-        "benchmark": "train",
-        "bundle": bundle.display().to_string(),
-        "import": {"records": records, "seconds": round4(import_seconds), "records_per_sec": (records as f64 / import_seconds).round()},
-        "features": {
-            "leads": table.rows(),
-            "columns": table.columns.len(),
-            "load_seconds": round4(load_seconds),
-            "build_seconds": round4(build_seconds),
-            "rows_per_sec": (table.rows() as f64 / build_seconds).round(),
-            "rows_per_sec_including_load": (table.rows() as f64 / (build_seconds + load_seconds)).round(),
-        },
-        "training": {
-            "train_rows": report.train_rows,
-            "test_rows": report.test_rows,
-            "algorithms": report.candidates.iter().map(|c| json!({
-                "algorithm": c.algorithm.name(),
-                "train_seconds": round4(c.train_seconds),
-                "test_roc_auc": round4(c.test.roc_auc),
-                "test_log_loss": round4(c.test.log_loss),
-            })).collect::<Vec<_>>(),
-        },
-    });
+        .with_context(|| {
+            format!(
+                "benchmarking on {} (run scripts/fetch-data first)",
+                bundle.display()
+            )
+        })?;
     print_json(&doc)
 }
 

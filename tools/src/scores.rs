@@ -106,7 +106,11 @@ async fn read_score(
         .await
         .map_err(|e| ToolError::from(e).with_field(field))?;
     let Some(s) = cx.store.score_of(&cx.ctx, task, rt, id).await? else {
-        let trained = !cx.store.model_versions(&cx.ctx, Some(task)).await?.is_empty();
+        let trained = !cx
+            .store
+            .model_versions(&cx.ctx, Some(task))
+            .await?
+            .is_empty();
         let (message, hint) = if trained {
             (
                 format!("{rt} {id} has no {task} score yet"),

@@ -30,7 +30,12 @@ async fn score_tools_refuse_to_invent_and_read_stored_scores(store: &Store) {
         "no lead-score model trained yet: run `rapport train lead-score`"
     );
     let err = tools
-        .call(store, &caller, "churn_risk", json!({"company_id": company.id}))
+        .call(
+            store,
+            &caller,
+            "churn_risk",
+            json!({"company_id": company.id}),
+        )
         .await
         .unwrap_err();
     assert!(err.message.contains("rapport train churn"), "{err:?}");

@@ -232,7 +232,12 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some((r["external_id"].as_str()?.to_owned(), r["record_id"].as_i64()?)))
+            .filter_map(|r| {
+                Some((
+                    r["external_id"].as_str()?.to_owned(),
+                    r["record_id"].as_i64()?,
+                ))
+            })
             .collect())
     }
 }
@@ -281,7 +286,11 @@ impl Tx {
 
     /// Registers a version with the next number for its task. A champion
     /// replaces the previous one, which becomes retired.
-    pub async fn add_model_version(&mut self, ctx: &Ctx, v: NewModelVersion) -> Result<ModelVersion> {
+    pub async fn add_model_version(
+        &mut self,
+        ctx: &Ctx,
+        v: NewModelVersion,
+    ) -> Result<ModelVersion> {
         if !["champion", "challenger"].contains(&v.status.as_str()) {
             return Err(Error::invalid("status", "expected champion or challenger"));
         }
@@ -291,9 +300,9 @@ impl Tx {
             Expr::col(Alias::new("version")).max(),
             Expr::val(0i64).into(),
         ]))
-            .from(Alias::new("model_versions"))
-            .and_where(col("workspace_id").eq(ctx.workspace_id))
-            .and_where(col("task").eq(v.task.as_str()));
+        .from(Alias::new("model_versions"))
+        .and_where(col("workspace_id").eq(ctx.workspace_id))
+        .and_where(col("task").eq(v.task.as_str()));
         let next = self.conn().fetch_int(&q).await?.unwrap_or(0) + 1;
         if v.status == "champion" {
             let mut u = Query::update();
@@ -309,8 +318,18 @@ impl Tx {
         ins.into_table(Alias::new("model_versions"))
             .columns(
                 [
-                    "workspace_id", "task", "version", "algorithm", "features", "window_start",
-                    "window_end", "data_fingerprint", "metrics", "artifact", "status", "decision",
+                    "workspace_id",
+                    "task",
+                    "version",
+                    "algorithm",
+                    "features",
+                    "window_start",
+                    "window_end",
+                    "data_fingerprint",
+                    "metrics",
+                    "artifact",
+                    "status",
+                    "decision",
                     "created_at",
                 ]
                 .map(Alias::new),
@@ -349,8 +368,14 @@ impl Tx {
             let mut q = Query::insert();
             q.into_table(Alias::new("scores")).columns(
                 [
-                    "workspace_id", "record_type", "record_id", "task", "score", "reasons",
-                    "model_version", "scored_at",
+                    "workspace_id",
+                    "record_type",
+                    "record_id",
+                    "task",
+                    "score",
+                    "reasons",
+                    "model_version",
+                    "scored_at",
                 ]
                 .map(Alias::new),
             );
@@ -367,9 +392,11 @@ impl Tx {
                 ]);
             }
             q.on_conflict(
-                OnConflict::columns(["workspace_id", "task", "record_type", "record_id"].map(Alias::new))
-                    .update_columns(["score", "reasons", "model_version", "scored_at"].map(Alias::new))
-                    .to_owned(),
+                OnConflict::columns(
+                    ["workspace_id", "task", "record_type", "record_id"].map(Alias::new),
+                )
+                .update_columns(["score", "reasons", "model_version", "scored_at"].map(Alias::new))
+                .to_owned(),
             );
             self.conn().execute(&q).await?;
         }

@@ -56,7 +56,11 @@ pub const ACTIVITY: [(&str, &str, Kind); 12] = [
     ("sentiment", "sentiment", Kind::Float),
     ("lead_id", "lead_id", Kind::Int),
     ("company_id", "company_id", Kind::Int),
-    ("pricing_page_views", "custom.pricing_page_views", Kind::Float),
+    (
+        "pricing_page_views",
+        "custom.pricing_page_views",
+        Kind::Float,
+    ),
     ("demo_page_views", "custom.demo_page_views", Kind::Float),
     ("is_session", "", Kind::Flag(is_session)),
     ("positive_outcome", "", Kind::Flag(positive_outcome)),
@@ -92,7 +96,11 @@ const COMPANY: [(&str, &str, Kind); 10] = [
     ("annual_revenue", "annual_revenue", Kind::Float),
     ("employee_band", "custom.employee_band", Kind::Text),
     ("revenue_band", "custom.revenue_band", Kind::Text),
-    ("process_maturity_band", "custom.process_maturity_band", Kind::Text),
+    (
+        "process_maturity_band",
+        "custom.process_maturity_band",
+        Kind::Text,
+    ),
 ];
 
 fn is_session(r: &RecordMap) -> bool {
@@ -201,8 +209,18 @@ pub fn companies(rows: Vec<RecordMap>) -> Result<DataFrame> {
         .collect();
     for (k, numeric) in extra {
         let kind = if numeric { Kind::Float } else { Kind::Text };
-        cols.push(column(&rows, &format!("custom_{k}"), &format!("custom.{k}"), kind));
+        cols.push(column(
+            &rows,
+            &format!("custom_{k}"),
+            &format!("custom.{k}"),
+            kind,
+        ));
     }
-    cols.push(column(&rows, CHURN_KEY, &format!("custom.{CHURN_KEY}"), Kind::Text));
+    cols.push(column(
+        &rows,
+        CHURN_KEY,
+        &format!("custom.{CHURN_KEY}"),
+        Kind::Text,
+    ));
     DataFrame::new(rows.len(), cols).map_err(pe)
 }

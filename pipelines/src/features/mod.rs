@@ -11,6 +11,7 @@
 //! activity and deal aggregates over the company, firmographics, and its custom
 //! attributes.
 
+pub mod bench;
 mod frames;
 
 use chrono::{DateTime, Duration, Utc};
@@ -55,44 +56,66 @@ fn ms(t: DateTime<Utc>) -> i64 {
 fn activity_aggregates(acts: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
     let count_if = |e: Expr, name: &str| e.cast(DataType::Float64).sum().alias(name);
     let within = |days: i64| col("occurred_ms").gt(lit(as_of - days * DAY_MS));
-    acts.filter(col("occurred_ms").lt_eq(lit(as_of)).and(col(key).is_not_null()))
-        .group_by([col(key)])
-        .agg([
-            col("occurred_ms").count().cast(DataType::Float64).alias("activities"),
-            count_if(col("kind").eq(lit("email")), "emails"),
-            count_if(col("kind").eq(lit("call")), "calls"),
-            count_if(col("kind").eq(lit("meeting")), "meetings"),
-            count_if(col("kind").eq(lit("note")), "notes"),
-            count_if(col("direction").eq(lit("inbound")), "inbound"),
-            count_if(col("direction").eq(lit("outbound")), "outbound"),
-            count_if(within(7), "activities_7d"),
-            count_if(within(30), "activities_30d"),
-            count_if(within(7).and(col("direction").eq(lit("inbound"))), "inbound_7d"),
-            count_if(col("is_session"), "web_sessions"),
-            col("pricing_page_views").sum().alias("pricing_page_views"),
-            col("demo_page_views").sum().alias("demo_page_views"),
-            col("duration_seconds").sum().alias("duration_seconds"),
-            count_if(col("positive_outcome"), "positive_outcomes"),
-            col("sentiment").mean().alias("sentiment_mean"),
-            col("sentiment").min().alias("sentiment_min"),
-            ((lit(as_of) - col("occurred_ms").max()).cast(DataType::Float64) / lit(DAY_MS as f64))
-                .alias("days_since_last_activity"),
-            ((lit(as_of) - col("occurred_ms").min()).cast(DataType::Float64) / lit(DAY_MS as f64))
-                .alias("days_since_first_activity"),
-        ])
+    acts.filter(
+        col("occurred_ms")
+            .lt_eq(lit(as_of))
+            .and(col(key).is_not_null()),
+    )
+    .group_by([col(key)])
+    .agg([
+        col("occurred_ms")
+            .count()
+            .cast(DataType::Float64)
+            .alias("activities"),
+        count_if(col("kind").eq(lit("email")), "emails"),
+        count_if(col("kind").eq(lit("call")), "calls"),
+        count_if(col("kind").eq(lit("meeting")), "meetings"),
+        count_if(col("kind").eq(lit("note")), "notes"),
+        count_if(col("direction").eq(lit("inbound")), "inbound"),
+        count_if(col("direction").eq(lit("outbound")), "outbound"),
+        count_if(within(7), "activities_7d"),
+        count_if(within(30), "activities_30d"),
+        count_if(
+            within(7).and(col("direction").eq(lit("inbound"))),
+            "inbound_7d",
+        ),
+        count_if(col("is_session"), "web_sessions"),
+        col("pricing_page_views").sum().alias("pricing_page_views"),
+        col("demo_page_views").sum().alias("demo_page_views"),
+        col("duration_seconds").sum().alias("duration_seconds"),
+        count_if(col("positive_outcome"), "positive_outcomes"),
+        col("sentiment").mean().alias("sentiment_mean"),
+        col("sentiment").min().alias("sentiment_min"),
+        ((lit(as_of) - col("occurred_ms").max()).cast(DataType::Float64) / lit(DAY_MS as f64))
+            .alias("days_since_last_activity"),
+        ((lit(as_of) - col("occurred_ms").min()).cast(DataType::Float64) / lit(DAY_MS as f64))
+            .alias("days_since_first_activity"),
+    ])
 }
 
 /// Deal aggregates per `key` as of `as_of`: a deal counts as open unless it
 /// closed by then.
 fn deal_aggregates(deals: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
-    let closed_by = col("closed_ms").is_not_null().and(col("closed_ms").lt_eq(lit(as_of)));
+    let closed_by = col("closed_ms")
+        .is_not_null()
+        .and(col("closed_ms").lt_eq(lit(as_of)));
     let open = closed_by.clone().not();
     deals
-        .filter(col("created_ms").lt_eq(lit(as_of)).and(col(key).is_not_null()))
+        .filter(
+            col("created_ms")
+                .lt_eq(lit(as_of))
+                .and(col(key).is_not_null()),
+        )
         .group_by([col(key)])
         .agg([
-            col("created_ms").count().cast(DataType::Float64).alias("deals"),
-            open.clone().cast(DataType::Float64).sum().alias("open_deals"),
+            col("created_ms")
+                .count()
+                .cast(DataType::Float64)
+                .alias("deals"),
+            open.clone()
+                .cast(DataType::Float64)
+                .sum()
+                .alias("open_deals"),
             closed_by
                 .clone()
                 .and(col("status").eq(lit("won")))
@@ -104,7 +127,11 @@ fn deal_aggregates(deals: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
                 .cast(DataType::Float64)
                 .sum()
                 .alias("lost_deals"),
-            when(open.clone()).then(col("value")).otherwise(lit(0.0)).sum().alias("open_deal_value"),
+            when(open.clone())
+                .then(col("value"))
+                .otherwise(lit(0.0))
+                .sum()
+                .alias("open_deal_value"),
             col("value").max().alias("max_deal_value"),
             ((lit(as_of) - col("created_ms").min()).cast(DataType::Float64) / lit(DAY_MS as f64))
                 .alias("oldest_deal_days"),
@@ -112,9 +139,25 @@ fn deal_aggregates(deals: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
 }
 
 const ZERO_IF_MISSING: &[&str] = &[
-    "activities", "emails", "calls", "meetings", "notes", "inbound", "outbound", "activities_7d",
-    "activities_30d", "inbound_7d", "web_sessions", "pricing_page_views", "demo_page_views",
-    "duration_seconds", "positive_outcomes", "deals", "open_deals", "won_deals", "lost_deals",
+    "activities",
+    "emails",
+    "calls",
+    "meetings",
+    "notes",
+    "inbound",
+    "outbound",
+    "activities_7d",
+    "activities_30d",
+    "inbound_7d",
+    "web_sessions",
+    "pricing_page_views",
+    "demo_page_views",
+    "duration_seconds",
+    "positive_outcomes",
+    "deals",
+    "open_deals",
+    "won_deals",
+    "lost_deals",
     "open_deal_value",
 ];
 
@@ -136,13 +179,20 @@ pub fn lead_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
         .clone()
         .lazy()
         .filter(col("created_ms").lt_eq(lit(t)))
-        .filter(col("converted_ms").is_null().or(col("converted_ms").gt(lit(t))));
+        .filter(
+            col("converted_ms")
+                .is_null()
+                .or(col("converted_ms").gt(lit(t))),
+        );
     // Open leads per owner at the snapshot: the rep's workload.
     let workload = leads
         .clone()
         .filter(col("owner_id").is_not_null())
         .group_by([col("owner_id")])
-        .agg([col("id").count().cast(DataType::Float64).alias("owner_open_leads")]);
+        .agg([col("id")
+            .count()
+            .cast(DataType::Float64)
+            .alias("owner_open_leads")]);
     let acts = activity_aggregates(s.activities.clone().lazy(), "lead_id", t);
     let deals = deal_aggregates(s.deals.clone().lazy(), "lead_id", t);
     let companies = s.companies.clone().lazy().select([
@@ -165,7 +215,8 @@ pub fn lead_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
     let left = || JoinArgs::new(JoinType::Left);
     let out = leads
         .with_columns([
-            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64)).alias("lead_age_days"),
+            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64))
+                .alias("lead_age_days"),
             col("id").alias("lead_id"),
         ])
         .join(acts, [col("lead_id")], [col("lead_id")], left())
@@ -191,13 +242,33 @@ pub fn lead_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
             col("role_function"),
             col("seniority"),
             col("buyer_role"),
-            all().exclude_cols([
-                "lead_id", "converted_ms", "split", "source", "lead_age_days", "owner_open_leads",
-                "industry", "country", "employees", "annual_revenue", "employee_band",
-                "revenue_band", "process_maturity_band", "role_function", "seniority",
-                "buyer_role", "id", "created_ms", "owner_id", "company_id", "contact_id",
-                "status", "title",
-            ]).as_expr(),
+            all()
+                .exclude_cols([
+                    "lead_id",
+                    "converted_ms",
+                    "split",
+                    "source",
+                    "lead_age_days",
+                    "owner_open_leads",
+                    "industry",
+                    "country",
+                    "employees",
+                    "annual_revenue",
+                    "employee_band",
+                    "revenue_band",
+                    "process_maturity_band",
+                    "role_function",
+                    "seniority",
+                    "buyer_role",
+                    "id",
+                    "created_ms",
+                    "owner_id",
+                    "company_id",
+                    "contact_id",
+                    "status",
+                    "title",
+                ])
+                .as_expr(),
         ])
         .collect()
         .map_err(pe)
@@ -213,7 +284,11 @@ pub fn account_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
         .contacts
         .clone()
         .lazy()
-        .filter(col("created_ms").lt_eq(lit(t)).and(col("company_id").is_not_null()))
+        .filter(
+            col("created_ms")
+                .lt_eq(lit(t))
+                .and(col("company_id").is_not_null()),
+        )
         .group_by([col("company_id")])
         .agg([col("id").count().cast(DataType::Float64).alias("contacts")]);
     let left = || JoinArgs::new(JoinType::Left);
@@ -224,7 +299,8 @@ pub fn account_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
         .filter(col("created_ms").lt_eq(lit(t)))
         .with_columns([
             col("id").alias("company_id"),
-            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64)).alias("account_age_days"),
+            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64))
+                .alias("account_age_days"),
         ])
         .join(acts, [col("company_id")], [col("company_id")], left())
         .join(deals, [col("company_id")], [col("company_id")], left())
@@ -241,11 +317,24 @@ const NOT_FEATURES: &[&str] = &["lead_id", "company_id", "converted_ms", "split"
 
 /// Lead-score training rows: leads open at `as_of`, labelled by whether they
 /// converted within `horizon` after it.
-pub fn lead_training_table(s: &Snapshot, as_of: DateTime<Utc>, horizon: Duration) -> Result<(Table, Vec<i64>, Vec<String>)> {
+pub fn lead_training_table(
+    s: &Snapshot,
+    as_of: DateTime<Utc>,
+    horizon: Duration,
+) -> Result<(Table, Vec<i64>, Vec<String>)> {
     let df = lead_frame(s, as_of)?;
     let end = ms(as_of + horizon);
-    let converted = df.column("converted_ms").map_err(pe)?.as_materialized_series().i64().map_err(pe)?.clone();
-    let labels: Vec<bool> = converted.iter().map(|c| c.is_some_and(|c| c <= end)).collect();
+    let converted = df
+        .column("converted_ms")
+        .map_err(pe)?
+        .as_materialized_series()
+        .i64()
+        .map_err(pe)?
+        .clone();
+    let labels: Vec<bool> = converted
+        .iter()
+        .map(|c| c.is_some_and(|c| c <= end))
+        .collect();
     let ids = int_column(&df, "lead_id")?;
     let splits = text_column(&df, "split")?;
     let mut table = Table::from_frame(&df, None, &owned(NOT_FEATURES))?;
@@ -261,7 +350,10 @@ pub fn lead_scoring_table(s: &Snapshot, as_of: DateTime<Utc>) -> Result<(Table, 
 }
 
 /// Churn rows: every account at `as_of`, labelled by its `churned` attribute.
-pub fn account_table(s: &Snapshot, as_of: DateTime<Utc>) -> Result<(Table, Vec<i64>, Vec<Option<bool>>)> {
+pub fn account_table(
+    s: &Snapshot,
+    as_of: DateTime<Utc>,
+) -> Result<(Table, Vec<i64>, Vec<Option<bool>>)> {
     let df = account_frame(s, as_of)?;
     let ids = int_column(&df, "company_id")?;
     let labels = text_column(&df, CHURN_KEY)
@@ -273,7 +365,11 @@ pub fn account_table(s: &Snapshot, as_of: DateTime<Utc>) -> Result<(Table, Vec<i
             _ => None,
         })
         .collect();
-    Ok((Table::from_frame(&df, None, &owned(NOT_FEATURES))?, ids, labels))
+    Ok((
+        Table::from_frame(&df, None, &owned(NOT_FEATURES))?,
+        ids,
+        labels,
+    ))
 }
 
 fn owned(v: &[&str]) -> Vec<String> {
@@ -281,17 +377,42 @@ fn owned(v: &[&str]) -> Vec<String> {
 }
 
 fn int_column(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
-    let s = df.column(name).map_err(pe)?.as_materialized_series().cast(&DataType::Int64).map_err(pe)?;
-    Ok(s.i64().map_err(pe)?.iter().map(|v| v.unwrap_or_default()).collect())
+    let s = df
+        .column(name)
+        .map_err(pe)?
+        .as_materialized_series()
+        .cast(&DataType::Int64)
+        .map_err(pe)?;
+    Ok(s.i64()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default())
+        .collect())
 }
 
 fn text_column(df: &DataFrame, name: &str) -> Result<Vec<String>> {
-    let s = df.column(name).map_err(pe)?.as_materialized_series().cast(&DataType::String).map_err(pe)?;
-    Ok(s.str().map_err(pe)?.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+    let s = df
+        .column(name)
+        .map_err(pe)?
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(pe)?;
+    Ok(s.str()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect())
 }
 
 /// The latest activity in the data, capped at now: "as of the latest data".
 pub fn latest_event(s: &Snapshot) -> Option<DateTime<Utc>> {
-    let max = s.activities.column("occurred_ms").ok()?.as_materialized_series().i64().ok()?.max()?;
+    let max = s
+        .activities
+        .column("occurred_ms")
+        .ok()?
+        .as_materialized_series()
+        .i64()
+        .ok()?
+        .max()?;
     DateTime::from_timestamp_millis(max).map(|t| t.min(Utc::now()))
 }

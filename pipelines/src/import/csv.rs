@@ -64,7 +64,10 @@ pub async fn import_csv(
         let (fields, key) = match build_row(&targets, &cells, i, opts.record_type) {
             Ok(r) => r,
             Err(reason) => {
-                report.rejected.push(Rejection { row: row_no, reason });
+                report.rejected.push(Rejection {
+                    row: row_no,
+                    reason,
+                });
                 continue;
             }
         };
@@ -142,7 +145,11 @@ fn text_cells(df: &DataFrame) -> Result<Vec<Vec<Option<String>>>> {
             let ca = s.str().map_err(|e| Error::Invalid(e.to_string()))?;
             Ok(ca
                 .iter()
-                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned))
+                .map(|v| {
+                    v.map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                })
                 .collect())
         })
         .collect()
@@ -152,7 +159,9 @@ fn plan_columns(df: &DataFrame, opts: &CsvOptions) -> Result<Vec<Target>> {
     let def = opts.record_type.def();
     for (col, _) in &opts.map {
         if df.column(col).is_err() {
-            return Err(Error::Invalid(format!("--map names column {col:?}, which the file does not have")));
+            return Err(Error::Invalid(format!(
+                "--map names column {col:?}, which the file does not have"
+            )));
         }
     }
     df.get_column_names()
@@ -258,12 +267,19 @@ async fn existing_unique(store: &Store, ctx: &Ctx, rt: RecordType) -> Result<Has
         .all_rows(ctx, rt)
         .await?
         .into_iter()
-        .filter_map(|r| Some((r.get("email")?.as_str()?.to_lowercase(), r.get("id")?.as_i64()?)))
+        .filter_map(|r| {
+            Some((
+                r.get("email")?.as_str()?.to_lowercase(),
+                r.get("id")?.as_i64()?,
+            ))
+        })
         .collect())
 }
 
 /// A file's name identifies its source ids (the same export imported again).
 fn file_key(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

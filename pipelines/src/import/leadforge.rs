@@ -139,6 +139,8 @@ pub async fn import_bundle(
         snapshot,
         ..BundleReport::default()
     };
+    // Before the import's transaction: creating the pipeline is a write of its own.
+    let (pipeline, stages) = default_pipeline(store, ctx).await?;
     let mut tx = store.begin().await?;
     let mut up = Upserter {
         store,
@@ -210,7 +212,10 @@ pub async fn import_bundle(
         let id = leads.need("lead_id", i)?;
         let (converted, split) = labels.get(id).copied().unwrap_or((false, "none"));
         up.report.converted_leads += usize::from(converted);
-        let company = leads.get("account_id", i).and_then(|a| companies.get(a)).copied();
+        let company = leads
+            .get("account_id", i)
+            .and_then(|a| companies.get(a))
+            .copied();
         lead_company.insert(id.to_owned(), company);
         rows.push((
             id.to_owned(),
@@ -301,9 +306,9 @@ pub async fn import_bundle(
         ));
     }
     // Events do not change once they happened: known ones are left alone.
-    up.upsert(&mut tx, RecordType::Activity, rows, false).await?;
+    up.upsert(&mut tx, RecordType::Activity, rows, false)
+        .await?;
 
-    let (pipeline, stages) = default_pipeline(store, ctx).await?;
     let mut rows = Vec::with_capacity(opportunities.rows);
     for i in 0..opportunities.rows {
         let (lead_id, company_id) = link(opportunities.get("lead_id", i));
@@ -375,7 +380,9 @@ impl Upserter<'_> {
         };
         let (mut new_keys, mut new_rows) = (Vec::new(), Vec::new());
         for (key, row) in rows {
-            let Value::Object(mut fields) = row else { continue };
+            let Value::Object(mut fields) = row else {
+                continue;
+            };
             fields.retain(|_, v| !v.is_null());
             match known.get(&key) {
                 None => {
@@ -386,7 +393,8 @@ impl Upserter<'_> {
                     // Creation times belong to the first import.
                     fields.remove("created_at");
                     fields.remove("stage_entered_at");
-                    tx.update_dyn(self.ctx, rt, id, Value::Object(fields)).await?;
+                    tx.update_dyn(self.ctx, rt, id, Value::Object(fields))
+                        .await?;
                     counts.updated += 1;
                     bar.inc(1);
                 }
@@ -422,7 +430,11 @@ fn changed(fields: &RecordMap, stored: Option<&RecordMap>) -> bool {
         match (v, s) {
             (Value::Number(a), Value::Number(b)) => a.as_f64() != b.as_f64(),
             (Value::String(a), Value::String(b)) => {
-                a != b && instant(a).ok().zip(instant(b).ok()).is_none_or(|(x, y)| x != y)
+                a != b
+                    && instant(a)
+                        .ok()
+                        .zip(instant(b).ok())
+                        .is_none_or(|(x, y)| x != y)
             }
             (Value::Object(a), Value::Object(b)) => a
                 .iter()
@@ -438,7 +450,10 @@ fn changed(fields: &RecordMap, stored: Option<&RecordMap>) -> bool {
 fn read_labels(dir: &Path) -> Result<HashMap<String, (bool, &'static str)>> {
     let mut labels = HashMap::new();
     for split in ["train", "valid", "test"] {
-        let path = dir.join("tasks").join(TASK).join(format!("{split}.parquet"));
+        let path = dir
+            .join("tasks")
+            .join(TASK)
+            .join(format!("{split}.parquet"));
         if !path.exists() {
             continue;
         }
@@ -477,11 +492,17 @@ async fn default_pipeline(store: &Store, ctx: &Ctx) -> Result<(Pipeline, Vec<Sta
         None => rapport_crm::seed::create_default_pipeline(store, ctx).await?,
     };
     let stages = store
-        .list::<Stage>(ctx, &ListQuery::filtered(Filter::eq("pipeline_id", pipeline.id)))
+        .list::<Stage>(
+            ctx,
+            &ListQuery::filtered(Filter::eq("pipeline_id", pipeline.id)),
+        )
         .await?
         .items;
     if stages.is_empty() {
-        return Err(Error::Invalid(format!("pipeline {:?} has no stages", pipeline.name)));
+        return Err(Error::Invalid(format!(
+            "pipeline {:?} has no stages",
+            pipeline.name
+        )));
     }
     Ok((pipeline, stages))
 }

@@ -207,7 +207,11 @@ pub async fn staleness(
     if age > max_age {
         return Ok(Staleness {
             stale: true,
-            reason: format!("the champion is {} days old (limit {})", age.num_days(), max_age.num_days()),
+            reason: format!(
+                "the champion is {} days old (limit {})",
+                age.num_days(),
+                max_age.num_days()
+            ),
         });
     }
     let snap = features::load(store, ctx).await?;
@@ -226,7 +230,10 @@ pub async fn staleness(
     Ok(if change > min_change {
         Staleness {
             stale: true,
-            reason: format!("labelled rows changed by {:.1}% ({before} → {now})", change * 100.0),
+            reason: format!(
+                "labelled rows changed by {:.1}% ({before} → {now})",
+                change * 100.0
+            ),
         }
     } else {
         Staleness {

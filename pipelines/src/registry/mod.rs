@@ -194,7 +194,12 @@ pub async fn register(
                 data_fingerprint: prov.fingerprint,
                 metrics,
                 artifact,
-                status: if decision.promoted { "champion" } else { "challenger" }.into(),
+                status: if decision.promoted {
+                    "champion"
+                } else {
+                    "challenger"
+                }
+                .into(),
                 decision: Some(decision.reason.clone()),
             },
         )

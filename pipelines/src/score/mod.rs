@@ -117,7 +117,9 @@ fn population(snap: &Snapshot, task: Task, as_of: DateTime<Utc>) -> Result<(Tabl
         }
         Task::Churn => {
             let (table, ids, labels) = features::account_table(snap, as_of)?;
-            let keep: Vec<usize> = (0..ids.len()).filter(|&i| labels[i] != Some(true)).collect();
+            let keep: Vec<usize> = (0..ids.len())
+                .filter(|&i| labels[i] != Some(true))
+                .collect();
             Ok((table.take(&keep), keep.iter().map(|&i| ids[i]).collect()))
         }
     }

@@ -33,7 +33,9 @@ impl Clone for Gbdt {
 
 impl std::fmt::Debug for Gbdt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gbdt").field("trees", &self.trees()).finish()
+        f.debug_struct("Gbdt")
+            .field("trees", &self.trees())
+            .finish()
     }
 }
 
@@ -76,7 +78,9 @@ impl Gbdt {
     /// Log-odds per row.
     pub fn logits(&self, x: &Design) -> Result<Vec<f64>> {
         let data = x.column_major();
-        Ok(self.booster.predict(&Matrix::new(&data, x.rows, x.cols), true))
+        Ok(self
+            .booster
+            .predict(&Matrix::new(&data, x.rows, x.cols), true))
     }
 
     /// Per row, each design column's contribution to the log-odds followed by

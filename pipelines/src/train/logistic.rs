@@ -46,7 +46,12 @@ impl Logistic {
     }
 
     pub fn logit(&self, row: &[f64]) -> f64 {
-        self.intercept + row.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>()
+        self.intercept
+            + row
+                .iter()
+                .zip(&self.weights)
+                .map(|(x, w)| x * w)
+                .sum::<f64>()
     }
 
     pub fn logits(&self, x: &Design) -> Vec<f64> {

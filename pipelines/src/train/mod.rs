@@ -199,7 +199,10 @@ pub fn sigmoid(z: f64) -> f64 {
 }
 
 fn blend(l: &[f64], g: &[f64], w: f64) -> Vec<f64> {
-    l.iter().zip(g).map(|(a, b)| w * a + (1.0 - w) * b).collect()
+    l.iter()
+        .zip(g)
+        .map(|(a, b)| w * a + (1.0 - w) * b)
+        .collect()
 }
 
 /// One algorithm's result.
@@ -235,7 +238,11 @@ impl TrainReport {
 /// Splits `table` into train and test (stratified) and trains on it.
 pub fn train_split(table: &Table, opts: &TrainOptions) -> Result<TrainReport> {
     let y = table.labels()?;
-    let parts = split::stratified(y, &[1.0 - opts.test_fraction, opts.test_fraction], opts.seed);
+    let parts = split::stratified(
+        y,
+        &[1.0 - opts.test_fraction, opts.test_fraction],
+        opts.seed,
+    );
     train(&table.take(&parts[0]), &table.take(&parts[1]), opts)
 }
 
@@ -272,14 +279,51 @@ pub fn train(train_rows: &Table, test_rows: &Table, opts: &TrainOptions) -> Resu
     let gb = Gbdt::fit(&x_fit, &y_fit, &x_val, &y_val, opts.seed)?;
     let gb_val_logits = gb.logits(&x_val)?;
     let gb_seconds = prep_seconds + t.elapsed().as_secs_f64();
-    tracing::info!(trees = gb.trees(), seconds = gb_seconds, "boosted trees trained");
+    tracing::info!(
+        trees = gb.trees(),
+        seconds = gb_seconds,
+        "boosted trees trained"
+    );
 
     let (w, blend_val) = choose_blend(&lr_val_logits, &gb_val_logits, &y_val);
 
     let candidates = vec![
-        candidate(Algorithm::Logistic, &prep, Some(lr.clone()), None, 1.0, &lr_val_logits, &y_val, &x_test, y_test, lr_seconds)?,
-        candidate(Algorithm::Gbdt, &prep, None, Some(gb.clone()), 0.0, &gb_val_logits, &y_val, &x_test, y_test, gb_seconds)?,
-        candidate(Algorithm::Blend, &prep, Some(lr), Some(gb), w, &blend_val, &y_val, &x_test, y_test, lr_seconds + gb_seconds - prep_seconds)?,
+        candidate(
+            Algorithm::Logistic,
+            &prep,
+            Some(lr.clone()),
+            None,
+            1.0,
+            &lr_val_logits,
+            &y_val,
+            &x_test,
+            y_test,
+            lr_seconds,
+        )?,
+        candidate(
+            Algorithm::Gbdt,
+            &prep,
+            None,
+            Some(gb.clone()),
+            0.0,
+            &gb_val_logits,
+            &y_val,
+            &x_test,
+            y_test,
+            gb_seconds,
+        )?,
+        candidate(
+            Algorithm::Blend,
+            &prep,
+            Some(lr),
+            Some(gb),
+            w,
+            &blend_val,
+            &y_val,
+            &x_test,
+            y_test,
+            lr_seconds + gb_seconds - prep_seconds,
+        )?,
     ];
     let chosen = (0..candidates.len())
         .min_by(|&a, &b| {

@@ -45,6 +45,9 @@ mod tests {
             let pos = p.iter().filter(|&&i| y[i]).count() as f64 / p.len() as f64;
             assert!((pos - 0.1).abs() < 0.01, "positive share {pos}");
         }
-        assert_eq!(stratified(&y, &[0.5, 0.5], 7), stratified(&y, &[0.5, 0.5], 7));
+        assert_eq!(
+            stratified(&y, &[0.5, 0.5], 7),
+            stratified(&y, &[0.5, 0.5], 7)
+        );
     }
 }

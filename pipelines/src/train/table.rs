@@ -44,10 +44,9 @@ pub struct Table {
 
 impl Table {
     pub fn rows(&self) -> usize {
-        self.columns.first().map_or_else(
-            || self.target.as_ref().map_or(0, Vec::len),
-            Column::len,
-        )
+        self.columns
+            .first()
+            .map_or_else(|| self.target.as_ref().map_or(0, Vec::len), Column::len)
     }
 
     pub fn labels(&self) -> Result<&[bool]> {
@@ -64,7 +63,9 @@ impl Table {
             .map(|c| Column {
                 name: c.name.clone(),
                 data: match &c.data {
-                    ColumnData::Numeric(v) => ColumnData::Numeric(idx.iter().map(|&i| v[i]).collect()),
+                    ColumnData::Numeric(v) => {
+                        ColumnData::Numeric(idx.iter().map(|&i| v[i]).collect())
+                    }
                     ColumnData::Categorical(v) => {
                         ColumnData::Categorical(idx.iter().map(|&i| v[i].clone()).collect())
                     }
@@ -155,9 +156,7 @@ fn read_column(s: &Series) -> Result<ColumnData> {
     let f = s.cast(&DataType::Float64).map_err(polars_err)?;
     let ca = f.f64().map_err(polars_err)?;
     Ok(ColumnData::Numeric(
-        ca.iter()
-            .map(|v| v.filter(|x| x.is_finite()))
-            .collect(),
+        ca.iter().map(|v| v.filter(|x| x.is_finite())).collect(),
     ))
 }
 

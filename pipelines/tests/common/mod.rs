@@ -28,14 +28,42 @@ pub fn bundle(dir: &Path, leads: usize, seed: u64) {
         dir,
         "tables/accounts.parquet",
         DataFrame::new_infer_height(vec![
-            s("account_id", (0..accounts).map(|i| format!("acct_{i}")).collect()),
-            s("company_name", (0..accounts).map(|i| format!("Company {i}")).collect()),
-            s("industry", (0..accounts).map(|i| ["logistics", "retail"][i % 2].into()).collect()),
-            s("region", (0..accounts).map(|i| ["US", "UK"][i % 2].into()).collect()),
-            s("employee_band", (0..accounts).map(|_| "200-499".into()).collect()),
-            s("estimated_revenue_band", (0..accounts).map(|_| "$10M-$50M".into()).collect()),
-            s("process_maturity_band", (0..accounts).map(|i| ["low", "high"][i % 2].into()).collect()),
-            s("created_at", (0..accounts).map(|_| "2023-06-01".into()).collect()),
+            s(
+                "account_id",
+                (0..accounts).map(|i| format!("acct_{i}")).collect(),
+            ),
+            s(
+                "company_name",
+                (0..accounts).map(|i| format!("Company {i}")).collect(),
+            ),
+            s(
+                "industry",
+                (0..accounts)
+                    .map(|i| ["logistics", "retail"][i % 2].into())
+                    .collect(),
+            ),
+            s(
+                "region",
+                (0..accounts).map(|i| ["US", "UK"][i % 2].into()).collect(),
+            ),
+            s(
+                "employee_band",
+                (0..accounts).map(|_| "200-499".into()).collect(),
+            ),
+            s(
+                "estimated_revenue_band",
+                (0..accounts).map(|_| "$10M-$50M".into()).collect(),
+            ),
+            s(
+                "process_maturity_band",
+                (0..accounts)
+                    .map(|i| ["low", "high"][i % 2].into())
+                    .collect(),
+            ),
+            s(
+                "created_at",
+                (0..accounts).map(|_| "2023-06-01".into()).collect(),
+            ),
         ])
         .unwrap(),
     );
@@ -43,19 +71,47 @@ pub fn bundle(dir: &Path, leads: usize, seed: u64) {
         dir,
         "tables/contacts.parquet",
         DataFrame::new_infer_height(vec![
-            s("contact_id", (0..leads).map(|i| format!("cnt_{i}")).collect()),
-            s("account_id", (0..leads).map(|i| format!("acct_{}", i % accounts)).collect()),
+            s(
+                "contact_id",
+                (0..leads).map(|i| format!("cnt_{i}")).collect(),
+            ),
+            s(
+                "account_id",
+                (0..leads)
+                    .map(|i| format!("acct_{}", i % accounts))
+                    .collect(),
+            ),
             s("job_title", (0..leads).map(|_| "AP Lead".into()).collect()),
-            s("role_function", (0..leads).map(|i| ["finance", "ops"][i % 2].into()).collect()),
-            s("seniority", (0..leads).map(|i| ["manager", "director"][i % 2].into()).collect()),
-            s("buyer_role", (0..leads).map(|_| "champion".into()).collect()),
-            s("email_domain_type", (0..leads).map(|_| "corporate".into()).collect()),
-            s("created_at", (0..leads).map(|_| "2023-09-01".into()).collect()),
+            s(
+                "role_function",
+                (0..leads)
+                    .map(|i| ["finance", "ops"][i % 2].into())
+                    .collect(),
+            ),
+            s(
+                "seniority",
+                (0..leads)
+                    .map(|i| ["manager", "director"][i % 2].into())
+                    .collect(),
+            ),
+            s(
+                "buyer_role",
+                (0..leads).map(|_| "champion".into()).collect(),
+            ),
+            s(
+                "email_domain_type",
+                (0..leads).map(|_| "corporate".into()).collect(),
+            ),
+            s(
+                "created_at",
+                (0..leads).map(|_| "2023-09-01".into()).collect(),
+            ),
         ])
         .unwrap(),
     );
     let mut labels = Vec::new();
-    let (mut t_id, mut t_lead, mut t_at, mut t_type, mut t_dir) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut t_id, mut t_lead, mut t_at, mut t_type, mut t_dir) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..leads {
         let inbound = rng.random_range(0..6);
         let outbound = rng.random_range(0..4);
@@ -77,7 +133,10 @@ pub fn bundle(dir: &Path, leads: usize, seed: u64) {
             s("lead_id", t_lead),
             s("touch_timestamp", t_at),
             s("touch_type", t_type),
-            s("touch_channel", (0..n_touch).map(|_| "inbound_marketing".into()).collect()),
+            s(
+                "touch_channel",
+                (0..n_touch).map(|_| "inbound_marketing".into()).collect(),
+            ),
             s("touch_direction", t_dir),
         ])
         .unwrap(),
@@ -87,12 +146,34 @@ pub fn bundle(dir: &Path, leads: usize, seed: u64) {
         "tables/leads.parquet",
         DataFrame::new_infer_height(vec![
             s("lead_id", (0..leads).map(|i| format!("lead_{i}")).collect()),
-            s("contact_id", (0..leads).map(|i| format!("cnt_{i}")).collect()),
-            s("account_id", (0..leads).map(|i| format!("acct_{}", i % accounts)).collect()),
-            s("lead_created_at", (0..leads).map(|_| "2024-01-01".into()).collect()),
-            s("lead_source", (0..leads).map(|i| ["inbound_marketing", "sdr_outbound"][i % 2].into()).collect()),
-            s("first_touch_channel", (0..leads).map(|_| "email".into()).collect()),
-            s("owner_rep_id", (0..leads).map(|i| format!("rep_{}", i % 3)).collect()),
+            s(
+                "contact_id",
+                (0..leads).map(|i| format!("cnt_{i}")).collect(),
+            ),
+            s(
+                "account_id",
+                (0..leads)
+                    .map(|i| format!("acct_{}", i % accounts))
+                    .collect(),
+            ),
+            s(
+                "lead_created_at",
+                (0..leads).map(|_| "2024-01-01".into()).collect(),
+            ),
+            s(
+                "lead_source",
+                (0..leads)
+                    .map(|i| ["inbound_marketing", "sdr_outbound"][i % 2].into())
+                    .collect(),
+            ),
+            s(
+                "first_touch_channel",
+                (0..leads).map(|_| "email".into()).collect(),
+            ),
+            s(
+                "owner_rep_id",
+                (0..leads).map(|i| format!("rep_{}", i % 3)).collect(),
+            ),
         ])
         .unwrap(),
     );
@@ -118,9 +199,15 @@ pub fn bundle(dir: &Path, leads: usize, seed: u64) {
             s("activity_id", vec!["act_1".into(), "act_2".into()]),
             s("lead_id", vec!["lead_1".into(), "lead_2".into()]),
             s("rep_id", vec!["rep_0".into(), "rep_1".into()]),
-            s("activity_timestamp", vec!["2024-01-10".into(), "2024-01-11".into()]),
+            s(
+                "activity_timestamp",
+                vec!["2024-01-10".into(), "2024-01-11".into()],
+            ),
             s("activity_type", vec!["call".into(), "demo".into()]),
-            s("activity_outcome", vec!["connected".into(), "demo_completed".into()]),
+            s(
+                "activity_outcome",
+                vec!["connected".into(), "demo_completed".into()],
+            ),
         ])
         .unwrap(),
     );
