@@ -7,6 +7,7 @@ use sea_query::{Alias, Expr, OnConflict, Order, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::audit::f;
 use super::conn::Conn;
 use super::records::{RecordMap, now};
 use super::sql::{col, table};
@@ -63,18 +64,6 @@ pub struct Score {
     pub reasons: Value,
     pub model_version: i64,
     pub scored_at: DateTime<Utc>,
-}
-
-const fn f(name: &'static str, ty: FieldType) -> FieldDef {
-    FieldDef {
-        name,
-        ty,
-        nullable: true,
-        writable: false,
-        required: false,
-        min: None,
-        max: None,
-    }
 }
 
 const VERSION_FIELDS: &[FieldDef] = &[

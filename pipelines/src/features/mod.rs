@@ -52,6 +52,11 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Days from the instant in column `e` to the snapshot `as_of`.
+fn days_before(as_of: i64, e: Expr) -> Expr {
+    (lit(as_of) - e).cast(DataType::Float64) / lit(DAY_MS as f64)
+}
+
 /// Activity aggregates per `key` (lead_id or company_id) as of `as_of`.
 fn activity_aggregates(acts: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
     let count_if = |e: Expr, name: &str| e.cast(DataType::Float64).sum().alias(name);
@@ -86,10 +91,8 @@ fn activity_aggregates(acts: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
         count_if(col("positive_outcome"), "positive_outcomes"),
         col("sentiment").mean().alias("sentiment_mean"),
         col("sentiment").min().alias("sentiment_min"),
-        ((lit(as_of) - col("occurred_ms").max()).cast(DataType::Float64) / lit(DAY_MS as f64))
-            .alias("days_since_last_activity"),
-        ((lit(as_of) - col("occurred_ms").min()).cast(DataType::Float64) / lit(DAY_MS as f64))
-            .alias("days_since_first_activity"),
+        days_before(as_of, col("occurred_ms").max()).alias("days_since_last_activity"),
+        days_before(as_of, col("occurred_ms").min()).alias("days_since_first_activity"),
     ])
 }
 
@@ -133,8 +136,7 @@ fn deal_aggregates(deals: LazyFrame, key: &str, as_of: i64) -> LazyFrame {
                 .sum()
                 .alias("open_deal_value"),
             col("value").max().alias("max_deal_value"),
-            ((lit(as_of) - col("created_ms").min()).cast(DataType::Float64) / lit(DAY_MS as f64))
-                .alias("oldest_deal_days"),
+            days_before(as_of, col("created_ms").min()).alias("oldest_deal_days"),
         ])
 }
 
@@ -215,8 +217,7 @@ pub fn lead_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
     let left = || JoinArgs::new(JoinType::Left);
     let out = leads
         .with_columns([
-            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64))
-                .alias("lead_age_days"),
+            days_before(t, col("created_ms")).alias("lead_age_days"),
             col("id").alias("lead_id"),
         ])
         .join(acts, [col("lead_id")], [col("lead_id")], left())
@@ -299,8 +300,7 @@ pub fn account_frame(s: &Snapshot, as_of: DateTime<Utc>) -> Result<DataFrame> {
         .filter(col("created_ms").lt_eq(lit(t)))
         .with_columns([
             col("id").alias("company_id"),
-            ((lit(t) - col("created_ms")).cast(DataType::Float64) / lit(DAY_MS as f64))
-                .alias("account_age_days"),
+            days_before(t, col("created_ms")).alias("account_age_days"),
         ])
         .join(acts, [col("company_id")], [col("company_id")], left())
         .join(deals, [col("company_id")], [col("company_id")], left())
