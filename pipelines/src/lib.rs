@@ -3,6 +3,23 @@ Batch jobs: imports (CSV, Parquet), ingestion of activity text into the vector
 index, Polars feature extraction, Linfa training, the model registry, batch
 scoring and next-best-action computation. Uses `rapport-crm` and `rapport-models`.
 
-Filled by the pipelines, semantic-memory and next-best-action issues; for now this
-crate holds only this doc.
+The prediction pipeline, in the order data flows:
+
+- [`import`]: a leadforge bundle or a CSV file into crm records, keeping source
+  ids so a re-import updates instead of duplicating; all or nothing.
+- [`features`]: Polars lazy queries that turn the database into per-lead and
+  per-account feature tables as of a snapshot instant (nothing after it leaks in).
+- [`train`]: database-free training and evaluation on any table: Linfa logistic
+  regression, gradient-boosted trees (forust-ml) and their blend, metrics,
+  explanations.
+- [`registry`]: model versions with provenance in the database, champion /
+  challenger promotion by a paired bootstrap, and the training jobs.
+- [`score`]: the champions score open leads and active accounts; the scores and
+  their reasons go back to the database for the tools to read.
 */
+
+pub mod features;
+pub mod import;
+pub mod registry;
+pub mod score;
+pub mod train;

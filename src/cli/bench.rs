@@ -20,6 +20,8 @@ pub enum BenchCmd {
     /// Local chat models: load, prefill and decode speed, cached-prefix latency,
     /// tool-call validity with and without constrained decoding.
     Llm(super::llm::BenchLlmArgs),
+    /// Feature building (rows/s) and training time per algorithm on a 20,000-lead bundle.
+    Train(super::pipelines::BenchTrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +48,7 @@ pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Tools(args) => super::tool::bench(args).await,
         BenchCmd::Embed(args) => models::bench_embed(args).await,
         BenchCmd::Llm(args) => super::llm::bench(args).await,
+        BenchCmd::Train(args) => super::pipelines::bench_train(args).await,
     }
 }
 

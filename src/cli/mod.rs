@@ -7,6 +7,7 @@ mod db;
 mod llm;
 mod mcp;
 pub mod models;
+mod pipelines;
 mod tool;
 
 use std::path::PathBuf;
@@ -69,9 +70,13 @@ pub enum Command {
     /// The local chat model: `rapport llm serve` (OpenAI-compatible HTTP API).
     #[command(subcommand)]
     Llm(llm::LlmCmd),
-    /// Train models.
+    /// Train models: `train lead-score|churn|sentiment`, or `train --csv FILE --target COL`.
+    Train(TrainArgs),
+    /// Import records: `import leadforge DIR`, `import csv --type TYPE FILE`.
     #[command(subcommand)]
-    Train(TrainCmd),
+    Import(pipelines::ImportCmd),
+    /// Score open leads and active accounts with the champion models.
+    Score(pipelines::ScoreArgs),
     /// Benchmarks; each prints its figures as JSON.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -87,10 +92,23 @@ pub enum Command {
     Mcp,
 }
 
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TrainArgs {
+    #[command(subcommand)]
+    pub task: Option<TrainCmd>,
+    #[command(flatten)]
+    pub csv: pipelines::CsvTrainArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TrainCmd {
     /// Train the sentiment head on the sentence embedder.
     Sentiment(models::TrainSentimentArgs),
+    /// Lead conversion within a horizon, from the database's features.
+    LeadScore(pipelines::TaskArgs),
+    /// Account churn (custom attribute `churned`), from the database's features.
+    Churn(pipelines::TaskArgs),
 }
 
 pub fn init_tracing(verbose: u8) {
@@ -116,9 +134,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(cmd) => db::seed(&global, cmd).await,
         Command::Stats(args) => db::stats(&global, args).await,
         Command::Demo(args) => db::demo(&global, args).await,
+        Command::Models(models::ModelsCmd::Registry(args)) => {
+            pipelines::registry(&global, args).await
+        }
         Command::Models(cmd) => models::run(cmd).await,
         Command::Llm(cmd) => llm::run(cmd).await,
-        Command::Train(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
+        Command::Train(TrainArgs { task, csv }) => match task {
+            Some(TrainCmd::Sentiment(args)) => models::train_sentiment(args).await,
+            Some(TrainCmd::LeadScore(args)) => {
+                pipelines::train_task(
+                    &global,
+                    rapport_pipelines::registry::jobs::Task::LeadScore,
+                    args,
+                )
+                .await
+            }
+            Some(TrainCmd::Churn(args)) => {
+                pipelines::train_task(
+                    &global,
+                    rapport_pipelines::registry::jobs::Task::Churn,
+                    args,
+                )
+                .await
+            }
+            None => pipelines::train_csv(csv).await,
+        },
+        Command::Import(cmd) => pipelines::import(&global, cmd).await,
+        Command::Score(args) => pipelines::score(&global, args).await,
         Command::Bench(cmd) => bench::run(&global, cmd).await,
         Command::Tool(cmd) => tool::run(&global, cmd).await,
         Command::Chat(args) => chat::chat(&global, args).await,

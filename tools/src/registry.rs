@@ -42,6 +42,7 @@ impl Registry {
             r.register(crate::records::ListRecords(rt));
         }
         crate::domain::register(&mut r);
+        crate::scores::register(&mut r);
         r
     }
 

@@ -40,7 +40,8 @@ impl<'a> NewEntry<'a> {
     }
 }
 
-const fn f(name: &'static str, ty: FieldType) -> FieldDef {
+/// A column read back as-is (nullable, not writable): for fixed row shapes.
+pub(super) const fn f(name: &'static str, ty: FieldType) -> FieldDef {
     FieldDef {
         name,
         ty,

@@ -168,6 +168,10 @@ macro_rules! in_tx {
     }};
 }
 
+// After the macros above, which it uses.
+mod pipelines;
+pub use pipelines::{ModelVersion, NewModelVersion, Score};
+
 impl Tx {
     fn conn(&mut self) -> Conn<'_> {
         match &mut self.inner {

@@ -6,25 +6,13 @@
 use sea_query::{Alias, Order, Query};
 use serde_json::{Map, Value};
 
-use super::audit;
+use super::audit::{self, f};
 use super::conn::Conn;
 use super::records::{from_map, now};
 use super::sql::{col, value, value_as};
 use crate::error::{Error, Result};
 use crate::model::{AgentSession, AuditEntry, Ctx, Id, Proposal, ProposalStatus, SessionEntry};
 use crate::schema::{FieldDef, FieldType, Scalar};
-
-const fn f(name: &'static str, ty: FieldType) -> FieldDef {
-    FieldDef {
-        name,
-        ty,
-        nullable: true,
-        writable: false,
-        required: false,
-        min: None,
-        max: None,
-    }
-}
 
 const SESSION: &[FieldDef] = &[
     f("id", FieldType::Id),

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Baseline for `rapport train --csv`: scikit-learn's LogisticRegression and
+HistGradientBoostingClassifier on the very same train/test files, with the same
+column rules as rapport-pipelines (see pipelines/src/train/table.rs):
+
+- string columns with more than 100 distinct values in the training split are
+  identifiers or free text and are dropped; `--drop` drops more by name;
+- other string / boolean columns are categorical: most frequent value imputed,
+  one-hot encoded (unknown test values ignored);
+- numeric columns: median imputed, standardised.
+
+Prints one JSON object per model: test ROC AUC, log loss and training seconds.
+
+    scripts/compare-sklearn.py --train T.parquet --test S.parquet --target COL [--drop C ...]
+    scripts/compare-sklearn.py --train ALL.csv --target churn   # stratified 80/20 split, seed 42
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+MAX_LEVELS = 100
+
+
+def read(path):
+    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+
+
+def positive_label(y):
+    """The same rule as Rust: true/yes/1 are positive; otherwise the rarer value."""
+    values = pd.Series(y).astype(str).str.lower()
+    for p in ("true", "yes", "1"):
+        if (values == p).any():
+            return (values == p).astype(int).to_numpy()
+    rare = values.value_counts().idxmin()
+    return (values == rare).astype(int).to_numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--test")
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--drop", nargs="*", default=[])
+    ap.add_argument("--name", default="")
+    args = ap.parse_args()
+
+    train = read(args.train)
+    if args.test:
+        test = read(args.test)
+    else:
+        train, test = train_test_split(
+            train, test_size=0.2, random_state=42, stratify=train[args.target]
+        )
+    y_train = positive_label(train[args.target])
+    y_test = positive_label(test[args.target])
+    features = [c for c in train.columns if c != args.target and c not in args.drop]
+    numeric, categorical = [], []
+    for c in features:
+        s = train[c]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            if s.astype(str).nunique() > MAX_LEVELS:
+                continue
+            categorical.append(c)
+        else:
+            numeric.append(c)
+
+    def as_frame(df):
+        out = df[numeric + categorical].copy()
+        for c in numeric:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        for c in categorical:
+            out[c] = out[c].astype(object).where(out[c].notna(), np.nan).astype(str)
+        return out
+
+    x_train, x_test = as_frame(train), as_frame(test)
+    pre = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), categorical),
+        ]
+    )
+    models = {
+        "sklearn_logistic_regression": LogisticRegression(max_iter=2000),
+        "sklearn_hist_gradient_boosting": HistGradientBoostingClassifier(random_state=0),
+    }
+    results = []
+    for name, model in models.items():
+        pipe = Pipeline([("pre", pre), ("model", model)])
+        start = time.perf_counter()
+        pipe.fit(x_train, y_train)
+        seconds = time.perf_counter() - start
+        p = np.clip(pipe.predict_proba(x_test)[:, 1], 1e-15, 1 - 1e-15)
+        results.append(
+            {
+                "dataset": args.name or args.train,
+                "algorithm": name,
+                "train_rows": len(x_train),
+                "test_rows": len(x_test),
+                "test_roc_auc": round(roc_auc_score(y_test, p), 4),
+                "test_log_loss": round(log_loss(y_test, p), 4),
+                "train_seconds": round(seconds, 3),
+            }
+        )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
