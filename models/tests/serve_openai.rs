@@ -85,6 +85,9 @@ fn server() -> &'static Server {
 }
 
 fn client_of(server: &Server) -> Client<OpenAIConfig> {
+    // The workspace builds reqwest with `rustls-no-provider` (rapport-agent
+    // installs ring at start-up); a client built without a provider panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let base = format!("http://{}/v1", server.addr);
     Client::with_config(
         OpenAIConfig::new()
@@ -95,6 +98,14 @@ fn client_of(server: &Server) -> Client<OpenAIConfig> {
 
 fn client() -> Client<OpenAIConfig> {
     client_of(server())
+}
+
+/// A streamed request. It says `stream: true` itself: with async-openai's
+/// `byot` feature on (rapport-agent enables it and cargo unifies features),
+/// `create_stream` no longer sets it.
+fn streamed(mut body: Value) -> CreateChatCompletionRequest {
+    body["stream"] = json!(true);
+    request(body)
 }
 
 fn request(body: Value) -> CreateChatCompletionRequest {
@@ -190,7 +201,7 @@ async fn streamed_completion_matches_the_whole_one() {
     });
     let mut stream = client()
         .chat()
-        .create_stream(request(body.clone()))
+        .create_stream(streamed(body.clone()))
         .await
         .unwrap();
     let mut text = String::new();
@@ -255,7 +266,7 @@ async fn constrained_tool_call_parses_and_validates() {
 async fn streamed_tool_call_arrives_as_tool_call_deltas() {
     let mut stream = client()
         .chat()
-        .create_stream(request(json!({
+        .create_stream(streamed(json!({
             "model": test_model_name(),
             "messages": [{"role": "user", "content": "add Jane Doe from Acme, jane@acme.com"}],
             "tools": openai_tools(),
@@ -355,7 +366,7 @@ async fn errors_are_openai_error_objects() {
     // Streaming requests get the same status before any chunk is sent.
     let overflow = client()
         .chat()
-        .create_stream(request(
+        .create_stream(streamed(
             json!({"model": test_model_name(), "messages": [{"role": "user", "content": "pipeline review ".repeat(2000)}]}),
         ))
         .await;
@@ -389,7 +400,7 @@ async fn a_client_that_disconnects_cancels_its_generation() {
     let model = server.model.clone();
     let mut stream = client_of(&server)
         .chat()
-        .create_stream(request(json!({
+        .create_stream(streamed(json!({
             "model": test_model_name(),
             "messages": [{"role": "user", "content": "Count from 1 to 1000, one number per line."}],
             "max_tokens": 1500

@@ -12,8 +12,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rapport_crm::RecordType;
 use rapport_pipelines::import::{self, csv::CsvOptions};
 use rapport_pipelines::registry::jobs::{self, JobOptions, Task};
+use rapport_pipelines::score;
 use rapport_pipelines::train::{self, Table, TrainOptions, TrainReport};
-use rapport_pipelines::{features, score};
 use serde_json::json;
 
 use super::GlobalArgs;
