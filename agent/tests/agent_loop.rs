@@ -54,6 +54,19 @@ fn agent(store: &Store, model: ScriptedBackend, policy: Policy) -> (Agent, Arc<S
     (agent, backend)
 }
 
+/// Sends one message in session `session` as `user` and returns the outcome.
+async fn send(
+    agent: &Agent,
+    session: rapport_crm::Id,
+    user: &rapport_crm::model::User,
+    text: &str,
+) -> TurnOutcome {
+    agent
+        .send(session, user, text, &Events::none())
+        .await
+        .expect("the turn runs")
+}
+
 fn direct() -> Policy {
     Policy::default()
 }
@@ -190,15 +203,7 @@ async fn a_tool_error_goes_back_and_the_model_recovers(store: &Store) {
         .say("Created Globex.");
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(
-            s.id,
-            &fx.rep,
-            "Add the company Globex (globex.com)",
-            &Events::none(),
-        )
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "Add the company Globex (globex.com)").await;
     assert_eq!(out, TurnOutcome::Answer("Created Globex.".into()));
     let page = store
         .list::<Company>(&fx.admin_ctx(), &ListQuery::default())
@@ -245,10 +250,7 @@ async fn unknown_tools_and_malformed_arguments_are_answered_as_data(store: &Stor
         });
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(s.id, &fx.rep, "add Lee", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "add Lee").await;
     assert_eq!(
         out,
         TurnOutcome::Answer("I need the contact's first name.".into())
@@ -271,10 +273,7 @@ async fn the_step_limit_stops_a_looping_model(store: &Store) {
     }
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(s.id, &fx.rep, "find everyone", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "find everyone").await;
     assert!(
         matches!(out, TurnOutcome::Stopped(ref r) if r.contains("4 model steps")),
         "{out:?}"
@@ -292,10 +291,7 @@ async fn the_same_failing_call_twice_stops_the_turn(store: &Store) {
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(s.id, &fx.rep, "show deal 987654", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "show deal 987654").await;
     assert!(
         matches!(out, TurnOutcome::Stopped(ref r) if r.contains("failed the same way twice")),
         "{out:?}"
@@ -341,10 +337,7 @@ async fn approval_approve_reject_and_edit(store: &Store) {
     };
 
     // Approve.
-    let out = agent
-        .send(s.id, &fx.rep, "add Initech", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "add Initech").await;
     let TurnOutcome::AwaitingApproval(p) = out else {
         panic!("{out:?}")
     };
@@ -371,11 +364,7 @@ async fn approval_approve_reject_and_edit(store: &Store) {
     );
 
     // Reject.
-    let TurnOutcome::AwaitingApproval(p) = agent
-        .send(s.id, &fx.rep, "add Umbrella", &Events::none())
-        .await
-        .unwrap()
-    else {
+    let TurnOutcome::AwaitingApproval(p) = send(&agent, s.id, &fx.rep, "add Umbrella").await else {
         panic!()
     };
     let out = agent
@@ -394,11 +383,7 @@ async fn approval_approve_reject_and_edit(store: &Store) {
     assert_eq!(names().await, ["Initech"]);
 
     // Edit: only proposed fields.
-    let TurnOutcome::AwaitingApproval(p) = agent
-        .send(s.id, &fx.rep, "add Hooli", &Events::none())
-        .await
-        .unwrap()
-    else {
+    let TurnOutcome::AwaitingApproval(p) = send(&agent, s.id, &fx.rep, "add Hooli").await else {
         panic!()
     };
     let mut bad = serde_json::Map::new();
@@ -453,15 +438,13 @@ async fn an_approval_of_a_stale_proposal_is_a_conflict(store: &Store) {
         });
     let (agent, _) = agent(store, model, ask);
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let TurnOutcome::AwaitingApproval(p) = agent
-        .send(
-            s.id,
-            &fx.rep,
-            &format!("Acme (company {}) is in logistics", acme.id),
-            &Events::none(),
-        )
-        .await
-        .unwrap()
+    let TurnOutcome::AwaitingApproval(p) = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        &format!("Acme (company {}) is in logistics", acme.id),
+    )
+    .await
     else {
         panic!()
     };
@@ -491,15 +474,13 @@ async fn destructive_calls_always_wait(store: &Store) {
         .say("Deleted.");
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.manager, "chat").await.unwrap();
-    let out = agent
-        .send(
-            s.id,
-            &fx.manager,
-            &format!("delete Acme (company {})", acme.id),
-            &Events::none(),
-        )
-        .await
-        .unwrap();
+    let out = send(
+        &agent,
+        s.id,
+        &fx.manager,
+        &format!("delete Acme (company {})", acme.id),
+    )
+    .await;
     let TurnOutcome::AwaitingApproval(p) = out else {
         panic!("{out:?}")
     };
@@ -556,15 +537,13 @@ async fn text_in_an_email_cannot_trigger_a_write(store: &Store) {
         .say("unreachable before approval");
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(
-            s.id,
-            &fx.rep,
-            &format!("What did Acme's last email (activity {}) say?", email.id),
-            &Events::none(),
-        )
-        .await
-        .unwrap();
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        &format!("What did Acme's last email (activity {}) say?", email.id),
+    )
+    .await;
     let TurnOutcome::AwaitingApproval(p) = out else {
         panic!("the write must wait: {out:?}")
     };
@@ -594,28 +573,21 @@ async fn undo_reverts_the_last_change_unless_it_changed_since(store: &Store) {
     let err = agent.undo(s.id, &fx.rep).await.unwrap_err();
     assert!(err.to_string().contains("nothing to undo"));
 
-    agent
-        .send(
-            s.id,
-            &fx.rep,
-            &format!("Acme (company {}) is logistics", acme.id),
-            &Events::none(),
-        )
-        .await
-        .unwrap();
-    agent
-        .send(
-            s.id,
-            &fx.rep,
-            &format!("tag Acme (company {}) vip", acme.id),
-            &Events::none(),
-        )
-        .await
-        .unwrap();
-    agent
-        .send(s.id, &fx.rep, "add Globex", &Events::none())
-        .await
-        .unwrap();
+    send(
+        &agent,
+        s.id,
+        &fx.rep,
+        &format!("Acme (company {}) is logistics", acme.id),
+    )
+    .await;
+    send(
+        &agent,
+        s.id,
+        &fx.rep,
+        &format!("tag Acme (company {}) vip", acme.id),
+    )
+    .await;
+    send(&agent, s.id, &fx.rep, "add Globex").await;
 
     // Undo the creation, then the tag, then the update: newest first.
     let r = agent.undo(s.id, &fx.rep).await.unwrap();
@@ -663,10 +635,7 @@ async fn sessions_resume_in_a_new_agent_and_record_audit_links(store: &Store) {
     let first = ScriptedBackend::new().call("create_company", json!({"name": "Vandelay"}));
     let (agent1, _) = agent(store, first, ask);
     let s = agent1.start_session(&fx.rep, "chat").await.unwrap();
-    let TurnOutcome::AwaitingApproval(p) = agent1
-        .send(s.id, &fx.rep, "add Vandelay", &Events::none())
-        .await
-        .unwrap()
+    let TurnOutcome::AwaitingApproval(p) = send(&agent1, s.id, &fx.rep, "add Vandelay").await
     else {
         panic!()
     };
@@ -749,10 +718,7 @@ async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
         });
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(s.id, &fx.rep, "add Jane, jane@acme.com", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "add Jane, jane@acme.com").await;
     assert_eq!(out, TurnOutcome::Answer("Created Jane.".into()));
     let jane = store
         .list::<Contact>(
@@ -776,10 +742,7 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = agent
-        .send(s.id, &fx.rep, "add Globex", &Events::none())
-        .await
-        .unwrap();
+    let out = send(&agent, s.id, &fx.rep, "add Globex").await;
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")
     };
