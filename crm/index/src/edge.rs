@@ -1,0 +1,442 @@
+//! The embedded engine: one qdrant-edge shard on disk holding every
+//! workspace's points, each search filtered by workspace. The shard's calls
+//! block (disk, CPU), so each runs on tokio's blocking pool; a read-write lock
+//! keeps writes, flushes and optimisation apart (the engine's own flush expects
+//! no write in flight) while searches share the shard.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use qdrant_edge::external::ordered_float::OrderedFloat;
+use qdrant_edge::{
+    Condition, CreateIndex, CountRequest, Distance, EdgeConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter,
+    Fusion, Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
+    Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal,
+    Vectors, WithPayloadInterface, WithVector,
+};
+
+use crate::error::{Error, Result};
+use crate::{
+    ChunkPayload, DENSE, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, SparseVector,
+    VectorIndex, hybrid_candidates,
+};
+
+/// Payload fields with an index (filters and deletes use them).
+const INTEGER_FIELDS: [&str; 7] = [
+    "workspace_id",
+    "activity_id",
+    "company_id",
+    "contact_id",
+    "deal_id",
+    "owner_id",
+    "occurred_ts",
+];
+
+pub struct EdgeIndex {
+    shard: Arc<RwLock<EdgeShard>>,
+    path: PathBuf,
+    dim: usize,
+}
+
+impl std::fmt::Debug for EdgeIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeIndex")
+            .field("path", &self.path)
+            .field("dim", &self.dim)
+            .finish()
+    }
+}
+
+fn config(dim: usize) -> EdgeConfig {
+    EdgeConfig {
+        vectors: HashMap::from([(
+            DENSE.to_owned(),
+            EdgeVectorParams {
+                size: dim,
+                distance: Distance::Cosine,
+                on_disk: None,
+                multivector_config: None,
+                datatype: None,
+                quantization_config: None,
+                hnsw_config: None,
+            },
+        )]),
+        sparse_vectors: HashMap::from([(
+            SPARSE.to_owned(),
+            EdgeSparseVectorParams {
+                modifier: Some(Modifier::Idf),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    }
+}
+
+impl EdgeIndex {
+    /// Opens the shard in `dir`, creating it (with payload indexes) if the
+    /// directory holds none. An existing shard must have `dim`-dimensional
+    /// dense vectors.
+    pub async fn open(dir: &Path, dim: usize) -> Result<EdgeIndex> {
+        let path = dir.to_path_buf();
+        let p = path.clone();
+        let shard = tokio::task::spawn_blocking(move || open_blocking(&p, dim))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(EdgeIndex {
+            shard: Arc::new(RwLock::new(shard)),
+            path,
+            dim,
+        })
+    }
+
+    /// Runs `f` on the shard on the blocking pool, with shared (`write = false`)
+    /// or exclusive access.
+    async fn with_shard<T: Send + 'static>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&EdgeShard) -> qdrant_edge::OperationResult<T> + Send + 'static,
+    ) -> Result<T> {
+        let shard = self.shard.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = if write {
+                let guard = shard.write().map_err(|_| edge_error(&path, "lock poisoned"))?;
+                f(&guard)
+            } else {
+                let guard = shard.read().map_err(|_| edge_error(&path, "lock poisoned"))?;
+                f(&guard)
+            };
+            out.map_err(|e| edge_error(&path, e))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    fn check_dense(&self, v: &[f32]) -> Result<()> {
+        if v.len() != self.dim {
+            return Err(Error::invalid(
+                "vector",
+                format!("dimension {} does not match the index's {}", v.len(), self.dim),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn edge_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Edge {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The engine reports a shard locked by another open handle as a WAL error.
+fn load_error(path: &Path, e: qdrant_edge::OperationError) -> Error {
+    let message = e.to_string();
+    if message.contains("WouldBlock") {
+        return edge_error(
+            path,
+            "the index is open in another process (is `rapport ingest` running?); try again when it ends",
+        );
+    }
+    edge_error(path, message)
+}
+
+fn open_blocking(path: &Path, dim: usize) -> Result<EdgeShard> {
+    let exists = path.join("edge_config.json").exists();
+    if exists {
+        let shard = EdgeShard::load(path, None).map_err(|e| load_error(path, e))?;
+        let have = shard.config().vectors.get(DENSE).map(|v| v.size);
+        if have != Some(dim) {
+            return Err(Error::invalid(
+                "dimension",
+                format!(
+                    "the index at {} holds {have:?}-dimensional vectors, not {dim}: rebuild it with `rapport reindex` after removing the directory",
+                    path.display()
+                ),
+            ));
+        }
+        return Ok(shard);
+    }
+    std::fs::create_dir_all(path).map_err(|e| edge_error(path, e))?;
+    let shard = EdgeShard::new(path, config(dim)).map_err(|e| edge_error(path, e))?;
+    let indexes = INTEGER_FIELDS
+        .iter()
+        .map(|f| (*f, PayloadSchemaType::Integer))
+        .chain([("kind", PayloadSchemaType::Keyword)]);
+    for (field, ty) in indexes {
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name: field.try_into().expect("a plain field name"),
+                    field_schema: Some(PayloadFieldSchema::FieldType(ty)),
+                }),
+            ))
+            .map_err(|e| edge_error(path, e))?;
+    }
+    shard.flush();
+    Ok(shard)
+}
+
+fn int_match(field: &str, v: i64) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        field.try_into().expect("a plain field name"),
+        Match::new_value(ValueVariants::Integer(v)),
+    ))
+}
+
+fn workspace_only(workspace_id: i64) -> Filter {
+    Filter::new_must(int_match("workspace_id", workspace_id))
+}
+
+/// The engine filter for an [`IndexFilter`]: every condition must hold.
+fn to_filter(f: &IndexFilter) -> Filter {
+    let mut must = vec![int_match("workspace_id", f.workspace_id)];
+    for (field, v) in [
+        ("company_id", f.company_id),
+        ("contact_id", f.contact_id),
+        ("deal_id", f.deal_id),
+        ("owner_id", f.owner_id),
+    ] {
+        if let Some(v) = v {
+            must.push(int_match(field, v));
+        }
+    }
+    if !f.kinds.is_empty() {
+        must.push(Condition::Field(FieldCondition::new_match(
+            "kind".try_into().expect("a plain field name"),
+            Match::from(f.kinds.clone()),
+        )));
+    }
+    if f.since.is_some() || f.until.is_some() {
+        must.push(Condition::Field(FieldCondition::new_range(
+            "occurred_ts".try_into().expect("a plain field name"),
+            Range {
+                gte: f.since.map(|t| OrderedFloat(t.timestamp() as f64)),
+                lt: f.until.map(|t| OrderedFloat(t.timestamp() as f64)),
+                gt: None,
+                lte: None,
+            },
+        )));
+    }
+    Filter {
+        must: Some(must),
+        ..Default::default()
+    }
+}
+
+fn sparse(v: &SparseVector) -> Result<Vector> {
+    Vector::new_sparse(v.indices.clone(), v.values.clone())
+        .map_err(|e| Error::invalid("sparse vector", e.to_string()))
+}
+
+fn nearest(vector: VectorInternal, using: &str) -> ScoringQuery {
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+        query: vector,
+        using: Some(using.to_owned()),
+    }))
+}
+
+fn prefetch(query: ScoringQuery, filter: &Filter, limit: usize) -> Prefetch {
+    Prefetch {
+        prefetches: vec![],
+        query: Some(query),
+        limit,
+        params: None,
+        filter: Some(filter.clone()),
+        score_threshold: None,
+    }
+}
+
+fn decode(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload> {
+    let map = payload.ok_or_else(|| Error::Corrupt("a point without payload".into()))?;
+    ChunkPayload::from_json(serde_json::Value::Object(map.0.into_iter().collect()))
+}
+
+#[async_trait]
+impl VectorIndex for EdgeIndex {
+    fn engine(&self) -> &'static str {
+        "qdrant-edge"
+    }
+
+    async fn upsert(&self, points: Vec<IndexPoint>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut structs = Vec::with_capacity(points.len());
+        for p in points {
+            self.check_dense(&p.dense)?;
+            let vectors = Vectors::new_named([
+                (DENSE, Vector::new_dense(p.dense.clone())),
+                (SPARSE, sparse(&p.sparse)?),
+            ]);
+            structs.push(PointStruct::new(p.id(), vectors, p.payload.to_json()).into());
+        }
+        self.with_shard(true, move |s| {
+            s.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(structs),
+            )))
+        })
+        .await
+    }
+
+    async fn delete_activities(&self, workspace_id: i64, activity_ids: &[i64]) -> Result<()> {
+        if activity_ids.is_empty() {
+            return Ok(());
+        }
+        let filter = Filter {
+            must: Some(vec![
+                int_match("workspace_id", workspace_id),
+                Condition::Field(FieldCondition::new_match(
+                    "activity_id".try_into().expect("a plain field name"),
+                    Match::from(activity_ids.to_vec()),
+                )),
+            ]),
+            ..Default::default()
+        };
+        self.with_shard(true, move |s| {
+            s.update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
+        })
+        .await
+    }
+
+    async fn delete_workspace(&self, workspace_id: i64) -> Result<()> {
+        let filter = workspace_only(workspace_id);
+        self.with_shard(true, move |s| {
+            s.update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        query: &Query,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<ScoredChunk>> {
+        filter.check()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let f = to_filter(filter);
+        let (prefetches, scoring) = match query {
+            Query::Dense(v) => {
+                self.check_dense(v)?;
+                (vec![], nearest(VectorInternal::Dense(v.clone()), DENSE))
+            }
+            Query::Sparse(v) => (vec![], nearest(sparse(v)?.0, SPARSE)),
+            Query::Hybrid { dense, sparse: sv } => {
+                self.check_dense(dense)?;
+                let n = hybrid_candidates(limit);
+                (
+                    vec![
+                        prefetch(nearest(VectorInternal::Dense(dense.clone()), DENSE), &f, n),
+                        prefetch(nearest(sparse(sv)?.0, SPARSE), &f, n),
+                    ],
+                    ScoringQuery::Fusion(Fusion::Rrf {
+                        k: 60,
+                        weights: None,
+                    }),
+                )
+            }
+        };
+        // An all-stop-word keyword query matches nothing; the engine need not be asked.
+        if matches!(query, Query::Sparse(v) if v.indices.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let request = QueryRequest {
+            prefetches,
+            query: Some(scoring),
+            filter: Some(f),
+            score_threshold: None,
+            limit,
+            offset: 0,
+            params: None,
+            with_vector: WithVector::Bool(false),
+            with_payload: WithPayloadInterface::Bool(true),
+        };
+        let found = self.with_shard(false, move |s| s.query(request)).await?;
+        found
+            .into_iter()
+            .map(|p| {
+                Ok(ScoredChunk {
+                    score: p.score,
+                    payload: decode(p.payload)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count(&self, workspace_id: i64) -> Result<u64> {
+        let filter = workspace_only(workspace_id);
+        let n = self
+            .with_shard(false, move |s| {
+                s.count(CountRequest {
+                    filter: Some(filter),
+                    exact: true,
+                })
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn keys(&self, workspace_id: i64) -> Result<Vec<(i64, u32)>> {
+        let mut keys = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let filter = workspace_only(workspace_id);
+            let request = ScrollRequest {
+                offset,
+                limit: Some(1000),
+                filter: Some(filter),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: WithVector::Bool(false),
+                order_by: None,
+            };
+            let (records, next) = self.with_shard(false, move |s| s.scroll(request)).await?;
+            for r in records {
+                let p = decode(r.payload)?;
+                keys.push((p.activity_id, p.chunk));
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.with_shard(true, |s| {
+            s.flush();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        self.with_shard(true, |s| s.optimize().map(drop)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_always_hold_the_workspace() {
+        let f = to_filter(&IndexFilter::workspace(4));
+        let must = f.must.unwrap();
+        assert_eq!(must.len(), 1);
+        assert_eq!(must[0], int_match("workspace_id", 4));
+    }
+}

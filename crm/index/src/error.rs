@@ -1,0 +1,35 @@
+//! The index's one error type.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The embedded qdrant-edge engine failed (I/O, a corrupt shard, a bad request).
+    #[error("vector index (qdrant-edge at {path}): {message}")]
+    Edge { path: String, message: String },
+
+    /// The Qdrant server refused a request or could not be reached.
+    #[error("vector index (Qdrant server at {url}): {message}")]
+    Server { url: String, message: String },
+
+    /// The caller asked for something the index cannot hold or answer.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+
+    /// The index holds data this code did not write (a payload that does not decode).
+    #[error("vector index holds an unreadable point: {0}")]
+    Corrupt(String),
+
+    /// A blocking engine call panicked or was cancelled.
+    #[error("vector index task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+/*!
+Rapport's vector index: the derived, searchable copy of what customers wrote and
+said. It owns how chunks of activity text are stored as points (a dense MiniLM
+vector, a sparse BM25 vector and a payload), how they are found again (dense,
+keyword or hybrid search with reciprocal rank fusion, always inside one
+workspace) and the two engines behind one [`VectorIndex`] trait:
+
+- [`EdgeIndex`]: an embedded qdrant-edge shard on disk (the default; no server).
+- [`ServerIndex`] (feature `server`): a Qdrant server or cluster through
+  qdrant-client, for the scale-out deployment.
+
+It knows nothing of the database, of text cleaning or of embedding models:
+`rapport-pipelines` turns activities into [`IndexPoint`]s and queries into
+[`Query`]s. Every engine call that blocks runs on tokio's blocking pool.
+
+Point ids are deterministic ([`point_id`]: activity id and chunk number), so
+writing the same chunk twice leaves one point, which is what makes ingestion
+idempotent.
+*/
+
+mod bm25;
+mod edge;
+mod error;
+#[cfg(feature = "server")]
+mod server;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use bm25::Bm25;
+pub use edge::EdgeIndex;
+pub use error::{Error, Result};
+#[cfg(feature = "server")]
+pub use server::ServerIndex;
+
+/// Name of the dense (MiniLM) vector of every point.
+pub const DENSE: &str = "dense";
+/// Name of the sparse (BM25) vector of every point.
+pub const SPARSE: &str = "bm25";
+/// Chunks one activity may have: point ids leave this many slots per activity.
+pub const MAX_CHUNKS: u32 = 4096;
+
+/// The point id of an activity's chunk: unique per (activity, chunk) and the
+/// same on every run.
+pub fn point_id(activity_id: i64, chunk: u32) -> u64 {
+    activity_id as u64 * u64::from(MAX_CHUNKS) + u64::from(chunk)
+}
+
+/// A sparse vector: term ids and weights, ids ascending and unique.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+/// What a point carries besides its vectors: where the text came from and the
+/// fields searches filter on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkPayload {
+    pub workspace_id: i64,
+    pub activity_id: i64,
+    /// 0-based chunk number within the activity.
+    pub chunk: u32,
+    /// email, call, meeting or note.
+    pub kind: String,
+    pub company_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub deal_id: Option<i64>,
+    pub lead_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    /// The chunk's text.
+    pub text: String,
+    /// Byte span of `text` within the activity's indexed text.
+    pub start: u32,
+    pub end: u32,
+}
+
+impl ChunkPayload {
+    /// The payload as stored: the fields above plus `occurred_ts` (Unix
+    /// seconds), which date-range filters compare.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("a payload always serializes");
+        v["occurred_ts"] = self.occurred_at.timestamp().into();
+        v
+    }
+
+    pub fn from_json(mut v: serde_json::Value) -> Result<ChunkPayload> {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("occurred_ts");
+        }
+        serde_json::from_value(v).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+}
+
+/// One chunk as the index stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexPoint {
+    pub payload: ChunkPayload,
+    pub dense: Vec<f32>,
+    pub sparse: SparseVector,
+}
+
+impl IndexPoint {
+    pub fn id(&self) -> u64 {
+        point_id(self.payload.activity_id, self.payload.chunk)
+    }
+}
+
+/// Which points a search may return. The workspace is not optional: no query
+/// ever crosses workspaces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IndexFilter {
+    pub workspace_id: i64,
+    /// Any of these kinds (empty: all kinds).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    pub company_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub deal_id: Option<i64>,
+    pub owner_id: Option<i64>,
+    /// Occurred at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Occurred before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl IndexFilter {
+    pub fn workspace(workspace_id: i64) -> Self {
+        IndexFilter {
+            workspace_id,
+            ..Default::default()
+        }
+    }
+
+    /// Whether a payload passes the filter (the reference the engines are tested against).
+    pub fn matches(&self, p: &ChunkPayload) -> bool {
+        let eq = |want: Option<i64>, have: Option<i64>| want.is_none() || want == have;
+        p.workspace_id == self.workspace_id
+            && (self.kinds.is_empty() || self.kinds.contains(&p.kind))
+            && eq(self.company_id, p.company_id)
+            && eq(self.contact_id, p.contact_id)
+            && eq(self.deal_id, p.deal_id)
+            && eq(self.owner_id, p.owner_id)
+            && self
+                .since
+                .is_none_or(|s| p.occurred_at.timestamp() >= s.timestamp())
+            && self
+                .until
+                .is_none_or(|u| p.occurred_at.timestamp() < u.timestamp())
+    }
+
+    fn check(&self) -> Result<()> {
+        if let (Some(s), Some(u)) = (self.since, self.until)
+            && s >= u
+        {
+            return Err(Error::invalid(
+                "since",
+                format!("{s} is not before until {u}: the date range is empty"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What to search with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// Nearest neighbours of a MiniLM vector (cosine).
+    Dense(Vec<f32>),
+    /// BM25 keyword match.
+    Sparse(SparseVector),
+    /// Both, fused by reciprocal rank fusion of the two candidate lists.
+    Hybrid { dense: Vec<f32>, sparse: SparseVector },
+}
+
+/// A found chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredChunk {
+    pub score: f32,
+    pub payload: ChunkPayload,
+}
+
+/// Candidates each side contributes before fusion in a hybrid search.
+pub fn hybrid_candidates(limit: usize) -> usize {
+    (limit * 5).max(50)
+}
+
+/// The operations Rapport needs from a vector index. Every call is scoped to a
+/// workspace; engines run their blocking work off the async runtime.
+#[async_trait]
+pub trait VectorIndex: Send + Sync {
+    /// Engine name for logs and reports (`qdrant-edge`, `qdrant-server`).
+    fn engine(&self) -> &'static str;
+
+    /// Inserts or replaces points by their [`point_id`].
+    async fn upsert(&self, points: Vec<IndexPoint>) -> Result<()>;
+
+    /// Removes every chunk of these activities.
+    async fn delete_activities(&self, workspace_id: i64, activity_ids: &[i64]) -> Result<()>;
+
+    /// Removes every point of a workspace (before a rebuild).
+    async fn delete_workspace(&self, workspace_id: i64) -> Result<()>;
+
+    /// The best `limit` chunks for a query among those passing the filter, best first.
+    async fn search(
+        &self,
+        query: &Query,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<ScoredChunk>>;
+
+    /// Points of a workspace.
+    async fn count(&self, workspace_id: i64) -> Result<u64>;
+
+    /// (activity id, chunk) of every point of a workspace, sorted.
+    async fn keys(&self, workspace_id: i64) -> Result<Vec<(i64, u32)>>;
+
+    /// Makes every write so far durable.
+    async fn flush(&self) -> Result<()>;
+
+    /// Builds search structures (HNSW) where the engine defers them.
+    async fn optimize(&self) -> Result<()>;
+}
