@@ -327,6 +327,24 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What the index outbox says changed: an activity to (re)index or remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxOp {
+    Upsert,
+    Delete,
+}
+
+/// One pending entry of the index outbox (see the `index_outbox` migration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Queue order; acknowledging by `seq` leaves later changes queued.
+    pub seq: i64,
+    pub workspace_id: Id,
+    pub activity_id: Id,
+    pub op: OutboxOp,
+}
+
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

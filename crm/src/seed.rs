@@ -375,8 +375,8 @@ const PRODUCTS: &[&str] = &[
     "Pro plan",
     "Enterprise plan",
 ];
-const COMPETITORS: &[&str] = &["LedgerLoop", "Paystream", "InvoiceHub", "Spendwise"];
-const SYSTEMS: &[&str] = &[
+pub const COMPETITORS: &[&str] = &["LedgerLoop", "Paystream", "InvoiceHub", "Spendwise"];
+pub const SYSTEMS: &[&str] = &[
     "SAP",
     "NetSuite",
     "Salesforce",
@@ -384,7 +384,7 @@ const SYSTEMS: &[&str] = &[
     "QuickBooks",
     "Microsoft Dynamics",
 ];
-const SECURITY: &[&str] = &[
+pub const SECURITY: &[&str] = &[
     "the SOC 2 Type II report",
     "SSO with SAML",
     "data residency in the EU",

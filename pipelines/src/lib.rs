@@ -1,7 +1,8 @@
 /*!
 Batch jobs: imports (CSV, Parquet), ingestion of activity text into the vector
 index, Polars feature extraction, Linfa training, the model registry, batch
-scoring and next-best-action computation. Uses `rapport-crm` and `rapport-models`.
+scoring and next-best-action computation. Uses `rapport-crm`, `rapport-index`
+and `rapport-models`.
 
 The prediction pipeline, in the order data flows:
 
@@ -16,10 +17,17 @@ The prediction pipeline, in the order data flows:
   challenger promotion by a paired bootstrap, and the training jobs.
 - [`score`]: the champions score open leads and active accounts; the scores and
   their reasons go back to the database for the tools to read.
+
+Semantic memory sits beside it:
+
+- [`memory`]: the outbox-driven ingestion of emails, calls, meetings and notes
+  into the vector index (clean, chunk, embed, BM25), hybrid search with
+  citations, the retrieval evaluation and the search benchmark.
 */
 
 pub mod features;
 pub mod import;
+pub mod memory;
 pub mod registry;
 pub mod score;
 pub mod train;

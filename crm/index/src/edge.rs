@@ -21,20 +21,9 @@ use qdrant_edge::{
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, SparseVector,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, SparseVector,
     VectorIndex, hybrid_candidates,
 };
-
-/// Payload fields with an index (filters and deletes use them).
-const INTEGER_FIELDS: [&str; 7] = [
-    "workspace_id",
-    "activity_id",
-    "company_id",
-    "contact_id",
-    "deal_id",
-    "owner_id",
-    "occurred_ts",
-];
 
 pub struct EdgeIndex {
     shard: Arc<RwLock<EdgeShard>>,
@@ -196,12 +185,7 @@ fn workspace_only(workspace_id: i64) -> Filter {
 /// The engine filter for an [`IndexFilter`]: every condition must hold.
 fn to_filter(f: &IndexFilter) -> Filter {
     let mut must = vec![int_match("workspace_id", f.workspace_id)];
-    for (field, v) in [
-        ("company_id", f.company_id),
-        ("contact_id", f.contact_id),
-        ("deal_id", f.deal_id),
-        ("owner_id", f.owner_id),
-    ] {
+    for (field, v) in f.equalities() {
         if let Some(v) = v {
             must.push(int_match(field, v));
         }

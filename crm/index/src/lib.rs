@@ -38,6 +38,18 @@ pub use server::ServerIndex;
 pub const DENSE: &str = "dense";
 /// Name of the sparse (BM25) vector of every point.
 pub const SPARSE: &str = "bm25";
+/// Integer payload fields the engines index (filters and deletes use them);
+/// `kind` is indexed as a keyword.
+pub(crate) const INTEGER_FIELDS: [&str; 7] = [
+    "workspace_id",
+    "activity_id",
+    "company_id",
+    "contact_id",
+    "deal_id",
+    "owner_id",
+    "occurred_ts",
+];
+
 /// Chunks one activity may have: point ids leave this many slots per activity.
 pub const MAX_CHUNKS: u32 = 4096;
 
@@ -132,6 +144,16 @@ impl IndexFilter {
             workspace_id,
             ..Default::default()
         }
+    }
+
+    /// The optional equality conditions, by payload field.
+    pub(crate) fn equalities(&self) -> [(&'static str, Option<i64>); 4] {
+        [
+            ("company_id", self.company_id),
+            ("contact_id", self.contact_id),
+            ("deal_id", self.deal_id),
+            ("owner_id", self.owner_id),
+        ]
     }
 
     /// Whether a payload passes the filter (the reference the engines are tested against).

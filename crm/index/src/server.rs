@@ -15,7 +15,7 @@ use qdrant_client::{Payload, Qdrant};
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, VectorIndex,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, VectorIndex,
     hybrid_candidates,
 };
 
@@ -35,16 +35,6 @@ impl std::fmt::Debug for ServerIndex {
             .finish()
     }
 }
-
-const INTEGER_FIELDS: [&str; 7] = [
-    "workspace_id",
-    "activity_id",
-    "company_id",
-    "contact_id",
-    "deal_id",
-    "owner_id",
-    "occurred_ts",
-];
 
 impl ServerIndex {
     /// Connects and creates the collection (with payload indexes) if missing.
@@ -156,12 +146,7 @@ fn server_error(url: &str, e: impl std::fmt::Display) -> Error {
 
 fn to_filter(f: &IndexFilter) -> Filter {
     let mut must = vec![Condition::matches("workspace_id", f.workspace_id)];
-    for (field, v) in [
-        ("company_id", f.company_id),
-        ("contact_id", f.contact_id),
-        ("deal_id", f.deal_id),
-        ("owner_id", f.owner_id),
-    ] {
+    for (field, v) in f.equalities() {
         if let Some(v) = v {
             must.push(Condition::matches(field, v));
         }

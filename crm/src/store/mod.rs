@@ -5,6 +5,7 @@
 mod audit;
 mod conn;
 mod lookup;
+mod outbox;
 mod records;
 mod sessions;
 mod sql;
@@ -29,7 +30,7 @@ pub use sessions::NewProposal;
 use crate::error::{Error, Result};
 use crate::filter::ListQuery;
 use crate::model::{
-    AgentSession, AuditEntry, Ctx, Id, Proposal, ProposalStatus, Record, SessionEntry, StageChange,
+    AgentSession, AuditEntry, Ctx, Id, OutboxEntry, Proposal, ProposalStatus, Record, SessionEntry, StageChange,
     Workspace,
 };
 use crate::schema::RecordType;
@@ -478,6 +479,33 @@ impl Store {
 
     pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
         with_pooled!(self, |c| workspace::all(c).await)
+    }
+
+    // The index outbox (filled by triggers on `activities`; drained by ingestion).
+
+    /// The oldest `limit` pending outbox entries, in queue order; every
+    /// workspace's when `workspace_id` is `None` (a system job).
+    pub async fn outbox_pending(
+        &self,
+        workspace_id: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        with_pooled!(self, |c| outbox::pending(c, workspace_id, limit).await)
+    }
+
+    /// Acknowledges handled outbox entries by their sequence numbers.
+    pub async fn outbox_ack(&self, seqs: &[i64]) -> Result<u64> {
+        in_tx!(self, |tx| outbox::ack(tx.conn(), seqs).await?)
+    }
+
+    /// Pending outbox entries; every workspace's when `workspace_id` is `None`.
+    pub async fn outbox_len(&self, workspace_id: Option<Id>) -> Result<i64> {
+        with_pooled!(self, |c| outbox::len(c, workspace_id).await)
+    }
+
+    /// Queues every activity of the context's workspace for (re)indexing.
+    pub async fn outbox_enqueue_all(&self, ctx: &Ctx) -> Result<u64> {
+        in_tx!(self, |tx| outbox::enqueue_all(tx.conn(), ctx.workspace_id).await?)
     }
 }
 

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::model::{Ctx, Workspace};
 use crate::schema::{FieldDef, FieldType, RecordType, Scalar};
 
-const fn f(name: &'static str, ty: FieldType) -> FieldDef {
+/// A read-only, non-null column of a table that is not a record type.
+pub(super) const fn f(name: &'static str, ty: FieldType) -> FieldDef {
     FieldDef {
         name,
         ty,
