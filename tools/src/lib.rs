@@ -2,7 +2,9 @@
 Every CRM operation as a typed tool: `Args`/`Output` types with JSON Schema, an
 effect (read, write, destructive), a permission check, execution in one
 transaction and one audit entry. The agent, the REST API, the CLI and MCP are
-adapters over this one [`Registry`]. Depends on `rapport-crm` only.
+adapters over this one [`Registry`]. Depends on `rapport-crm`, and on
+`rapport-pipelines` for the services some tools use ([`Services`]: semantic
+search).
 
 The shape:
 
@@ -50,8 +52,11 @@ pub mod records;
 mod registry;
 pub mod schema;
 mod scores;
+mod search;
+mod services;
 mod tool;
 
 pub use error::{ErrorCode, Result, ToolError};
 pub use registry::{Registry, Snapshot, SnapshotItem, ToolInfo, first_sentence};
+pub use services::Services;
 pub use tool::{AgentInfo, BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};

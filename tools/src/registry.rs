@@ -8,6 +8,7 @@ use rapport_crm::{Id, NewAuditEntry, RecordMap, RecordType, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::Services;
 use crate::error::{ErrorCode, Result, ToolError};
 use crate::tool::{Call, Caller, DynTool, Effect, role_name};
 
@@ -22,6 +23,7 @@ pub struct ToolInfo {
 
 pub struct Registry {
     tools: BTreeMap<&'static str, Box<dyn DynTool>>,
+    services: Services,
 }
 
 impl Default for Registry {
@@ -43,13 +45,21 @@ impl Registry {
         }
         crate::domain::register(&mut r);
         crate::scores::register(&mut r);
+        r.register(crate::search::SearchInteractions);
         r
     }
 
     pub fn empty() -> Self {
         Registry {
             tools: BTreeMap::new(),
+            services: Services::default(),
         }
+    }
+
+    /// Gives tools the services they use (e.g. semantic search).
+    pub fn with_services(mut self, services: Services) -> Self {
+        self.services = services;
+        self
     }
 
     /// Adds a tool; a second tool with the same name is a bug.
@@ -141,6 +151,7 @@ impl Registry {
             store: store.clone(),
             ctx: caller.ctx(),
             caller: caller.clone(),
+            services: self.services.clone(),
         };
         let result = self.execute(&mut cx, name, args, expect).await?;
         cx.tx.commit().await?;

@@ -117,6 +117,8 @@ pub struct Call {
     pub store: Store,
     pub ctx: Ctx,
     pub caller: Caller,
+    /// Long-lived services (semantic search); absent ones make their tools fail clearly.
+    pub services: crate::Services,
 }
 
 impl Call {
