@@ -5,8 +5,8 @@
 
 use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 
-use crate::error::{Error, Result};
 use crate::SparseVector;
+use crate::error::{Error, Result};
 
 #[derive(Debug)]
 pub struct Bm25 {

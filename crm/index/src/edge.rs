@@ -11,18 +11,18 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    Condition, CreateIndex, CountRequest, Distance, EdgeConfig, EdgeShard,
-    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter,
-    Fusion, Match, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
-    Range, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal,
-    Vectors, WithPayloadInterface, WithVector,
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, Match, Modifier,
+    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery,
+    ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors,
+    WithPayloadInterface, WithVector,
 };
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, SparseVector,
-    VectorIndex, hybrid_candidates,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk,
+    SparseVector, VectorIndex, hybrid_candidates,
 };
 
 pub struct EdgeIndex {
@@ -93,10 +93,14 @@ impl EdgeIndex {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let out = if write {
-                let guard = shard.write().map_err(|_| edge_error(&path, "lock poisoned"))?;
+                let guard = shard
+                    .write()
+                    .map_err(|_| edge_error(&path, "lock poisoned"))?;
                 f(&guard)
             } else {
-                let guard = shard.read().map_err(|_| edge_error(&path, "lock poisoned"))?;
+                let guard = shard
+                    .read()
+                    .map_err(|_| edge_error(&path, "lock poisoned"))?;
                 f(&guard)
             };
             out.map_err(|e| edge_error(&path, e))
@@ -109,7 +113,11 @@ impl EdgeIndex {
         if v.len() != self.dim {
             return Err(Error::invalid(
                 "vector",
-                format!("dimension {} does not match the index's {}", v.len(), self.dim),
+                format!(
+                    "dimension {} does not match the index's {}",
+                    v.len(),
+                    self.dim
+                ),
             ));
         }
         Ok(())
@@ -261,9 +269,9 @@ impl VectorIndex for EdgeIndex {
             structs.push(PointStruct::new(p.id(), vectors, p.payload.to_json()).into());
         }
         self.with_shard(true, move |s| {
-            s.update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                PointInsertOperations::PointsList(structs),
-            )))
+            s.update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(structs)),
+            ))
         })
         .await
     }

@@ -194,7 +194,10 @@ pub enum Query {
     /// BM25 keyword match.
     Sparse(SparseVector),
     /// Both, fused by reciprocal rank fusion of the two candidate lists.
-    Hybrid { dense: Vec<f32>, sparse: SparseVector },
+    Hybrid {
+        dense: Vec<f32>,
+        sparse: SparseVector,
+    },
 }
 
 /// A found chunk.

@@ -6,17 +6,17 @@
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors,
-    PointStruct, PrefetchQueryBuilder, Query as QQuery, QueryPointsBuilder, Range,
-    ScrollPointsBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, Vector,
-    VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointStruct,
+    PrefetchQueryBuilder, Query as QQuery, QueryPointsBuilder, Range, ScrollPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, Vector, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk, VectorIndex,
-    hybrid_candidates,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk,
+    VectorIndex, hybrid_candidates,
 };
 
 pub struct ServerIndex {
@@ -115,7 +115,11 @@ impl ServerIndex {
         if v.len() != self.dim {
             return Err(Error::invalid(
                 "vector",
-                format!("dimension {} does not match the index's {}", v.len(), self.dim),
+                format!(
+                    "dimension {} does not match the index's {}",
+                    v.len(),
+                    self.dim
+                ),
             ));
         }
         Ok(())
@@ -168,7 +172,9 @@ fn to_filter(f: &IndexFilter) -> Filter {
     Filter::must(must)
 }
 
-fn decode(payload: std::collections::HashMap<String, qdrant_client::qdrant::Value>) -> Result<ChunkPayload> {
+fn decode(
+    payload: std::collections::HashMap<String, qdrant_client::qdrant::Value>,
+) -> Result<ChunkPayload> {
     let json: serde_json::Value = Payload::from(payload).into();
     ChunkPayload::from_json(json)
 }
@@ -228,7 +234,10 @@ impl VectorIndex for ServerIndex {
         self.client
             .delete_points(
                 DeletePointsBuilder::new(&self.collection)
-                    .points(Filter::must([Condition::matches("workspace_id", workspace_id)]))
+                    .points(Filter::must([Condition::matches(
+                        "workspace_id",
+                        workspace_id,
+                    )]))
                     .wait(true),
             )
             .await
@@ -308,7 +317,10 @@ impl VectorIndex for ServerIndex {
             .client
             .count(
                 CountPointsBuilder::new(&self.collection)
-                    .filter(Filter::must([Condition::matches("workspace_id", workspace_id)]))
+                    .filter(Filter::must([Condition::matches(
+                        "workspace_id",
+                        workspace_id,
+                    )]))
                     .exact(true),
             )
             .await
@@ -321,7 +333,10 @@ impl VectorIndex for ServerIndex {
         let mut offset = None;
         loop {
             let mut req = ScrollPointsBuilder::new(&self.collection)
-                .filter(Filter::must([Condition::matches("workspace_id", workspace_id)]))
+                .filter(Filter::must([Condition::matches(
+                    "workspace_id",
+                    workspace_id,
+                )]))
                 .limit(1000)
                 .with_payload(true)
                 .with_vectors(false);

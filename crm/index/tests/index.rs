@@ -27,7 +27,9 @@ struct Engine {
 
 async fn edge() -> Engine {
     let dir = tempfile::tempdir().unwrap();
-    let index = EdgeIndex::open(&dir.path().join("index"), DIM).await.unwrap();
+    let index = EdgeIndex::open(&dir.path().join("index"), DIM)
+        .await
+        .unwrap();
     Engine {
         index: Arc::new(index),
         _dir: Some(dir),
@@ -54,7 +56,14 @@ async fn server(_test: &str) -> Option<Engine> {
     None
 }
 
-fn payload(ws: i64, activity: i64, chunk: u32, kind: &str, company: i64, text: &str) -> ChunkPayload {
+fn payload(
+    ws: i64,
+    activity: i64,
+    chunk: u32,
+    kind: &str,
+    company: i64,
+    text: &str,
+) -> ChunkPayload {
     ChunkPayload {
         workspace_id: ws,
         activity_id: activity,
@@ -85,12 +94,64 @@ fn point(bm25: &Bm25, p: ChunkPayload, axis: usize) -> IndexPoint {
 /// whose dense vector and text equal activity 1's.
 fn corpus(bm25: &Bm25) -> Vec<IndexPoint> {
     vec![
-        point(bm25, payload(1, 1, 0, "email", 100, "They worry about the price of the Pro plan"), 0),
-        point(bm25, payload(1, 1, 1, "email", 100, "Next step: a revised quote by Friday"), 1),
-        point(bm25, payload(1, 2, 0, "call", 100, "The SOC 2 report is needed for the security review"), 2),
-        point(bm25, payload(1, 3, 0, "note", 200, "LedgerLoop offered a big discount"), 3),
-        point(bm25, payload(1, 4, 0, "meeting", 200, "Onboarding sessions went well"), 4),
-        point(bm25, payload(2, 9, 0, "email", 900, "They worry about the price of the Pro plan"), 0),
+        point(
+            bm25,
+            payload(
+                1,
+                1,
+                0,
+                "email",
+                100,
+                "They worry about the price of the Pro plan",
+            ),
+            0,
+        ),
+        point(
+            bm25,
+            payload(
+                1,
+                1,
+                1,
+                "email",
+                100,
+                "Next step: a revised quote by Friday",
+            ),
+            1,
+        ),
+        point(
+            bm25,
+            payload(
+                1,
+                2,
+                0,
+                "call",
+                100,
+                "The SOC 2 report is needed for the security review",
+            ),
+            2,
+        ),
+        point(
+            bm25,
+            payload(1, 3, 0, "note", 200, "LedgerLoop offered a big discount"),
+            3,
+        ),
+        point(
+            bm25,
+            payload(1, 4, 0, "meeting", 200, "Onboarding sessions went well"),
+            4,
+        ),
+        point(
+            bm25,
+            payload(
+                2,
+                9,
+                0,
+                "email",
+                900,
+                "They worry about the price of the Pro plan",
+            ),
+            0,
+        ),
     ]
 }
 
@@ -118,7 +179,11 @@ async fn upsert_then_search(e: Engine) {
         .await
         .unwrap();
     assert_eq!(ids(&found)[0], (1 + 1, 0), "nearest is activity 2");
-    assert_eq!(found[0].payload, corpus(&bm25)[2].payload, "payload round-trips");
+    assert_eq!(
+        found[0].payload,
+        corpus(&bm25)[2].payload,
+        "payload round-trips"
+    );
     let kw = e
         .index
         .search(
@@ -153,7 +218,11 @@ async fn upsert_is_idempotent_and_replaces(e: Engine) {
     let bm25 = loaded(&e).await;
     e.index.upsert(corpus(&bm25)).await.unwrap();
     assert_eq!(e.index.count(1).await.unwrap(), 5, "same ids, same points");
-    let mut changed = point(&bm25, payload(1, 3, 0, "note", 200, "Spendwise is cheaper"), 3);
+    let mut changed = point(
+        &bm25,
+        payload(1, 3, 0, "note", 200, "Spendwise is cheaper"),
+        3,
+    );
     changed.payload.kind = "call".into();
     e.index.upsert(vec![changed]).await.unwrap();
     let found = e
@@ -200,22 +269,57 @@ async fn filters_narrow_results(e: Engine) {
         async move { ids(&index.search(&q, &f, 10).await.unwrap()) }
     };
     let base = IndexFilter::workspace(1);
-    let mut got = all(IndexFilter { company_id: Some(200), ..base.clone() }).await;
+    let mut got = all(IndexFilter {
+        company_id: Some(200),
+        ..base.clone()
+    })
+    .await;
     got.sort();
     assert_eq!(got, vec![(3, 0), (4, 0)]);
-    let got = all(IndexFilter { kinds: vec!["call".into(), "note".into()], ..base.clone() }).await;
+    let got = all(IndexFilter {
+        kinds: vec!["call".into(), "note".into()],
+        ..base.clone()
+    })
+    .await;
     assert_eq!(got.len(), 2);
     assert!(got.contains(&(2, 0)) && got.contains(&(3, 0)));
     let since = Utc.with_ymd_and_hms(2026, 10, 4, 0, 0, 0).unwrap();
-    let mut got = all(IndexFilter { since: Some(since), ..base.clone() }).await;
+    let mut got = all(IndexFilter {
+        since: Some(since),
+        ..base.clone()
+    })
+    .await;
     got.sort();
-    assert_eq!(got, vec![(3, 0), (4, 0)], "activities 3 and 4 occur on Oct 4 and 5");
-    let got = all(IndexFilter { until: Some(since), contact_id: Some(1000), ..base.clone() }).await;
+    assert_eq!(
+        got,
+        vec![(3, 0), (4, 0)],
+        "activities 3 and 4 occur on Oct 4 and 5"
+    );
+    let got = all(IndexFilter {
+        until: Some(since),
+        contact_id: Some(1000),
+        ..base.clone()
+    })
+    .await;
     let mut got = got;
     got.sort();
     assert_eq!(got, vec![(1, 0), (1, 1), (2, 0)]);
-    assert!(all(IndexFilter { owner_id: Some(8), ..base.clone() }).await.is_empty());
-    assert!(all(IndexFilter { deal_id: Some(1), ..base }).await.is_empty());
+    assert!(
+        all(IndexFilter {
+            owner_id: Some(8),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+    assert!(
+        all(IndexFilter {
+            deal_id: Some(1),
+            ..base
+        })
+        .await
+        .is_empty()
+    );
 }
 
 async fn workspaces_are_isolated(e: Engine) {
@@ -229,11 +333,23 @@ async fn workspaces_are_isolated(e: Engine) {
             sparse: bm25.embed_query("price of the Pro plan"),
         },
     ] {
-        let a = e.index.search(&q, &IndexFilter::workspace(1), 10).await.unwrap();
+        let a = e
+            .index
+            .search(&q, &IndexFilter::workspace(1), 10)
+            .await
+            .unwrap();
         assert!(a.iter().all(|c| c.payload.workspace_id == 1));
-        let b = e.index.search(&q, &IndexFilter::workspace(2), 10).await.unwrap();
+        let b = e
+            .index
+            .search(&q, &IndexFilter::workspace(2), 10)
+            .await
+            .unwrap();
         assert_eq!(ids(&b), vec![(9, 0)]);
-        let none = e.index.search(&q, &IndexFilter::workspace(3), 10).await.unwrap();
+        let none = e
+            .index
+            .search(&q, &IndexFilter::workspace(3), 10)
+            .await
+            .unwrap();
         assert!(none.is_empty());
     }
 }
@@ -244,7 +360,11 @@ async fn bad_filters_are_refused(e: Engine) {
         .index
         .search(
             &Query::Dense(vector(0, 0.0)),
-            &IndexFilter { since: Some(t), until: Some(t), ..IndexFilter::workspace(1) },
+            &IndexFilter {
+                since: Some(t),
+                until: Some(t),
+                ..IndexFilter::workspace(1)
+            },
             10,
         )
         .await
@@ -252,7 +372,11 @@ async fn bad_filters_are_refused(e: Engine) {
     assert!(err.to_string().contains("since"), "{err}");
     let err = e
         .index
-        .search(&Query::Dense(vec![1.0; DIM + 1]), &IndexFilter::workspace(1), 10)
+        .search(
+            &Query::Dense(vec![1.0; DIM + 1]),
+            &IndexFilter::workspace(1),
+            10,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("dimension"), "{err}");
@@ -306,7 +430,9 @@ async fn edge_shard_keeps_points_across_reopening() {
     let busy = EdgeIndex::open(&path, DIM).await.map(drop).unwrap_err();
     assert!(busy.to_string().contains("another process"), "{busy}");
     drop(index);
-    let other = EdgeIndex::open(&dir.path().join("other"), DIM).await.map(drop);
+    let other = EdgeIndex::open(&dir.path().join("other"), DIM)
+        .await
+        .map(drop);
     assert!(other.is_ok(), "a new directory makes a new shard");
     let wrong = EdgeIndex::open(&path, DIM * 2).await.map(drop).unwrap_err();
     assert!(wrong.to_string().contains("dimension"), "{wrong}");

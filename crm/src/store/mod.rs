@@ -505,7 +505,8 @@ impl Store {
 
     /// Queues every activity of the context's workspace for (re)indexing.
     pub async fn outbox_enqueue_all(&self, ctx: &Ctx) -> Result<u64> {
-        in_tx!(self, |tx| outbox::enqueue_all(tx.conn(), ctx.workspace_id).await?)
+        in_tx!(self, |tx| outbox::enqueue_all(tx.conn(), ctx.workspace_id)
+            .await?)
     }
 }
 

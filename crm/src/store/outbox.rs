@@ -8,9 +8,9 @@ use sea_query::{Alias, Expr, Order, Query};
 use super::conn::Conn;
 use super::records::from_map;
 use super::sql::col;
+use super::workspace::f;
 use crate::error::Result;
 use crate::model::{Id, OutboxEntry};
-use super::workspace::f;
 use crate::schema::{FieldDef, FieldType};
 
 const TABLE: &str = "index_outbox";

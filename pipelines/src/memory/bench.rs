@@ -190,7 +190,8 @@ pub async fn run(memory: &Memory, p: &BenchParams, progress: &ProgressBar) -> Re
         .collect();
 
     // Without embedding: all chunks into the benchmark index.
-    let index: Arc<dyn VectorIndex> = Arc::new(EdgeIndex::open(&dir.path().join("all"), 384).await?);
+    let index: Arc<dyn VectorIndex> =
+        Arc::new(EdgeIndex::open(&dir.path().join("all"), 384).await?);
     let started = Instant::now();
     for part in points.chunks(1000) {
         index.upsert(part.to_vec()).await?;
@@ -211,16 +212,27 @@ pub async fn run(memory: &Memory, p: &BenchParams, progress: &ProgressBar) -> Re
             kinds: vec![KINDS[rng.random_range(0..KINDS.len())].to_owned()],
             ..IndexFilter::workspace(WS)
         };
-        queries.push((perturb(&src.dense, &mut rng, 0.3), src.sparse.clone(), filter));
+        queries.push((
+            perturb(&src.dense, &mut rng, 0.3),
+            src.sparse.clone(),
+            filter,
+        ));
     }
 
     let measure = async |filtered: bool, hybrid: bool| -> Result<(Latency, f64)> {
         let mut ms = Vec::with_capacity(queries.len());
         let mut recall = 0.0;
         for (dense, sparse, f) in &queries {
-            let filter = if filtered { f.clone() } else { IndexFilter::workspace(WS) };
+            let filter = if filtered {
+                f.clone()
+            } else {
+                IndexFilter::workspace(WS)
+            };
             let q = if hybrid {
-                Query::Hybrid { dense: dense.clone(), sparse: sparse.clone() }
+                Query::Hybrid {
+                    dense: dense.clone(),
+                    sparse: sparse.clone(),
+                }
             } else {
                 Query::Dense(dense.clone())
             };
@@ -228,7 +240,10 @@ pub async fn run(memory: &Memory, p: &BenchParams, progress: &ProgressBar) -> Re
             let found = index.search(&q, &filter, 10).await?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             if !hybrid {
-                let ids: Vec<u64> = found.iter().map(|c| rapport_index::point_id(c.payload.activity_id, c.payload.chunk)).collect();
+                let ids: Vec<u64> = found
+                    .iter()
+                    .map(|c| rapport_index::point_id(c.payload.activity_id, c.payload.chunk))
+                    .collect();
                 recall += overlap(&ids, &brute_force(&points, dense, 10, &filter));
             }
             progress.inc(1);

@@ -73,7 +73,8 @@ impl Chunker {
     pub fn minilm(params: ChunkParams) -> Result<Chunker> {
         let store = rapport_models::Store::open_default()?;
         store.ensure(rapport_models::embed::EMBEDDER_ARTIFACT)?;
-        let path = store.verified_file(rapport_models::embed::EMBEDDER_ARTIFACT, "tokenizer.json")?;
+        let path =
+            store.verified_file(rapport_models::embed::EMBEDDER_ARTIFACT, "tokenizer.json")?;
         Chunker::from_file(&path, params)
     }
 
@@ -108,7 +109,11 @@ impl Chunker {
             // Offsets are byte offsets into `text`; a chunk runs from its first
             // token's start to its last token's end.
             let start = if first == 0 { 0 } else { offsets[first].0 };
-            let end = if last == n - 1 { text.len() } else { offsets[last].1 };
+            let end = if last == n - 1 {
+                text.len()
+            } else {
+                offsets[last].1
+            };
             out.push(Chunk {
                 start,
                 end,

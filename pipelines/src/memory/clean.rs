@@ -131,7 +131,11 @@ mod tests {
     #[test]
     fn subject_leads_the_indexed_text() {
         assert_eq!(
-            indexed_text("call", Some("Call with Dana"), "  spoke about SSO \n\n\n ok "),
+            indexed_text(
+                "call",
+                Some("Call with Dana"),
+                "  spoke about SSO \n\n\n ok "
+            ),
             "Call with Dana\nspoke about SSO\n\nok"
         );
         assert_eq!(indexed_text("note", None, "x"), "x");

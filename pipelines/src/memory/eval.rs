@@ -99,20 +99,76 @@ fn mean(ms: &[Metrics]) -> Metrics {
 
 /// Paraphrased concerns: none repeats the generator's sentence word for word.
 const CONCERNS: &[(&str, Topic, Tone)] = &[
-    ("customer thinks our product costs too much for their budget", Topic::Pricing, Tone::Negative),
-    ("they want a detailed cost breakdown including setup fees", Topic::Pricing, Tone::Neutral),
-    ("infosec has objections that block the vendor assessment", Topic::SecurityReview, Tone::Negative),
-    ("the compliance team still needs paperwork to complete their vendor assessment", Topic::SecurityReview, Tone::Neutral),
-    ("syncing with their ERP breaks and their IT staff is annoyed", Topic::Integration, Tone::Negative),
-    ("project postponed and spending frozen, decision delayed", Topic::Timeline, Tone::Negative),
-    ("client might not extend the subscription when the term ends", Topic::Renewal, Tone::Negative),
-    ("client furious that bills were booked twice and help desk was slow", Topic::Complaint, Tone::Negative),
-    ("client reported a defect or opened a ticket", Topic::Complaint, Tone::Neutral),
-    ("happy customer willing to act as a reference", Topic::Praise, Tone::Positive),
-    ("rollout and user training went badly, sessions moved around", Topic::Onboarding, Tone::Negative),
-    ("lawyers turned down our terms so the agreement is stuck", Topic::Contract, Tone::Negative),
-    ("a rival vendor undercut us and we could lose the deal", Topic::Competitor, Tone::Negative),
-    ("account will extend for another year and buy more licences", Topic::Renewal, Tone::Positive),
+    (
+        "customer thinks our product costs too much for their budget",
+        Topic::Pricing,
+        Tone::Negative,
+    ),
+    (
+        "they want a detailed cost breakdown including setup fees",
+        Topic::Pricing,
+        Tone::Neutral,
+    ),
+    (
+        "infosec has objections that block the vendor assessment",
+        Topic::SecurityReview,
+        Tone::Negative,
+    ),
+    (
+        "the compliance team still needs paperwork to complete their vendor assessment",
+        Topic::SecurityReview,
+        Tone::Neutral,
+    ),
+    (
+        "syncing with their ERP breaks and their IT staff is annoyed",
+        Topic::Integration,
+        Tone::Negative,
+    ),
+    (
+        "project postponed and spending frozen, decision delayed",
+        Topic::Timeline,
+        Tone::Negative,
+    ),
+    (
+        "client might not extend the subscription when the term ends",
+        Topic::Renewal,
+        Tone::Negative,
+    ),
+    (
+        "client furious that bills were booked twice and help desk was slow",
+        Topic::Complaint,
+        Tone::Negative,
+    ),
+    (
+        "client reported a defect or opened a ticket",
+        Topic::Complaint,
+        Tone::Neutral,
+    ),
+    (
+        "happy customer willing to act as a reference",
+        Topic::Praise,
+        Tone::Positive,
+    ),
+    (
+        "rollout and user training went badly, sessions moved around",
+        Topic::Onboarding,
+        Tone::Negative,
+    ),
+    (
+        "lawyers turned down our terms so the agreement is stuck",
+        Topic::Contract,
+        Tone::Negative,
+    ),
+    (
+        "a rival vendor undercut us and we could lose the deal",
+        Topic::Competitor,
+        Tone::Negative,
+    ),
+    (
+        "account will extend for another year and buy more licences",
+        Topic::Renewal,
+        Tone::Positive,
+    ),
 ];
 
 /// What one account's history is searched for, per topic.
@@ -133,9 +189,17 @@ fn account_question(t: Topic) -> &'static str {
 
 /// The evaluation queries for generated data and the ids it was written with.
 pub fn queries(data: &DemoData, ids: &SeededIds) -> Vec<EvalQuery> {
-    let acts: Vec<(Id, &ActivitySpec)> = ids.activities.iter().copied().zip(&data.activities).collect();
+    let acts: Vec<(Id, &ActivitySpec)> = ids
+        .activities
+        .iter()
+        .copied()
+        .zip(&data.activities)
+        .collect();
     let truth = |pred: &dyn Fn(&ActivitySpec) -> bool| -> BTreeSet<Id> {
-        acts.iter().filter(|(_, a)| pred(a)).map(|(id, _)| *id).collect()
+        acts.iter()
+            .filter(|(_, a)| pred(a))
+            .map(|(id, _)| *id)
+            .collect()
     };
     let mut out = Vec::new();
 
@@ -222,7 +286,9 @@ pub async fn run(
     for mode in Mode::ALL {
         let mut ms = Vec::new();
         for q in queries {
-            let hits = memory.search_with(ctx, &q.text, &q.filters, mode, K).await?;
+            let hits = memory
+                .search_with(ctx, &q.text, &q.filters, mode, K)
+                .await?;
             let ranked: Vec<Id> = hits.iter().map(|h| h.activity_id).collect();
             ms.push((q.family, score(&ranked, &q.truth)));
         }
@@ -282,7 +348,10 @@ mod tests {
     #[test]
     fn recall_is_capped_at_ten_relevant() {
         let truth: BTreeSet<Id> = (0..50).collect();
-        assert_eq!(score(&(0..10).collect::<Vec<_>>(), &truth).recall_at_10, 1.0);
+        assert_eq!(
+            score(&(0..10).collect::<Vec<_>>(), &truth).recall_at_10,
+            1.0
+        );
     }
 
     #[test]

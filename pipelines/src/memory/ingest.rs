@@ -19,9 +19,9 @@ use rapport_crm::{Ctx, Filter, Id, ListQuery, Op, Source};
 use rapport_index::{ChunkPayload, IndexPoint, MAX_CHUNKS};
 use serde::Serialize;
 
+use super::Memory;
 use super::clean::indexed_text;
 use super::error::{Error, Result};
-use super::Memory;
 
 /// What to ingest.
 #[derive(Debug, Clone)]
@@ -61,9 +61,16 @@ pub struct IngestReport {
 
 impl Memory {
     /// Drains the outbox (see the module docs). The progress bar counts outbox entries.
-    pub async fn ingest(&self, opts: &IngestOptions, progress: &ProgressBar) -> Result<IngestReport> {
+    pub async fn ingest(
+        &self,
+        opts: &IngestOptions,
+        progress: &ProgressBar,
+    ) -> Result<IngestReport> {
         if opts.batch == 0 || opts.batch > 1000 {
-            return Err(Error::invalid("batch", "between 1 and 1000 entries per round"));
+            return Err(Error::invalid(
+                "batch",
+                "between 1 and 1000 entries per round",
+            ));
         }
         let started = Instant::now();
         let pending = self.store().outbox_len(opts.workspace_id).await?;
@@ -79,7 +86,10 @@ impl Memory {
             }
             let mut by_ws: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
             for e in &entries {
-                by_ws.entry(e.workspace_id).or_default().insert(e.activity_id);
+                by_ws
+                    .entry(e.workspace_id)
+                    .or_default()
+                    .insert(e.activity_id);
             }
             for (ws, ids) in by_ws {
                 let ids: Vec<Id> = ids.into_iter().collect();

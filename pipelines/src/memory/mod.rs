@@ -203,7 +203,11 @@ impl Memory {
 
     /// The index query for a text in a mode.
     pub async fn query_for(&self, text: &str, mode: Mode) -> Result<Query> {
-        let dense = || async { self.embed(vec![text.to_owned()]).await.map(|mut v| v.remove(0)) };
+        let dense = || async {
+            self.embed(vec![text.to_owned()])
+                .await
+                .map(|mut v| v.remove(0))
+        };
         Ok(match mode {
             Mode::Dense => Query::Dense(dense().await?),
             Mode::Bm25 => Query::Sparse(self.bm25.embed_query(text)),
