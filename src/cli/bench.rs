@@ -22,6 +22,9 @@ pub enum BenchCmd {
     Llm(super::llm::BenchLlmArgs),
     /// Feature building (rows/s) and training time per algorithm on a 20,000-lead bundle.
     Train(super::pipelines::BenchTrainArgs),
+    /// Vector search: ingestion throughput with and without embedding, query
+    /// latency with and without filters, recall@10 against exact search.
+    Search(super::memory::BenchSearchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +52,7 @@ pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Embed(args) => models::bench_embed(args).await,
         BenchCmd::Llm(args) => super::llm::bench(args).await,
         BenchCmd::Train(args) => super::pipelines::bench_train(args).await,
+        BenchCmd::Search(args) => super::memory::bench_search(args).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod chat;
 mod db;
 mod llm;
 mod mcp;
+mod memory;
 pub mod models;
 mod pipelines;
 mod tool;
@@ -90,6 +91,15 @@ pub enum Command {
     /// Serve every tool over MCP on stdio, acting as `--as USER` (default: the
     /// workspace admin). Register it in an MCP client as `rapport mcp`.
     Mcp,
+    /// Bring the vector index up to date with the database (drains the outbox).
+    Ingest(memory::IngestArgs),
+    /// Rebuild the workspace's vector index from the database.
+    Reindex(memory::ReindexArgs),
+    /// Search emails, calls, meetings and notes by meaning and keywords.
+    Search(memory::SearchArgs),
+    /// Evaluations: `rapport eval retrieval`.
+    #[command(subcommand)]
+    Eval(memory::EvalCmd),
 }
 
 #[derive(Debug, Args)]
@@ -166,5 +176,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::chat(&global, args).await,
         Command::Ask(args) => chat::ask(&global, args).await,
         Command::Mcp => mcp::run(&global).await,
+        Command::Ingest(args) => memory::ingest(&global, args).await,
+        Command::Reindex(args) => memory::reindex(&global, args).await,
+        Command::Search(args) => memory::search(&global, args).await,
+        Command::Eval(cmd) => memory::eval(cmd).await,
     }
 }
