@@ -56,6 +56,9 @@ pub struct IngestReport {
     /// Chunks written.
     pub chunks: usize,
     pub rounds: usize,
+    /// Seconds spent by the index's optimizer after the last round (HNSW
+    /// building and segment merging; search is exact until it has run).
+    pub optimize_seconds: f64,
     pub seconds: f64,
 }
 
@@ -107,6 +110,13 @@ impl Memory {
             progress.inc(entries.len() as u64);
             tracing::debug!(round = report.rounds, entries = entries.len(), "ingested");
         }
+        if report.entries > 0 {
+            // The engine plans its own work (indexing thresholds): cheap when
+            // little changed, and it keeps searches off brute force.
+            let optimizing = Instant::now();
+            self.index().optimize().await?;
+            report.optimize_seconds = optimizing.elapsed().as_secs_f64();
+        }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -156,16 +166,16 @@ impl Memory {
         for a in activities {
             let kind = kind_name(a);
             let text = indexed_text(kind, a.subject.as_deref(), &a.body);
-            let chunks = self.chunker().chunk(&text)?;
+            let mut chunks = self.chunker().chunk(&text)?;
             if chunks.len() > MAX_CHUNKS as usize {
-                return Err(Error::invalid(
-                    "body",
-                    format!(
-                        "activity {} is {} chunks long; the index holds at most {MAX_CHUNKS} per activity",
-                        a.id,
-                        chunks.len()
-                    ),
-                ));
+                // Failing would block the outbox behind one giant activity
+                // forever; its beginning stays searchable instead.
+                tracing::warn!(
+                    activity = %a.id,
+                    chunks = chunks.len(),
+                    "activity text longer than the index holds; only its first {MAX_CHUNKS} chunks are indexed"
+                );
+                chunks.truncate(MAX_CHUNKS as usize);
             }
             for (i, c) in chunks.into_iter().enumerate() {
                 payloads.push(ChunkPayload {
