@@ -2,9 +2,12 @@
 //!
 //! A small local model pays for every prompt token, and 55 tool schemas are
 //! several thousand tokens. So for such models the request is embedded and
-//! compared with each tool's name and description; the closest few are
-//! offered, plus a small always-on core. Large hosted models get every tool.
+//! compared with each tool's name and description and with example requests
+//! for it (`prompts/tool_examples.toml`); a tool scores its best match, the
+//! closest few are offered, plus a small always-on core. Large hosted models
+//! get every tool.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rapport_models::Embedder;
@@ -27,40 +30,68 @@ pub enum Selection {
     TopK { k: usize, index: Arc<ToolIndex> },
 }
 
-/// Tool descriptions embedded once.
+/// The example requests compiled into the binary.
+pub const TOOL_EXAMPLES: &str = include_str!("../../prompts/tool_examples.toml");
+
+/// Example requests per tool name.
+pub type Examples = BTreeMap<String, Vec<String>>;
+
+/// Parses a tool-examples file (`tool = ["request", …]` per line).
+pub fn parse_examples(text: &str) -> Result<Examples> {
+    toml::from_str(text).map_err(|e| AgentError::Prompt(format!("tool examples: {e}")))
+}
+
+/// Tool descriptions and example requests, embedded once.
 pub struct ToolIndex {
     embedder: Arc<Embedder>,
+    /// (tool name, vector) per embedded text; a tool has one or more.
     vectors: Vec<(String, Vec<f32>)>,
 }
 
 impl ToolIndex {
-    /// Embeds the name and first sentence of every tool (blocking: call from
-    /// a plain thread or `spawn_blocking`).
+    /// Embeds the name and first sentence of every tool and the built-in
+    /// example requests (blocking: call from a plain thread or `spawn_blocking`).
     pub fn build(embedder: Arc<Embedder>, registry: &Registry) -> Result<ToolIndex> {
-        let texts: Vec<String> = registry.tools().map(tool_text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        ToolIndex::with_examples(embedder, registry, &parse_examples(TOOL_EXAMPLES)?)
+    }
+
+    /// As [`ToolIndex::build`], with these examples (empty: descriptions only).
+    /// Examples of tools the registry does not have are ignored.
+    pub fn with_examples(
+        embedder: Arc<Embedder>,
+        registry: &Registry,
+        examples: &Examples,
+    ) -> Result<ToolIndex> {
+        let mut texts: Vec<(String, String)> = Vec::new();
+        for t in registry.tools() {
+            texts.push((t.name().to_owned(), tool_text(t)));
+            for e in examples.get(t.name()).into_iter().flatten() {
+                texts.push((t.name().to_owned(), e.clone()));
+            }
+        }
+        let refs: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
         let vecs = embedder
             .embed(&refs)
             .map_err(|e| AgentError::Embedder(e.to_string()))?;
-        let vectors = registry
-            .tools()
-            .map(|t| t.name().to_owned())
-            .zip(vecs)
-            .collect();
+        let vectors = texts.into_iter().map(|(n, _)| n).zip(vecs).collect();
         Ok(ToolIndex { embedder, vectors })
     }
 
-    /// Tool names by similarity to `text`, best first.
+    /// Tool names by similarity to `text` (each tool's best-matching text),
+    /// best first.
     pub fn rank(&self, text: &str) -> Result<Vec<(String, f32)>> {
         let q = self
             .embedder
             .embed_one(text)
             .map_err(|e| AgentError::Embedder(e.to_string()))?;
-        let mut ranked: Vec<(String, f32)> = self
-            .vectors
-            .iter()
-            .map(|(n, v)| (n.clone(), cosine(&q, v)))
-            .collect();
+        let mut best: BTreeMap<&str, f32> = BTreeMap::new();
+        for (n, v) in &self.vectors {
+            let score = cosine(&q, v);
+            let slot = best.entry(n.as_str()).or_insert(f32::MIN);
+            *slot = slot.max(score);
+        }
+        let mut ranked: Vec<(String, f32)> =
+            best.into_iter().map(|(n, s)| (n.to_owned(), s)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(ranked)
     }
