@@ -321,9 +321,10 @@ impl Agent {
     async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
         loop {
             let log = self.log(t).await?;
-            if let Some(outcome) = self.run_pending(t, &log).await? {
-                return Ok(outcome);
-            }
+            let repeated = match self.run_pending(t, &log).await? {
+                Pending::Stop(outcome) => return Ok(outcome),
+                Pending::Ask { repeated } => repeated,
+            };
             let log = self.log(t).await?;
             if let Some(reason) = self.guard(&log) {
                 t.events.emit(AgentEvent::Error {
@@ -333,17 +334,21 @@ impl Agent {
                     .await?;
                 return Ok(TurnOutcome::Stopped(reason));
             }
-            let reply = self.ask_model(t, &log).await?;
+            let reply = self.ask_model(t, &log, repeated.is_some()).await?;
+            if let Some(done) = repeated.filter(|_| {
+                !reply.tool_calls.is_empty() || reply.content.contains("from the tool results")
+            }) {
+                // Told to answer and still calling (or parroting the request
+                // to answer): say what was done, from the result.
+                return self.answer(t, done).await;
+            }
             if reply.tool_calls.is_empty() {
                 let text = if reply.content.trim().is_empty() {
                     "(the model gave no answer)".to_owned()
                 } else {
                     reply.content.trim().to_owned()
                 };
-                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&text)))
-                    .await?;
-                t.events.emit(AgentEvent::Final { text: text.clone() });
-                return Ok(TurnOutcome::Answer(text));
+                return self.answer(t, text).await;
             }
             // Ids unique within the session: models reuse `call_0` turn after
             // turn, and results are matched to calls by id.
@@ -380,7 +385,9 @@ impl Agent {
         None
     }
 
-    async fn ask_model(&self, t: &Turn<'_>, log: &Log) -> Result<LlmReply> {
+    /// Asks the model for the next step; `answer_only` offers no tools, so
+    /// the model must answer in words.
+    async fn ask_model(&self, t: &Turn<'_>, log: &Log, answer_only: bool) -> Result<LlmReply> {
         let vars = PromptVars {
             user_name: t.user.name.clone(),
             user_role: role_name(t.user.role).into(),
@@ -398,15 +405,25 @@ impl Agent {
                 m.content, log.turn_mentions
             );
         }
+        if answer_only {
+            // Small models imitate the calls above them; a plain request to
+            // answer, as the last user words, gets words back.
+            messages.push(ChatMessage::user(ANSWER_NOW));
+        }
         let tools: Vec<ToolSpec> = log
             .turn_tools
             .iter()
+            .filter(|_| !answer_only)
             .filter_map(|n| self.registry.get(n))
             .map(|tool| select::spec(tool, self.config.compact_tools))
             .collect();
         let request = LlmRequest {
             messages,
-            tool_choice: ToolChoice::Auto,
+            tool_choice: if answer_only {
+                ToolChoice::None
+            } else {
+                ToolChoice::Auto
+            },
             tools,
             max_tokens: self.config.max_tokens,
         };
@@ -455,8 +472,8 @@ impl Agent {
     }
 
     /// Runs the calls of the last assistant message that have no result yet.
-    /// Returns an outcome when the turn must stop here.
-    async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Option<TurnOutcome>> {
+    async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Pending> {
+        let mut repeated = None;
         let tainted_before = log.tainted();
         let mut tainted = tainted_before;
         let mut known = log.known_numbers();
@@ -479,16 +496,17 @@ impl Agent {
                 });
                 self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&reason)))
                     .await?;
-                return Ok(Some(TurnOutcome::Stopped(reason)));
+                return Ok(Pending::Stop(TurnOutcome::Stopped(reason)));
             }
             // A small model may repeat a call that already worked instead of
-            // answering: do not run it twice; end the turn with what was done.
+            // answering: do not run it twice; the model is asked to answer
+            // from the result it has, with no tools offered.
             if let Some(done) = log.success_of(&call.name, &call.arguments) {
-                let text = done_answer(&call.name, &done.content);
-                self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&text)))
-                    .await?;
-                t.events.emit(AgentEvent::Final { text: text.clone() });
-                return Ok(Some(TurnOutcome::Answer(text)));
+                repeated = Some(done_answer(&call.name, &done.content));
+                let note = json!({"already_done": true,
+                    "note": "this exact call already ran; its result is above. Answer the user now."});
+                self.record_result(t, &call, Ok(&note)).await?;
+                continue;
             }
             let dropped = self.drop_invented_ids(&mut call, &known);
             match self.check_call(t, &call, log, &known) {
@@ -500,7 +518,7 @@ impl Agent {
                         t.events.emit(AgentEvent::ApprovalNeeded {
                             proposal: p.clone(),
                         });
-                        return Ok(Some(TurnOutcome::AwaitingApproval(p)));
+                        return Ok(Pending::Stop(TurnOutcome::AwaitingApproval(p)));
                     }
                     let result = self
                         .registry
@@ -518,7 +536,15 @@ impl Agent {
         if tainted && !tainted_before {
             debug!(session = t.session.id, "untrusted text entered the turn");
         }
-        Ok(None)
+        Ok(Pending::Ask { repeated })
+    }
+
+    /// Ends the turn with `text` as the answer.
+    async fn answer(&self, t: &Turn<'_>, text: String) -> Result<TurnOutcome> {
+        self.append(t, kind::MESSAGE, &json!(ChatMessage::assistant(&text)))
+            .await?;
+        t.events.emit(AgentEvent::Final { text: text.clone() });
+        Ok(TurnOutcome::Answer(text))
     }
 
     /// Leaves out optional id arguments whose value appears nowhere in the
@@ -759,6 +785,20 @@ impl Agent {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The nudge after a repeated call: answer from the results, no more calls.
+const ANSWER_NOW: &str =
+    "Now reply to my request in one or two plain sentences, from the tool results. No tool calls.";
+
+/// What the pending calls leave the loop to do.
+enum Pending {
+    /// The turn ends here (a guard, or a call waiting for approval).
+    Stop(TurnOutcome),
+    /// Ask the model. `repeated`: a call that had already worked was asked
+    /// for again; the model must now answer, and if it calls tools anyway
+    /// this summary of what was done is the answer.
+    Ask { repeated: Option<String> },
 }
 
 /// The answer for a turn whose model repeated a call that had worked: what

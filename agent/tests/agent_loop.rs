@@ -736,13 +736,26 @@ async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
 async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
     let fx = setup(store, "repeat_ok").await;
     let args = json!({"name": "Globex"});
+    // The repeat is not run again; the model is asked to answer with no tools.
     let model = ScriptedBackend::new()
         .call("create_company", args.clone())
         .call("create_company", args.clone())
+        .then(|req| {
+            assert!(req.tools.is_empty(), "no tools offered after a repeat");
+            assert_eq!(last_result(req)["result"]["already_done"], true);
+            say("Globex is in the CRM now.")
+        })
+        // Second turn: the model keeps calling even without tools; the
+        // answer then says what was done, from the result.
+        .call("create_company", json!({"name": "Initech"}))
+        .call("create_company", json!({"name": "Initech"}))
+        .call("create_company", json!({"name": "Initech"}))
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
     let out = send(&agent, s.id, &fx.rep, "add Globex").await;
+    assert_eq!(out, TurnOutcome::Answer("Globex is in the CRM now.".into()));
+    let out = send(&agent, s.id, &fx.rep, "add Initech").await;
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")
     };
@@ -754,5 +767,5 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .unwrap()
         .items
         .len();
-    assert_eq!(n, 1, "created once");
+    assert_eq!(n, 2, "each created once");
 }
