@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rapport_crm::model::{AgentSession, Proposal, ProposalStatus, Role, User};
 use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, Source, Store};
 use rapport_models::llm::{ChatMessage, Role as MsgRole, ToolCall, ToolChoice, ToolSpec};
-use rapport_tools::{AgentInfo, Call, Caller, ErrorCode, Registry, Snapshot, ToolError};
+use rapport_tools::{AgentInfo, Caller, ErrorCode, Registry, Snapshot, ToolError};
 use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
@@ -639,12 +639,7 @@ impl Agent {
             name: p.tool.clone(),
             arguments: args.clone(),
         };
-        let mut cx = Call {
-            tx: self.store.begin().await?,
-            store: self.store.clone(),
-            ctx: t.caller.ctx(),
-            caller: t.caller.clone(),
-        };
+        let mut cx = self.registry.begin(&self.store, &t.caller).await?;
         match self
             .registry
             .execute(&mut cx, &p.tool, args.clone(), Some(&snapshot))

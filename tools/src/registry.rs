@@ -146,16 +146,22 @@ impl Registry {
     ) -> Result<Value> {
         // Find the tool and check the role before opening a transaction.
         self.permitted(caller, self.tool(name)?)?;
-        let mut cx = Call {
+        let mut cx = self.begin(store, caller).await?;
+        let result = self.execute(&mut cx, name, args, expect).await?;
+        cx.tx.commit().await?;
+        Ok(result)
+    }
+
+    /// A call context on a new transaction, acting as `caller`, with this
+    /// registry's services: for [`Registry::execute`].
+    pub async fn begin(&self, store: &Store, caller: &Caller) -> Result<Call> {
+        Ok(Call {
             tx: store.begin().await?,
             store: store.clone(),
             ctx: caller.ctx(),
             caller: caller.clone(),
             services: self.services.clone(),
-        };
-        let result = self.execute(&mut cx, name, args, expect).await?;
-        cx.tx.commit().await?;
-        Ok(result)
+        })
     }
 
     /// Runs a call inside a transaction the caller owns (and commits): the
