@@ -10,7 +10,7 @@ use sea_query::{Alias, Expr, Order, Query};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Store;
+use super::{Pool, Store};
 use super::audit::f;
 use super::conn::Conn;
 use super::records::now;
@@ -96,7 +96,15 @@ async fn create(mut conn: Conn<'_>, ctx: &Ctx, user_id: Id, name: &str) -> Resul
     let mut q = Query::insert();
     q.into_table(Alias::new("api_keys"))
         .columns(
-            ["workspace_id", "user_id", "name", "prefix", "hash", "created_at"].map(Alias::new),
+            [
+                "workspace_id",
+                "user_id",
+                "name",
+                "prefix",
+                "hash",
+                "created_at",
+            ]
+            .map(Alias::new),
         )
         .values_panic([
             ctx.workspace_id.into(),
@@ -155,11 +163,14 @@ impl Store {
         let mut sel = select();
         sel.and_where(col("workspace_id").eq(ctx.workspace_id))
             .and_where(col("id").eq(id));
-        let key = in_tx!(self, |tx| {
+        let revoked: Result<Option<ApiKey>> = in_tx!(self, |tx| {
             tx.conn().execute(&q).await?;
             fetch(tx.conn(), &sel).await?.pop()
-        })?;
-        key.ok_or_else(|| Error::invalid("id", format!("no API key with id {id} in this workspace")))
+        });
+        let key = revoked?;
+        key.ok_or_else(|| {
+            Error::invalid("id", format!("no API key with id {id} in this workspace"))
+        })
     }
 
     /// The user a key acts as, if the key exists and is not revoked.
@@ -170,7 +181,8 @@ impl Store {
         let mut q = select();
         q.and_where(col("hash").eq(hash_key(secret)))
             .and_where(Expr::col(Alias::new("revoked_at")).is_null());
-        let Some(key) = with_pooled!(self, |c| fetch(c, &q).await)?.pop() else {
+        let found: Result<Vec<ApiKey>> = with_pooled!(self, |c| fetch(c, &q).await);
+        let Some(key) = found?.pop() else {
             return Ok(None);
         };
         let ctx = Ctx::new(key.workspace_id, None, crate::Source::Api);
