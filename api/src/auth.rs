@@ -63,7 +63,13 @@ fn bearer(req: &Request) -> Result<&str, Problem> {
 /// The middleware: resolves the key, refuses unknown or revoked ones, applies
 /// the rate limit and hands the [`Auth`] to the handler.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let auth = match resolve(&state, &req).await {
+    // Owned before any await: a request body is not `Sync`, so a borrowed
+    // request cannot be held across one.
+    let key = match bearer(&req) {
+        Ok(k) => k.to_owned(),
+        Err(p) => return p.into_response(),
+    };
+    let auth = match resolve(&state, &key).await {
         Ok(a) => a,
         Err(p) => return p.into_response(),
     };
@@ -86,8 +92,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     next.run(req).await
 }
 
-async fn resolve(state: &AppState, req: &Request) -> Result<Auth, Problem> {
-    let key = bearer(req)?;
+async fn resolve(state: &AppState, key: &str) -> Result<Auth, Problem> {
     let found = state.store.user_for_api_key(key).await.map_err(|e| {
         tracing::error!(error = %e, "API key lookup failed");
         Problem::internal("the key could not be checked; try again")
