@@ -1,6 +1,7 @@
 //! The crate's error type: faults of the server itself (a tool that cannot be
-//! described, a session that cannot start). A failed tool call is not one of
-//! them: it travels to the client as a tool result.
+//! described, a session that cannot start, a socket that fails). A failed tool
+//! call is not one of them: it travels to the client as a tool result or a
+//! problem document.
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -16,6 +17,9 @@ pub enum Error {
     /// The task serving the session panicked or was aborted.
     #[error("the MCP session ended abnormally: {0}")]
     Session(#[from] tokio::task::JoinError),
+    /// The HTTP server could not bind or serve.
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<rmcp::service::ServerInitializeError> for Error {

@@ -30,6 +30,8 @@ use rmcp::model::{
     ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::Value;
 
@@ -41,10 +43,14 @@ use crate::error::{Error, Result};
 pub struct McpServer {
     shared: Arc<Shared>,
     caller: Caller,
+    /// Over HTTP every request names its own caller (the API key's user, put
+    /// into the request by the authentication middleware); `caller` is then
+    /// never used, and a request without one is refused.
+    per_request: bool,
 }
 
 struct Shared {
-    registry: Registry,
+    registry: Arc<Registry>,
     store: Store,
     /// Described once: listing is the most frequent request of a client.
     tools: Vec<Tool>,
@@ -54,6 +60,29 @@ impl McpServer {
     /// Serves `registry` on `store`, every call acting as `caller`. Fails if a
     /// tool cannot be described to MCP (a schema that is not an object).
     pub fn new(registry: Registry, store: Store, caller: Caller) -> Result<McpServer> {
+        Self::shared(Arc::new(registry), store, caller, false)
+    }
+
+    /// For the HTTP endpoint: each call acts as the caller the request
+    /// carries in its extensions (see [`http_service`]).
+    pub fn for_http(registry: Arc<Registry>, store: Store) -> Result<McpServer> {
+        let nobody = Caller {
+            workspace_id: 0,
+            user_id: 0,
+            role: rapport_crm::Role::Viewer,
+            source: rapport_crm::Source::Mcp,
+            session_id: None,
+            agent: None,
+        };
+        Self::shared(registry, store, nobody, true)
+    }
+
+    fn shared(
+        registry: Arc<Registry>,
+        store: Store,
+        caller: Caller,
+        per_request: bool,
+    ) -> Result<McpServer> {
         let tools = registry.tools().map(describe).collect::<Result<_>>()?;
         Ok(McpServer {
             shared: Arc::new(Shared {
@@ -62,6 +91,7 @@ impl McpServer {
                 tools,
             }),
             caller,
+            per_request,
         })
     }
 
@@ -71,6 +101,7 @@ impl McpServer {
         McpServer {
             shared: Arc::clone(&self.shared),
             caller,
+            per_request: false,
         }
     }
 
@@ -86,12 +117,21 @@ impl McpServer {
     /// Calls a tool as this server's caller and turns the outcome into an MCP
     /// tool result (see the module doc). Never a protocol error.
     pub async fn call(&self, name: &str, arguments: Option<JsonObject>) -> CallToolResult {
+        self.call_as(&self.caller, name, arguments).await
+    }
+
+    async fn call_as(
+        &self,
+        caller: &Caller,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> CallToolResult {
         let started = Instant::now();
         let args = arguments.map_or(Value::Null, Value::Object);
         let outcome = self
             .shared
             .registry
-            .call(&self.shared.store, &self.caller, name, args)
+            .call(&self.shared.store, caller, name, args)
             .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match &outcome {
@@ -111,6 +151,27 @@ impl McpServer {
         tracing::info!(?reason, "MCP session ended");
         Ok(())
     }
+}
+
+/// `/mcp`: the same handler over rmcp's streamable HTTP transport, stateless
+/// (every POST is answered on its own, JSON when it can be), behind the API's
+/// authentication. Shutting the server down cancels it.
+pub fn http_service(
+    state: &crate::server::AppState,
+) -> StreamableHttpService<McpServer, LocalSessionManager> {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(state.config.mcp_allowed_hosts.clone());
+    config.legacy_session_mode = false;
+    config.json_response = true;
+    config.sse_keep_alive = None;
+    config.max_request_body_bytes = state.config.body_limit;
+    config.cancellation_token = state.mcp_cancel.clone();
+    let server = state.mcp.clone();
+    StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
 }
 
 /// A tool as MCP describes it.
@@ -212,9 +273,24 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, ErrorData> {
-        Ok(self.call(&request.name, request.arguments).await.into())
+        if !self.per_request {
+            return Ok(self.call(&request.name, request.arguments).await.into());
+        }
+        // The HTTP request's parts, with the caller the API key authenticated.
+        let caller = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>())
+            .cloned();
+        Ok(match caller {
+            Some(c) => self.call_as(&c, &request.name, request.arguments).await,
+            None => tool_result(Err(ToolError::denied(
+                "this MCP request carries no authenticated user",
+            ))),
+        }
+        .into())
     }
 }
 

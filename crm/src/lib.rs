@@ -51,6 +51,6 @@ pub use filter::{Filter, ListQuery, Op, Sort};
 pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
 pub use store::{
-    Backend, Candidate, LookupQuery, ModelVersion, NewAuditEntry, NewModelVersion, NewProposal,
-    Page, RecordMap, Score, Store, Tx,
+    ApiKey, Backend, Candidate, KEY_PREFIX, LookupQuery, ModelVersion, NewApiKey, NewAuditEntry,
+    NewModelVersion, NewProposal, Page, RecordMap, Score, Store, Tx, hash_key,
 };

@@ -25,6 +25,32 @@ pub enum BenchCmd {
     /// Vector search: ingestion throughput with and without embedding, query
     /// latency with and without filters, recall@10 against exact search.
     Search(super::memory::BenchSearchArgs),
+    /// The API server over HTTP: point read and filtered list at N connections
+    /// (p50/p99, requests/s) beside `pgbench -S` at the same concurrency.
+    Api(ApiBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiBenchArgs {
+    /// Companies in the table that is read.
+    #[arg(long, default_value_t = 10_000)]
+    rows: usize,
+    /// Concurrent connections (and pgbench clients).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Also run the API scenarios on SQLite.
+    #[arg(long)]
+    sqlite: bool,
+    /// PostgreSQL server for the scratch databases (created and dropped).
+    #[arg(
+        long,
+        env = "RAPPORT_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +79,7 @@ pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Llm(args) => super::llm::bench(args).await,
         BenchCmd::Train(args) => super::pipelines::bench_train(args).await,
         BenchCmd::Search(args) => super::memory::bench_search(args).await,
+        BenchCmd::Api(args) => api(args).await,
     }
 }
 
@@ -86,6 +113,19 @@ async fn crm(args: CrmBenchArgs) -> anyhow::Result<()> {
         }
     }
     let doc = serde_json::json!({"benchmark": "crm", "results": results});
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+async fn api(args: ApiBenchArgs) -> anyhow::Result<()> {
+    let params = rapport_api::bench::ApiBenchParams {
+        postgres_url: args.postgres_url,
+        rows: args.rows,
+        connections: args.connections.max(1),
+        seconds: args.seconds.max(1),
+        sqlite: args.sqlite,
+    };
+    let doc = rapport_api::bench::run(&params).await?;
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }

@@ -4,11 +4,13 @@
 mod bench;
 mod chat;
 mod db;
+mod keys;
 mod llm;
 mod mcp;
 mod memory;
 pub mod models;
 mod pipelines;
+mod serve;
 mod tool;
 
 use std::path::PathBuf;
@@ -100,6 +102,11 @@ pub enum Command {
     /// Evaluations: `rapport eval retrieval`.
     #[command(subcommand)]
     Eval(memory::EvalCmd),
+    /// The API server: REST, chat over SSE, MCP over HTTP, under API keys.
+    Serve(serve::ServeArgs),
+    /// API keys of `rapport serve`: `keys create|list|revoke`.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
 }
 
 #[derive(Debug, Args)]
@@ -180,5 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex(args) => memory::reindex(&global, args).await,
         Command::Search(args) => memory::search(&global, args).await,
         Command::Eval(cmd) => memory::eval(cmd).await,
+        Command::Serve(args) => serve::run(&global, args).await,
+        Command::Keys(cmd) => keys::run(&global, cmd).await,
     }
 }

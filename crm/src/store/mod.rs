@@ -172,6 +172,8 @@ macro_rules! in_tx {
 // After the macros above, which it uses.
 mod pipelines;
 pub use pipelines::{ModelVersion, NewModelVersion, Score};
+mod keys;
+pub use keys::{ApiKey, KEY_PREFIX, NewApiKey, hash_key};
 
 impl Tx {
     fn conn(&mut self) -> Conn<'_> {
