@@ -51,6 +51,7 @@ pub use filter::{Filter, ListQuery, Op, Sort};
 pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
 pub use store::{
-    Backend, Candidate, LookupQuery, ModelVersion, NewAuditEntry, NewModelVersion, NewProposal,
-    Page, RecordMap, Score, Store, Tx,
+    Backend, Candidate, ExperimentEvent, Exposure, Feedback, FeedbackStatus, LookupQuery,
+    ModelVersion, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal, Page, RecordMap,
+    Score, Store, StoredExperiment, Tx,
 };

@@ -8,6 +8,7 @@ mod llm;
 mod mcp;
 mod memory;
 pub mod models;
+mod nba;
 mod pipelines;
 mod tool;
 
@@ -100,6 +101,12 @@ pub enum Command {
     /// Evaluations: `rapport eval retrieval`.
     #[command(subcommand)]
     Eval(memory::EvalCmd),
+    /// Next-best actions of a rep: `rapport nba --rep USER [--limit N]`; also
+    /// `nba feedback`, `nba outcomes`, `nba backtest DIR`.
+    Nba(nba::NbaArgs),
+    /// Online experiments: `rapport experiments report NAME`.
+    #[command(subcommand)]
+    Experiments(nba::ExperimentsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -180,5 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex(args) => memory::reindex(&global, args).await,
         Command::Search(args) => memory::search(&global, args).await,
         Command::Eval(cmd) => memory::eval(cmd).await,
+        Command::Nba(args) => nba::run(&global, args).await,
+        Command::Experiments(cmd) => nba::experiments(&global, cmd).await,
     }
 }
