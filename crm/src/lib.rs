@@ -52,6 +52,6 @@ pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
 pub use store::{
     Backend, Candidate, ExperimentEvent, Exposure, Feedback, FeedbackStatus, LookupQuery,
-    ModelVersion, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal, Page, RecordMap,
-    Score, Store, StoredExperiment, Tx,
+    ModelVersion, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal, Page, RecordMap, Score,
+    Store, StoredExperiment, Tx,
 };

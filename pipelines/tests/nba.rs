@@ -83,15 +83,29 @@ async fn for_rep_ranks_stored_records_and_feedback_hides_them(store: &Store) {
     }
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(nba::record_exposures(&mut tx, &ctx, &cfg, &list).await.unwrap(), 2);
+    assert_eq!(
+        nba::record_exposures(&mut tx, &ctx, &cfg, &list)
+            .await
+            .unwrap(),
+        2
+    );
     tx.commit().await.unwrap();
     // Shown again: no new exposures.
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(nba::record_exposures(&mut tx, &ctx, &cfg, &list).await.unwrap(), 0);
+    assert_eq!(
+        nba::record_exposures(&mut tx, &ctx, &cfg, &list)
+            .await
+            .unwrap(),
+        0
+    );
     tx.commit().await.unwrap();
     let exposures = store.exposures(&ctx, nba::EXPERIMENT).await.unwrap();
     assert_eq!(exposures.len(), 2);
-    assert!(exposures.iter().all(|e| e.variant == list.strategy.as_str()));
+    assert!(
+        exposures
+            .iter()
+            .all(|e| e.variant == list.strategy.as_str())
+    );
 
     let mut tx = store.begin().await.unwrap();
     let fb = nba::record_feedback(
@@ -143,9 +157,16 @@ async fn for_rep_ranks_stored_records_and_feedback_hides_them(store: &Store) {
         .await
         .unwrap();
     assert!(list.actions.is_empty());
-    let later = nba::for_rep(store, &ctx, s.fx.rep.id, &cfg, 10, Utc::now() + Duration::days(2))
-        .await
-        .unwrap();
+    let later = nba::for_rep(
+        store,
+        &ctx,
+        s.fx.rep.id,
+        &cfg,
+        10,
+        Utc::now() + Duration::days(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(later.actions.len(), 1);
     assert_eq!(later.actions[0].key, deal_key);
 
@@ -161,7 +182,13 @@ async fn feedback_is_validated_and_nothing_half_written(store: &Store) {
     let ctx = s.fx.ctx(&s.fx.rep);
     let now = Utc::now();
     let cases = [
-        (format!("overdue_task:task:{}", s.task.id), FeedbackStatus::Snoozed, None, None, "until"),
+        (
+            format!("overdue_task:task:{}", s.task.id),
+            FeedbackStatus::Snoozed,
+            None,
+            None,
+            "until",
+        ),
         (
             format!("overdue_task:task:{}", s.task.id),
             FeedbackStatus::Snoozed,
@@ -169,9 +196,27 @@ async fn feedback_is_validated_and_nothing_half_written(store: &Store) {
             Some(now - Duration::hours(1)),
             "until",
         ),
-        (format!("overdue_task:task:{}", s.task.id), FeedbackStatus::Done, Some("x"), None, "reason"),
-        ("overdue_task:task".to_owned(), FeedbackStatus::Done, None, None, "action_key"),
-        ("no_such_rule:task:1".to_owned(), FeedbackStatus::Done, None, None, "action_key"),
+        (
+            format!("overdue_task:task:{}", s.task.id),
+            FeedbackStatus::Done,
+            Some("x"),
+            None,
+            "reason",
+        ),
+        (
+            "overdue_task:task".to_owned(),
+            FeedbackStatus::Done,
+            None,
+            None,
+            "action_key",
+        ),
+        (
+            "no_such_rule:task:1".to_owned(),
+            FeedbackStatus::Done,
+            None,
+            None,
+            "action_key",
+        ),
     ];
     for (key, status, reason, until, field) in cases {
         let mut tx = store.begin().await.unwrap();
@@ -223,9 +268,13 @@ async fn outcomes_link_to_feedback_and_exposures(store: &Store) {
     let ctx = s.fx.ctx(&s.fx.rep);
     let cfg = NbaConfig::default();
     let t0 = Utc::now() - Duration::minutes(10);
-    let list = nba::for_rep(store, &ctx, s.fx.rep.id, &cfg, 10, t0).await.unwrap();
+    let list = nba::for_rep(store, &ctx, s.fx.rep.id, &cfg, 10, t0)
+        .await
+        .unwrap();
     let mut tx = store.begin().await.unwrap();
-    nba::record_exposures(&mut tx, &ctx, &cfg, &list).await.unwrap();
+    nba::record_exposures(&mut tx, &ctx, &cfg, &list)
+        .await
+        .unwrap();
     let task_key = format!("overdue_task:task:{}", s.task.id);
     nba::record_feedback(
         &mut tx,
@@ -245,7 +294,10 @@ async fn outcomes_link_to_feedback_and_exposures(store: &Store) {
 
     // Nothing happened yet: no outcome, and the window is still open.
     let r = outcomes::link(store, &ctx, &cfg, Utc::now()).await.unwrap();
-    assert_eq!((r.feedback_checked, r.feedback_linked, r.feedback_no_change), (1, 0, 0));
+    assert_eq!(
+        (r.feedback_checked, r.feedback_linked, r.feedback_no_change),
+        (1, 0, 0)
+    );
     assert_eq!(r.events_recorded, 0);
 
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -281,5 +333,10 @@ async fn outcomes_link_to_feedback_and_exposures(store: &Store) {
         .find(|c| c.variant != list.strategy.as_str())
         .unwrap();
     assert_eq!((theirs.units, theirs.trials, theirs.successes), (0, 0, 0));
-    assert!(outcomes::experiment_counts(store, &ctx, "nope").await.unwrap().is_none());
+    assert!(
+        outcomes::experiment_counts(store, &ctx, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -106,7 +106,8 @@ fn config(path: Option<&PathBuf>) -> anyhow::Result<NbaConfig> {
         return Ok(NbaConfig::default());
     };
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid NBA config", p.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid NBA config", p.display()))
 }
 
 pub async fn run(g: &GlobalArgs, a: NbaArgs) -> anyhow::Result<()> {
@@ -224,7 +225,12 @@ async fn run_backtest(b: BacktestArgs) -> anyhow::Result<()> {
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let report = backtest::run(&b.dir, &NbaConfig::default(), &bars)
         .await
-        .with_context(|| format!("backtesting on {} (run scripts/fetch-data first)", b.dir.display()))?;
+        .with_context(|| {
+            format!(
+                "backtesting on {} (run scripts/fetch-data first)",
+                b.dir.display()
+            )
+        })?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -104,7 +104,10 @@ impl Tool for NextBestActions {
     async fn call(&self, cx: &mut Call, a: NbaArgs) -> Result<NbaOutput> {
         let limit = a.limit.unwrap_or(10);
         if !(1..=50).contains(&limit) {
-            return Err(ToolError::invalid("limit", format!("{limit} is not between 1 and 50")));
+            return Err(ToolError::invalid(
+                "limit",
+                format!("{limit} is not between 1 and 50"),
+            ));
         }
         let rep = a.rep_id.unwrap_or(cx.caller.user_id);
         if rep != cx.caller.user_id && !cx.caller.manages() {

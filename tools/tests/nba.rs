@@ -49,14 +49,13 @@ async fn next_best_actions_happy_path_and_feedback(store: &Store) {
     assert_eq!(actions[0]["rule"], json!("overdue_task"));
     assert_eq!(
         actions[0]["reason"],
-        json!("Do overdue task \"Call back Dana\": due 3 days ago (normal priority), $1,000 at stake")
+        json!(
+            "Do overdue task \"Call back Dana\": due 3 days ago (normal priority), $1,000 at stake"
+        )
     );
     // Showing the list recorded one exposure in the experiment.
     let ctx = fx.ctx(&fx.rep);
-    assert_eq!(
-        store.exposures(&ctx, "nba-ranking").await.unwrap().len(),
-        1
-    );
+    assert_eq!(store.exposures(&ctx, "nba-ranking").await.unwrap().len(), 1);
 
     let fb = tools
         .call(
@@ -101,20 +100,43 @@ async fn nba_tools_reject_bad_arguments(store: &Store) {
         ("next_best_actions", json!({"limit": 51}), "limit"),
         ("next_best_actions", json!({"limit": "ten"}), "limit"),
         ("next_best_actions", json!({"rep": 1}), "rep"),
-        ("nba_feedback", json!({"action_key": key, "status": "finished"}), "status"),
-        ("nba_feedback", json!({"action_key": key, "status": "snoozed"}), "until"),
+        (
+            "nba_feedback",
+            json!({"action_key": key, "status": "finished"}),
+            "status",
+        ),
+        (
+            "nba_feedback",
+            json!({"action_key": key, "status": "snoozed"}),
+            "until",
+        ),
         (
             "nba_feedback",
             json!({"action_key": key, "status": "snoozed", "until": "2001-01-01T00:00:00Z"}),
             "until",
         ),
-        ("nba_feedback", json!({"action_key": key, "status": "done", "reason": "meh"}), "reason"),
-        ("nba_feedback", json!({"action_key": "overdue_task", "status": "done"}), "action_key"),
+        (
+            "nba_feedback",
+            json!({"action_key": key, "status": "done", "reason": "meh"}),
+            "reason",
+        ),
+        (
+            "nba_feedback",
+            json!({"action_key": "overdue_task", "status": "done"}),
+            "action_key",
+        ),
         ("nba_feedback", json!({"status": "done"}), "action_key"),
     ];
     for (tool, args, field) in cases {
-        let err = tools.call(store, &rep, tool, args.clone()).await.unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidArgument, "{tool} {args}: {err:?}");
+        let err = tools
+            .call(store, &rep, tool, args.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::InvalidArgument,
+            "{tool} {args}: {err:?}"
+        );
         assert_eq!(err.field.as_deref(), Some(field), "{tool} {args}: {err:?}");
     }
     assert!(

@@ -30,8 +30,8 @@ pub use sessions::NewProposal;
 use crate::error::{Error, Result};
 use crate::filter::ListQuery;
 use crate::model::{
-    AgentSession, AuditEntry, Ctx, Id, OutboxEntry, Proposal, ProposalStatus, Record, SessionEntry, StageChange,
-    Workspace,
+    AgentSession, AuditEntry, Ctx, Id, OutboxEntry, Proposal, ProposalStatus, Record, SessionEntry,
+    StageChange, Workspace,
 };
 use crate::schema::RecordType;
 

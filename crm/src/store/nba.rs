@@ -148,8 +148,11 @@ const HISTORY_FIELDS: &[FieldDef] = &[
 ];
 
 fn decode<T: serde::de::DeserializeOwned>(row: RecordMap) -> Result<T> {
-    serde_json::from_value(Value::Object(row))
-        .map_err(|e| Error::Internal(format!("a stored next-best-action row does not decode: {e}")))
+    serde_json::from_value(Value::Object(row)).map_err(|e| {
+        Error::Internal(format!(
+            "a stored next-best-action row does not decode: {e}"
+        ))
+    })
 }
 
 fn select(table: &str, fields: &[FieldDef], ctx: &Ctx) -> sea_query::SelectStatement {
@@ -254,7 +257,11 @@ impl Store {
     }
 
     /// An experiment's outcome events, in time order.
-    pub async fn experiment_events(&self, ctx: &Ctx, experiment: &str) -> Result<Vec<ExperimentEvent>> {
+    pub async fn experiment_events(
+        &self,
+        ctx: &Ctx,
+        experiment: &str,
+    ) -> Result<Vec<ExperimentEvent>> {
         let mut q = select("experiment_events", EVENT_FIELDS, ctx);
         q.and_where(col("experiment").eq(experiment))
             .order_by(Alias::new("at"), Order::Asc);
@@ -343,7 +350,16 @@ impl Tx {
     ) -> Result<StoredExperiment> {
         let mut ins = Query::insert();
         ins.into_table(Alias::new("experiments"))
-            .columns(["workspace_id", "name", "unit_type", "variants", "created_at"].map(Alias::new))
+            .columns(
+                [
+                    "workspace_id",
+                    "name",
+                    "unit_type",
+                    "variants",
+                    "created_at",
+                ]
+                .map(Alias::new),
+            )
             .values_panic([
                 ctx.workspace_id.into(),
                 name.into(),
@@ -372,7 +388,15 @@ impl Tx {
         for chunk in exposures.chunks(200) {
             let mut q = Query::insert();
             q.into_table(Alias::new("experiment_exposures")).columns(
-                ["workspace_id", "experiment", "unit", "item", "variant", "at"].map(Alias::new),
+                [
+                    "workspace_id",
+                    "experiment",
+                    "unit",
+                    "item",
+                    "variant",
+                    "at",
+                ]
+                .map(Alias::new),
             );
             for e in chunk {
                 q.values_panic([

@@ -44,7 +44,10 @@ fn split_holds_within_tolerance_over_10000_units() {
     let control = (0..10_000)
         .filter(|i| assign("nba-ranking", &format!("rep:{i}"), &split).name == "control")
         .count() as i64;
-    assert!((control - 7000).abs() <= 183, "control got {control} of 10000");
+    assert!(
+        (control - 7000).abs() <= 183,
+        "control got {control} of 10000"
+    );
     // Three equal arms.
     let split3 = [
         Variant::new("a", 1.0),
@@ -128,13 +131,24 @@ fn report_warns_about_thin_samples() {
     close(r.variants[0].rate, 0.1, 1e-12);
     close(r.variants[1].rate, 9.0 / 38.0, 1e-12);
     assert_eq!(r.comparisons.len(), 1);
-    assert!(r.warnings.iter().any(|w| w.contains("3 units")), "{:?}", r.warnings);
-    assert!(r.warnings.iter().any(|w| w.contains("normal approximation")));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("3 units")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("normal approximation"))
+    );
     assert!(r.warnings.iter().any(|w| w.contains("80% power")));
 
     let big = report(
         "x",
-        &[counts("control", 500, 5000, 600), counts("treatment", 500, 5000, 750)],
+        &[
+            counts("control", 500, 5000, 600),
+            counts("treatment", 500, 5000, 750),
+        ],
         &ReportOptions::default(),
     );
     assert!(big.warnings.is_empty(), "{:?}", big.warnings);

@@ -96,7 +96,8 @@ pub fn lead_rows(world: &World, cfg: &NbaConfig, as_of: DateTime<Utc>) -> Vec<Le
                 .max()
                 .unwrap_or(l.created_at);
             let since = (as_of - last_out).num_seconds() as f64 / 86_400.0;
-            let urgency = (1.0 + (since - cfg.lead_followup_days).max(0.0) / cfg.urgency_scale_days)
+            let urgency = (1.0
+                + (since - cfg.lead_followup_days).max(0.0) / cfg.urgency_scale_days)
                 .min(cfg.max_urgency);
             LeadRow {
                 id: l.id,
@@ -126,7 +127,11 @@ fn sorted_by<F: Fn(&LeadRow) -> f64>(rows: &[LeadRow], key: F) -> Vec<&LeadRow> 
 /// Precision@k of each order over the rows.
 pub fn evaluate(rows: &[LeadRow], ks: &[usize]) -> Vec<OrderPrecision> {
     let base = rows.iter().filter(|r| r.converted).count() as f64 / rows.len().max(1) as f64;
-    let lift = |p: &[f64]| p.iter().map(|x| if base > 0.0 { x / base } else { 0.0 }).collect();
+    let lift = |p: &[f64]| {
+        p.iter()
+            .map(|x| if base > 0.0 { x / base } else { 0.0 })
+            .collect()
+    };
     let mut out = Vec::new();
     for (name, order) in [
         ("nba", sorted_by(rows, |r| r.priority)),

@@ -138,8 +138,11 @@ pub async fn load_world(store: &Store, ctx: &Ctx) -> Result<World> {
 async fn variants(store: &Store, ctx: &Ctx, cfg: &NbaConfig, name: &str) -> Result<Vec<Variant>> {
     let stored = store.experiment(ctx, name).await?;
     let variants = match stored {
-        Some(e) => serde_json::from_value(e.variants)
-            .map_err(|e| Error::Io(format!("experiment {name}: stored variants do not decode: {e}")))?,
+        Some(e) => serde_json::from_value(e.variants).map_err(|e| {
+            Error::Io(format!(
+                "experiment {name}: stored variants do not decode: {e}"
+            ))
+        })?,
         None => cfg.variants.clone(),
     };
     experiments::validate(&variants).map_err(|e| Error::invalid("variants", e.to_string()))?;
@@ -206,7 +209,16 @@ pub async fn for_rep(
     let user: User = store.get(ctx, rep).await?;
     let world = load_world(store, ctx).await?;
     let (strategy, experiment) = strategy_for(store, ctx, cfg, rep).await?;
-    Ok(rank_for(&world, &user, cfg, limit, now, strategy, experiment, &store.nba_feedback(ctx, Some(rep)).await?))
+    Ok(rank_for(
+        &world,
+        &user,
+        cfg,
+        limit,
+        now,
+        strategy,
+        experiment,
+        &store.nba_feedback(ctx, Some(rep)).await?,
+    ))
 }
 
 /// [`for_rep`] on a loaded world (no I/O).
@@ -225,11 +237,17 @@ pub fn rank_for(
     let all = rules::candidates(&ix, cfg, user.id, now);
     let n = all.len();
     // The latest feedback per action key is in force (rows come oldest first).
-    let latest: HashMap<&str, &Feedback> =
-        feedback.iter().map(|f| (f.action_key.as_str(), f)).collect();
+    let latest: HashMap<&str, &Feedback> = feedback
+        .iter()
+        .map(|f| (f.action_key.as_str(), f))
+        .collect();
     let visible: Vec<Candidate> = all
         .into_iter()
-        .filter(|c| !latest.get(c.key().as_str()).is_some_and(|f| hidden(f, cfg, now)))
+        .filter(|c| {
+            !latest
+                .get(c.key().as_str())
+                .is_some_and(|f| hidden(f, cfg, now))
+        })
         .collect();
     let hidden_n = n - visible.len();
     NbaList {
@@ -259,8 +277,13 @@ pub async fn record_exposures(
     let Some(name) = &list.experiment else {
         return Ok(0);
     };
-    tx.ensure_experiment(ctx, name, "rep", &serde_json::to_value(&cfg.variants).expect("variants serialize"))
-        .await?;
+    tx.ensure_experiment(
+        ctx,
+        name,
+        "rep",
+        &serde_json::to_value(&cfg.variants).expect("variants serialize"),
+    )
+    .await?;
     let exposures: Vec<Exposure> = list
         .actions
         .iter()
@@ -290,7 +313,9 @@ pub fn parse_key(key: &str) -> Result<(Rule, RecordType, Id)> {
     let bad = || {
         Error::invalid(
             "action_key",
-            format!("{key:?} is not an action key (RULE:RECORD_TYPE:ID, e.g. overdue_task:task:12)"),
+            format!(
+                "{key:?} is not an action key (RULE:RECORD_TYPE:ID, e.g. overdue_task:task:12)"
+            ),
         )
     };
     let mut parts = key.split(':');
@@ -335,7 +360,11 @@ pub async fn record_feedback(
     if input.reason.is_some() && input.status != FeedbackStatus::Dismissed {
         return Err(Error::invalid("reason", "only a dismissal takes a reason"));
     }
-    if input.reason.as_deref().is_some_and(|r| r.chars().count() > 500) {
+    if input
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > 500)
+    {
         return Err(Error::invalid("reason", "at most 500 characters"));
     }
     Ok(tx

@@ -49,10 +49,11 @@ pub fn outcome(
             {
                 return Some(("deal_won", t));
             }
+            // A move between stages; the entry written at creation has no origin.
             world
                 .stage_changes
                 .iter()
-                .filter(|c| c.deal_id == id && within(c.changed_at))
+                .filter(|c| c.deal_id == id && c.from_stage_id.is_some() && within(c.changed_at))
                 .map(|c| ("deal_advanced", c.changed_at))
                 .next()
         }
@@ -122,7 +123,14 @@ pub async fn link(
             continue;
         };
         let until = (fb.created_at + window).min(now);
-        match outcome(&world, rule, &fb.record_type, fb.record_id, fb.created_at, until) {
+        match outcome(
+            &world,
+            rule,
+            &fb.record_type,
+            fb.record_id,
+            fb.created_at,
+            until,
+        ) {
             Some((what, at)) => {
                 tx.set_nba_outcome(ctx, fb.id, what, at).await?;
                 report.feedback_linked += 1;

@@ -231,7 +231,10 @@ impl<'a> Index<'a> {
         let acts = self
             .lead_activities(lead.id)
             .filter(|a| a.occurred_at <= now);
-        (heuristic_lead_probability(lead.status, acts, now), "heuristic")
+        (
+            heuristic_lead_probability(lead.status, acts, now),
+            "heuristic",
+        )
     }
 
     fn lead_activities(&self, lead: Id) -> impl Iterator<Item = &'a Activity> + '_ {
@@ -279,7 +282,11 @@ impl<'a> Index<'a> {
         now: DateTime<Utc>,
     ) -> (f64, &'static str, f64) {
         if let Some(d) = deal.and_then(|d| self.deals.get(&d)) {
-            return (d.probability, "deal probability", d.value.max(cfg.default_value));
+            return (
+                d.probability,
+                "deal probability",
+                d.value.max(cfg.default_value),
+            );
         }
         if let Some(l) = lead.and_then(|l| self.leads.get(&l)) {
             let (p, src) = self.lead_probability(l, now);
@@ -333,12 +340,7 @@ pub fn heuristic_lead_probability<'a>(
 }
 
 /// Every candidate action for `rep` as of `now`.
-pub fn candidates(
-    ix: &Index<'_>,
-    cfg: &NbaConfig,
-    rep: Id,
-    now: DateTime<Utc>,
-) -> Vec<Candidate> {
+pub fn candidates(ix: &Index<'_>, cfg: &NbaConfig, rep: Id, now: DateTime<Utc>) -> Vec<Candidate> {
     let mut out = Vec::new();
     out.extend(follow_up_leads(ix, cfg, rep, now));
     out.extend(deals(ix, cfg, rep, now));
@@ -490,11 +492,19 @@ fn deals(ix: &Index<'_>, cfg: &NbaConfig, rep: Id, now: DateTime<Utc>) -> Vec<Ca
 fn overdue_tasks(ix: &Index<'_>, cfg: &NbaConfig, rep: Id, now: DateTime<Utc>) -> Vec<Candidate> {
     let mut out = Vec::new();
     for t in ix.world.tasks.iter().filter(|t| {
-        t.assignee_id == Some(rep) && t.status == TaskStatus::Open && t.due_at.is_some_and(|d| d < now)
+        t.assignee_id == Some(rep)
+            && t.status == TaskStatus::Open
+            && t.due_at.is_some_and(|d| d < now)
     }) {
         let late = days(t.due_at.expect("filtered"), now);
-        let (p, src, value) =
-            ix.linked_stakes(cfg, t.deal_id, t.lead_id, t.company_id, cfg.task_probability, now);
+        let (p, src, value) = ix.linked_stakes(
+            cfg,
+            t.deal_id,
+            t.lead_id,
+            t.company_id,
+            cfg.task_probability,
+            now,
+        );
         // Priority raises urgency: an urgent task counts as a week later.
         let bump = match t.priority {
             rapport_crm::model::Priority::Urgent => cfg.urgency_scale_days,
@@ -576,13 +586,22 @@ fn unanswered_inbound(
             continue;
         }
         let hours = days(a.occurred_at, now) * 24.0;
-        let (p, src, value) =
-            ix.linked_stakes(cfg, a.deal_id, a.lead_id, a.company_id, cfg.task_probability, now);
+        let (p, src, value) = ix.linked_stakes(
+            cfg,
+            a.deal_id,
+            a.lead_id,
+            a.company_id,
+            cfg.task_probability,
+            now,
+        );
         let what = match a.kind {
             ActivityKind::Call => "call",
             _ => "email",
         };
-        let subject = a.subject.clone().unwrap_or_else(|| format!("{what} {}", a.id));
+        let subject = a
+            .subject
+            .clone()
+            .unwrap_or_else(|| format!("{what} {}", a.id));
         let sentiment = a
             .sentiment
             .map(|s| format!(", sentiment {s:+.2}"))
@@ -623,8 +642,17 @@ fn accounts_at_risk(
     now: DateTime<Utc>,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
-    for c in ix.world.companies.iter().filter(|c| c.owner_id == Some(rep)) {
-        if c.custom.get(crate::features::CHURN_KEY).and_then(|v| v.as_bool()) == Some(true) {
+    for c in ix
+        .world
+        .companies
+        .iter()
+        .filter(|c| c.owner_id == Some(rep))
+    {
+        if c.custom
+            .get(crate::features::CHURN_KEY)
+            .and_then(|v| v.as_bool())
+            == Some(true)
+        {
             continue;
         }
         let churn = ix.world.churn_scores.get(&c.id).copied();
@@ -680,7 +708,11 @@ fn accounts_at_risk(
                 probability: p,
                 probability_source: src,
                 value,
-                urgency: if negative_run { 1.5_f64.min(cfg.max_urgency) } else { 1.0 },
+                urgency: if negative_run {
+                    1.5_f64.min(cfg.max_urgency)
+                } else {
+                    1.0
+                },
                 sentiment_mean: mean,
                 ..Facts::default()
             },
@@ -725,9 +757,18 @@ fn meetings_without_notes(
             continue;
         }
         let ago = days(m.occurred_at, now);
-        let (p, src, value) =
-            ix.linked_stakes(cfg, m.deal_id, m.lead_id, m.company_id, cfg.task_probability, now);
-        let subject = m.subject.clone().unwrap_or_else(|| format!("meeting {}", m.id));
+        let (p, src, value) = ix.linked_stakes(
+            cfg,
+            m.deal_id,
+            m.lead_id,
+            m.company_id,
+            cfg.task_probability,
+            now,
+        );
+        let subject = m
+            .subject
+            .clone()
+            .unwrap_or_else(|| format!("meeting {}", m.id));
         out.push(Candidate {
             rule: Rule::MeetingWithoutNotes,
             record_type: "activity",
@@ -766,7 +807,8 @@ fn onboard_won_deals(
     for d in ix.world.deals.iter().filter(|d| {
         d.owner_id == Some(rep)
             && d.status == DealStatus::Won
-            && d.closed_at.is_some_and(|t| t <= now && days(t, now) <= cfg.onboarding_window_days)
+            && d.closed_at
+                .is_some_and(|t| t <= now && days(t, now) <= cfg.onboarding_window_days)
     }) {
         let closed = d.closed_at.expect("filtered");
         let has_task = ix.world.tasks.iter().any(|t| {

@@ -301,12 +301,18 @@ fn unanswered_inbound_fires_until_someone_replies() {
 #[test]
 fn account_at_risk_fires_on_churn_score_or_a_negative_run() {
     let mut w = base_world();
-    w.companies.extend([company(1), company(2), company(3), company(4)]);
+    w.companies
+        .extend([company(1), company(2), company(3), company(4)]);
     w.churn_scores.insert(1, 0.7); // fires: churn model
     w.churn_scores.insert(2, 0.3); // below threshold, no run
     // 3: last three interactions negative → fires without a model.
     for (i, s) in [(10, -0.5), (11, -0.3), (12, -0.6)] {
-        let mut a = activity(i, ActivityKind::Email, Some(Direction::Inbound), (i - 9) as f64);
+        let mut a = activity(
+            i,
+            ActivityKind::Email,
+            Some(Direction::Inbound),
+            (i - 9) as f64,
+        );
         a.company_id = Some(3);
         a.sentiment = Some(s);
         w.activities.push(a);
@@ -326,7 +332,10 @@ fn account_at_risk_fires_on_churn_score_or_a_negative_run() {
     assert_eq!(fired(&w, Rule::AccountAtRisk), vec![1, 3]);
     let ix = Index::new(&w);
     let c = candidates(&ix, &NbaConfig::default(), REP, now());
-    let three = c.iter().find(|c| c.rule == Rule::AccountAtRisk && c.record_id == 3).unwrap();
+    let three = c
+        .iter()
+        .find(|c| c.rule == Rule::AccountAtRisk && c.record_id == 3)
+        .unwrap();
     assert_eq!(
         three.reason,
         "Check in with Company 3: last 3 interactions negative (mean sentiment -0.47); $10,000 of won business"
@@ -375,7 +384,15 @@ fn rules_work_with_an_empty_world() {
     assert!(fired(&w, Rule::FollowUpLead).is_empty());
 }
 
-fn cand(rule: Rule, rt: &'static str, id: Id, company: Option<Id>, p: f64, v: f64, u: f64) -> Candidate {
+fn cand(
+    rule: Rule,
+    rt: &'static str,
+    id: Id,
+    company: Option<Id>,
+    p: f64,
+    v: f64,
+    u: f64,
+) -> Candidate {
     Candidate {
         rule,
         record_type: rt,
@@ -399,14 +416,25 @@ fn ranking_by_expected_value_and_by_urgency() {
         cand(Rule::OverdueTask, "task", 1, None, 0.5, 1_000.0, 3.0), // EV 1,500
         cand(Rule::ReviveStalledDeal, "deal", 2, None, 0.5, 50_000.0, 1.2), // EV 30,000
         cand(Rule::FollowUpLead, "lead", 3, None, 0.2, 5_000.0, 2.0), // EV 2,000
-        cand(Rule::AccountAtRisk, "company", 4, Some(4), 0.7, 100_000.0, 1.0), // EV 70,000
+        cand(
+            Rule::AccountAtRisk,
+            "company",
+            4,
+            Some(4),
+            0.7,
+            100_000.0,
+            1.0,
+        ), // EV 70,000
     ];
     let cfg = NbaConfig::default();
     let ev = rank(cs.clone(), Strategy::ExpectedValue, &cfg, 10);
     let order: Vec<Id> = ev.iter().map(|r| r.candidate.record_id).collect();
     assert_eq!(order, vec![4, 2, 3, 1]);
     assert!((ev[0].priority - 70_000.0).abs() < 1e-6);
-    assert_eq!(ev.iter().map(|r| r.rank).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        ev.iter().map(|r| r.rank).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     let ur = rank(cs, Strategy::Urgency, &cfg, 10);
     let order: Vec<Id> = ur.iter().map(|r| r.candidate.record_id).collect();
     // Urgency 3.0, 2.0, 1.2, then 1.0.
@@ -418,14 +446,46 @@ fn diversity_caps_actions_per_account_and_per_record_and_the_limit_holds() {
     let mut cs = Vec::new();
     // Five deals of account 1, each worth more than anything else.
     for i in 0..5 {
-        cs.push(cand(Rule::ReviveStalledDeal, "deal", i, Some(1), 0.5, 100_000.0 - i as f64, 1.0));
+        cs.push(cand(
+            Rule::ReviveStalledDeal,
+            "deal",
+            i,
+            Some(1),
+            0.5,
+            100_000.0 - i as f64,
+            1.0,
+        ));
     }
     // The same deal 0 also past its close date: only its best action stays.
-    cs.push(cand(Rule::CloseDatePassed, "deal", 0, Some(1), 0.5, 100_000.0, 1.1));
+    cs.push(cand(
+        Rule::CloseDatePassed,
+        "deal",
+        0,
+        Some(1),
+        0.5,
+        100_000.0,
+        1.1,
+    ));
     for i in 10..14 {
-        cs.push(cand(Rule::OverdueTask, "task", i, Some(2), 0.5, 1_000.0, 1.0));
+        cs.push(cand(
+            Rule::OverdueTask,
+            "task",
+            i,
+            Some(2),
+            0.5,
+            1_000.0,
+            1.0,
+        ));
     }
-    cs.push(cand(Rule::FollowUpLead, "lead", 20, None, 0.5, 5_000.0, 1.0));
+    cs.push(cand(
+        Rule::FollowUpLead,
+        "lead",
+        20,
+        None,
+        0.5,
+        5_000.0,
+        1.0,
+    ));
     let cfg = NbaConfig::default(); // max 2 per account
     let r = rank(cs.clone(), Strategy::ExpectedValue, &cfg, 10);
     let keys: Vec<String> = r.iter().map(|x| x.key.clone()).collect();
@@ -473,7 +533,14 @@ fn feedback_hides_actions_for_their_time() {
 fn action_keys_parse_and_bad_ones_are_refused() {
     let (rule, rt, id) = parse_key("overdue_task:task:12").unwrap();
     assert_eq!((rule, rt.name(), id), (Rule::OverdueTask, "task", 12));
-    for bad in ["", "overdue_task:task", "nope:task:1", "overdue_task:thing:1", "overdue_task:task:x", "a:b:c:d"] {
+    for bad in [
+        "",
+        "overdue_task:task",
+        "nope:task:1",
+        "overdue_task:thing:1",
+        "overdue_task:task:x",
+        "a:b:c:d",
+    ] {
         assert!(parse_key(bad).is_err(), "{bad}");
     }
 }
