@@ -51,6 +51,7 @@ pub use filter::{Filter, ListQuery, Op, Sort};
 pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
 pub use store::{
-    ApiKey, Backend, Candidate, KEY_PREFIX, LookupQuery, ModelVersion, NewApiKey, NewAuditEntry,
-    NewModelVersion, NewProposal, Page, RecordMap, Score, Store, Tx, hash_key,
+    ApiKey, Backend, Candidate, ExperimentEvent, Exposure, Feedback, FeedbackStatus, KEY_PREFIX,
+    LookupQuery, ModelVersion, NewApiKey, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal,
+    Page, RecordMap, Score, Store, StoredExperiment, Tx, hash_key,
 };

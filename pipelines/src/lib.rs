@@ -17,6 +17,11 @@ The prediction pipeline, in the order data flows:
   challenger promotion by a paired bootstrap, and the training jobs.
 - [`score`]: the champions score open leads and active accounts; the scores and
   their reasons go back to the database for the tools to read.
+- [`nba`]: next-best actions for reps (candidate rules, ranking with
+  diversity, feedback and outcomes, the offline backtest), using the scores
+  when they exist and rules alone before.
+- [`experiments`]: database-free A/B machinery (hash assignment, two-proportion
+  test, report); the first experiment ranks next-best actions two ways.
 
 Semantic memory sits beside it:
 
@@ -25,9 +30,11 @@ Semantic memory sits beside it:
   citations, the retrieval evaluation and the search benchmark.
 */
 
+pub mod experiments;
 pub mod features;
 pub mod import;
 pub mod memory;
+pub mod nba;
 pub mod registry;
 pub mod score;
 pub mod train;

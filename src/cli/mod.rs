@@ -9,6 +9,7 @@ mod llm;
 mod mcp;
 mod memory;
 pub mod models;
+mod nba;
 mod pipelines;
 mod serve;
 mod tool;
@@ -107,6 +108,12 @@ pub enum Command {
     /// API keys of `rapport serve`: `keys create|list|revoke`.
     #[command(subcommand)]
     Keys(keys::KeysCmd),
+    /// Next-best actions of a rep: `rapport nba --rep USER [--limit N]`; also
+    /// `nba feedback`, `nba outcomes`, `nba backtest DIR`.
+    Nba(nba::NbaArgs),
+    /// Online experiments: `rapport experiments report NAME`.
+    #[command(subcommand)]
+    Experiments(nba::ExperimentsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -189,5 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(cmd) => memory::eval(cmd).await,
         Command::Serve(args) => serve::run(&global, args).await,
         Command::Keys(cmd) => keys::run(&global, cmd).await,
+        Command::Nba(args) => nba::run(&global, args).await,
+        Command::Experiments(cmd) => nba::experiments(&global, cmd).await,
     }
 }

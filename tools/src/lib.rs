@@ -48,6 +48,7 @@ let found = tools.call(&store, &caller, "find_records", json!({"query": "Dana"})
 pub mod bench;
 mod domain;
 mod error;
+mod nba;
 pub mod records;
 mod registry;
 pub mod schema;

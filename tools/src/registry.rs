@@ -45,6 +45,7 @@ impl Registry {
         }
         crate::domain::register(&mut r);
         crate::scores::register(&mut r);
+        crate::nba::register(&mut r);
         r.register(crate::search::SearchInteractions);
         r
     }

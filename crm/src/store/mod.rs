@@ -170,7 +170,9 @@ macro_rules! in_tx {
 }
 
 // After the macros above, which it uses.
+mod nba;
 mod pipelines;
+pub use nba::{ExperimentEvent, Exposure, Feedback, FeedbackStatus, NewFeedback, StoredExperiment};
 pub use pipelines::{ModelVersion, NewModelVersion, Score};
 mod keys;
 pub use keys::{ApiKey, KEY_PREFIX, NewApiKey, hash_key};
