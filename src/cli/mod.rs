@@ -4,6 +4,7 @@
 mod bench;
 mod chat;
 mod db;
+mod eval;
 mod llm;
 mod mcp;
 mod memory;
@@ -97,9 +98,9 @@ pub enum Command {
     Reindex(memory::ReindexArgs),
     /// Search emails, calls, meetings and notes by meaning and keywords.
     Search(memory::SearchArgs),
-    /// Evaluations: `rapport eval retrieval`.
+    /// Evaluations: `rapport eval run|ab|retrieval`.
     #[command(subcommand)]
-    Eval(memory::EvalCmd),
+    Eval(eval::EvalCmd),
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +180,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => memory::ingest(&global, args).await,
         Command::Reindex(args) => memory::reindex(&global, args).await,
         Command::Search(args) => memory::search(&global, args).await,
-        Command::Eval(cmd) => memory::eval(cmd).await,
+        Command::Eval(cmd) => eval::run(cmd).await,
     }
 }
