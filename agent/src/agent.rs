@@ -644,6 +644,7 @@ impl Agent {
             store: self.store.clone(),
             ctx: t.caller.ctx(),
             caller: t.caller.clone(),
+            services: self.registry.services().clone(),
         };
         match self
             .registry
