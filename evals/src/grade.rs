@@ -403,7 +403,7 @@ mod tests {
         }));
         let checks = grade(&e, &outcome());
         assert!(failed(&checks).is_empty(), "{checks:#?}");
-        assert_eq!(checks.len(), 13);
+        assert_eq!(checks.len(), 14);
     }
 
     #[test]
