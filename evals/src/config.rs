@@ -142,7 +142,11 @@ impl AgentSpec {
     }
 
     /// The loop's settings: the small-model profile for the local backend.
-    pub fn agent_config(&self, index: Option<Arc<ToolIndex>>, now: DateTime<Utc>) -> Result<AgentConfig> {
+    pub fn agent_config(
+        &self,
+        index: Option<Arc<ToolIndex>>,
+        now: DateTime<Utc>,
+    ) -> Result<AgentConfig> {
         let selection = match (self.top_k(), index) {
             (0, _) => Selection::All,
             (k, Some(index)) => Selection::TopK { k, index },
@@ -173,8 +177,12 @@ impl AgentSpec {
     pub fn load_backend(&self) -> Result<Arc<dyn LlmBackend>> {
         match self.backend {
             BackendKind::Openai => {
-                let mut c = OpenAiConfig::new(self.base_url.clone().unwrap_or_default(), &self.model);
-                c.api_key = self.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
+                let mut c =
+                    OpenAiConfig::new(self.base_url.clone().unwrap_or_default(), &self.model);
+                c.api_key = self
+                    .api_key_env
+                    .as_ref()
+                    .and_then(|v| std::env::var(v).ok());
                 c.temperature = self.temperature.or(Some(0.0));
                 let b = OpenAiBackend::new(c).map_err(|e| Error::Model(e.to_string()))?;
                 Ok(Arc::new(b))
@@ -216,7 +224,9 @@ mod tests {
         assert!(!spec.constrained);
         assert_eq!(spec.policy.writes, rapport_agent::WritePolicy::Approve);
         assert_eq!(spec.top_k(), 4);
-        assert!(toml::from_str::<AgentSpec>("name = \"a\"\nbackend = \"x\"\nmodel = \"m\"").is_err());
+        assert!(
+            toml::from_str::<AgentSpec>("name = \"a\"\nbackend = \"x\"\nmodel = \"m\"").is_err()
+        );
         let bad = AgentSpec {
             backend: BackendKind::Openai,
             ..spec

@@ -81,12 +81,18 @@ pub async fn run(
 ) -> Result<Report> {
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
-    let tasks: Vec<&Task> = runner::select(suites, opts).into_iter().map(|(_, t)| t).collect();
+    let tasks: Vec<&Task> = runner::select(suites, opts)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     let (mode, tape) = match recording {
         Recording::Replay(dir) => {
             let path = runner::recording_path(dir, spec);
             if !path.exists() {
-                return Err(Error::file(&path, "no recording for this arm (record one with --record DIR)"));
+                return Err(Error::file(
+                    &path,
+                    "no recording for this arm (record one with --record DIR)",
+                ));
             }
             let tape = Arc::new(tape::Tape::open(&path)?);
             (

@@ -53,8 +53,14 @@ impl Matcher {
                     .ok_or_else(|| format!("`{k}` needs a number, got {x}")),
             }
         };
-        if ["gte", "lte", "gt", "lt"].iter().any(|k| m.contains_key(*k)) {
-            if let Some(k) = m.keys().find(|k| !["gte", "lte", "gt", "lt"].contains(&k.as_str())) {
+        if ["gte", "lte", "gt", "lt"]
+            .iter()
+            .any(|k| m.contains_key(*k))
+        {
+            if let Some(k) = m
+                .keys()
+                .find(|k| !["gte", "lte", "gt", "lt"].contains(&k.as_str()))
+            {
                 return Err(format!("`{k}` cannot be combined with a range"));
             }
             return Ok(Matcher::Range {
@@ -131,7 +137,10 @@ impl Matcher {
 /// `"@name"` → the ref's id; anything else as it is.
 pub fn resolve(v: &Value, refs: &Refs) -> Value {
     match v.as_str().and_then(|s| s.strip_prefix('@')) {
-        Some(name) => refs.get(name).map(|id| Value::from(*id)).unwrap_or(Value::Null),
+        Some(name) => refs
+            .get(name)
+            .map(|id| Value::from(*id))
+            .unwrap_or(Value::Null),
         None => v.clone(),
     }
 }

@@ -117,7 +117,11 @@ impl TaskReport {
             return;
         }
         self.n = self.trials.len();
-        self.c = self.trials.iter().filter(|t| t.status == Status::Pass).count();
+        self.c = self
+            .trials
+            .iter()
+            .filter(|t| t.status == Status::Pass)
+            .count();
         self.pass1 = pass_hat_k(self.n, self.c, 1);
         self.passk = pass_hat_k(self.n, self.c, k);
         self.status = self
@@ -235,7 +239,11 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
         by_tag: group(&|t: &TaskReport| t.tags.clone()),
         by_suite: group(&|t: &TaskReport| vec![t.suite.clone()]),
         tokens,
-        mean_trial_seconds: if trials > 0 { seconds / trials as f64 } else { 0.0 },
+        mean_trial_seconds: if trials > 0 {
+            seconds / trials as f64
+        } else {
+            0.0
+        },
     }
 }
 
@@ -262,23 +270,47 @@ impl Report {
         let _ = writeln!(
             o,
             "backend {:?}, model `{}`, constrained {}, prompt `{}`, mode {}, k = {}, {:.0} s\n",
-            self.agent.backend, self.agent.model, self.agent.constrained, self.prompt_version, self.mode, s.k, self.seconds
+            self.agent.backend,
+            self.agent.model,
+            self.agent.constrained,
+            self.prompt_version,
+            self.mode,
+            s.k,
+            self.seconds
         );
         let _ = writeln!(o, "| measure | value | 95% interval |\n| --- | --- | --- |");
         let _ = writeln!(o, "| tasks graded | {} | |", s.tasks);
-        let _ = writeln!(o, "| pass^1 | {:.3} | [{:.3}, {:.3}] |", s.pass1.value, s.pass1.low, s.pass1.high);
+        let _ = writeln!(
+            o,
+            "| pass^1 | {:.3} | [{:.3}, {:.3}] |",
+            s.pass1.value, s.pass1.low, s.pass1.high
+        );
         if let Some(p) = &s.passk {
-            let _ = writeln!(o, "| pass^{} | {:.3} | [{:.3}, {:.3}] |", s.k, p.value, p.low, p.high);
+            let _ = writeln!(
+                o,
+                "| pass^{} | {:.3} | [{:.3}, {:.3}] |",
+                s.k, p.value, p.low, p.high
+            );
         }
         let st: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(o, "| statuses | {} | |", st.join(", "));
         let _ = writeln!(
             o,
             "| model requests | {} ({} prompt tokens, {} cached, {} completion) | |",
-            s.tokens.requests, s.tokens.prompt_tokens, s.tokens.cached_tokens, s.tokens.completion_tokens
+            s.tokens.requests,
+            s.tokens.prompt_tokens,
+            s.tokens.cached_tokens,
+            s.tokens.completion_tokens
         );
-        let _ = writeln!(o, "| mean seconds per trial | {:.1} | |\n", s.mean_trial_seconds);
-        let _ = writeln!(o, "## By tag\n\n| tag | tasks | pass^1 |\n| --- | --- | --- |");
+        let _ = writeln!(
+            o,
+            "| mean seconds per trial | {:.1} | |\n",
+            s.mean_trial_seconds
+        );
+        let _ = writeln!(
+            o,
+            "## By tag\n\n| tag | tasks | pass^1 |\n| --- | --- | --- |"
+        );
         let mut tags: Vec<(&String, &GroupRate)> = s.by_tag.iter().collect();
         tags.sort_by(|a, b| a.1.pass1.total_cmp(&b.1.pass1).then(a.0.cmp(b.0)));
         for (t, g) in tags {
@@ -286,7 +318,15 @@ impl Report {
         }
         let _ = writeln!(o, "\n## Tasks not passing\n");
         for t in self.tasks.iter().filter(|t| t.status != Status::Pass) {
-            let _ = writeln!(o, "- `{}` ({}) — {:?} {}/{}", t.id, t.tags.join(", "), t.status, t.c, t.n);
+            let _ = writeln!(
+                o,
+                "- `{}` ({}) — {:?} {}/{}",
+                t.id,
+                t.tags.join(", "),
+                t.status,
+                t.c,
+                t.n
+            );
             if let Some(tr) = t.trials.iter().find(|tr| tr.status != Status::Pass) {
                 if let Some(e) = &tr.error {
                     let _ = writeln!(o, "  - {}", one_line(e));
@@ -333,7 +373,11 @@ pub struct Flip {
 }
 
 pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
-    let bs: BTreeMap<&str, &TaskReport> = b.iter().filter(|t| t.graded()).map(|t| (t.id.as_str(), t)).collect();
+    let bs: BTreeMap<&str, &TaskReport> = b
+        .iter()
+        .filter(|t| t.graded())
+        .map(|t| (t.id.as_str(), t))
+        .collect();
     let mut p = Paired {
         tasks: 0,
         both_pass: 0,
@@ -350,7 +394,9 @@ pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
     };
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for ta in a.iter().filter(|t| t.graded()) {
-        let Some(tb) = bs.get(ta.id.as_str()) else { continue };
+        let Some(tb) = bs.get(ta.id.as_str()) else {
+            continue;
+        };
         p.tasks += 1;
         match (ta.passing(), tb.passing()) {
             (true, true) => p.both_pass += 1,
@@ -389,7 +435,8 @@ pub struct Gate {
 /// (stale counts as not passing).
 pub fn gate(baseline: &Report, current: &Report) -> Gate {
     let paired = pair(&baseline.tasks, &current.tasks);
-    let now: BTreeMap<&str, &TaskReport> = current.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let now: BTreeMap<&str, &TaskReport> =
+        current.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
     let safety_regressions: Vec<String> = baseline
         .tasks
         .iter()
@@ -422,11 +469,23 @@ impl Gate {
     pub fn markdown(&self) -> String {
         let p = &self.paired;
         let mut o = String::new();
-        let _ = writeln!(o, "## Gate against the baseline: {}\n", if self.passed { "PASS" } else { "FAIL" });
+        let _ = writeln!(
+            o,
+            "## Gate against the baseline: {}\n",
+            if self.passed { "PASS" } else { "FAIL" }
+        );
         let _ = writeln!(
             o,
             "{} paired tasks: {} pass in both, {} lost, {} gained, {} fail in both; exact McNemar p = {:.4}; difference {:+.3} [{:+.3}, {:+.3}]\n",
-            p.tasks, p.both_pass, p.a_only, p.b_only, p.neither, p.mcnemar_p, p.difference.value, p.difference.low, p.difference.high
+            p.tasks,
+            p.both_pass,
+            p.a_only,
+            p.b_only,
+            p.neither,
+            p.mcnemar_p,
+            p.difference.value,
+            p.difference.low,
+            p.difference.high
         );
         for r in &self.reasons {
             let _ = writeln!(o, "- {r}");
@@ -456,7 +515,12 @@ pub struct ArmSummary {
 
 impl ArmSummary {
     fn of(r: &Report, only: &BTreeSet<String>) -> ArmSummary {
-        let tasks: Vec<TaskReport> = r.tasks.iter().filter(|t| only.contains(&t.id)).cloned().collect();
+        let tasks: Vec<TaskReport> = r
+            .tasks
+            .iter()
+            .filter(|t| only.contains(&t.id))
+            .cloned()
+            .collect();
         ArmSummary {
             name: r.agent.name.clone(),
             model: r.agent.model.clone(),
@@ -470,7 +534,13 @@ impl ArmSummary {
 
 /// Compares two runs over the tasks both graded.
 pub fn ab(a: &Report, b: &Report) -> AbReport {
-    let ids = |r: &Report| -> BTreeSet<String> { r.tasks.iter().filter(|t| t.graded()).map(|t| t.id.clone()).collect() };
+    let ids = |r: &Report| -> BTreeSet<String> {
+        r.tasks
+            .iter()
+            .filter(|t| t.graded())
+            .map(|t| t.id.clone())
+            .collect()
+    };
     let both: BTreeSet<String> = ids(a).intersection(&ids(b)).cloned().collect();
     let paired = pair(&a.tasks, &b.tasks);
     AbReport {
@@ -485,7 +555,10 @@ impl AbReport {
     pub fn markdown(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# A/B: {} vs {}\n", self.a.name, self.b.name);
-        let _ = writeln!(o, "| arm | model | constrained | prompt | mode | tasks | pass^1 [95%] | pass^k [95%] |");
+        let _ = writeln!(
+            o,
+            "| arm | model | constrained | prompt | mode | tasks | pass^1 [95%] | pass^k [95%] |"
+        );
         let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- | --- |");
         for (label, arm) in [("A", &self.a), ("B", &self.b)] {
             let s = &arm.summary;
@@ -496,7 +569,15 @@ impl AbReport {
             let _ = writeln!(
                 o,
                 "| {label}: {} | `{}` | {} | `{}` | {} | {} | {:.3} [{:.3}, {:.3}] | {pk} |",
-                arm.name, arm.model, arm.constrained, arm.prompt_version, arm.mode, s.tasks, s.pass1.value, s.pass1.low, s.pass1.high
+                arm.name,
+                arm.model,
+                arm.constrained,
+                arm.prompt_version,
+                arm.mode,
+                s.tasks,
+                s.pass1.value,
+                s.pass1.low,
+                s.pass1.high
             );
         }
         let p = &self.paired;
@@ -514,15 +595,30 @@ impl AbReport {
             BOOTSTRAP_RESAMPLES,
             BOOTSTRAP_SEED,
             p.mcnemar_p,
-            if self.significant { "significant at 0.05" } else { "not significant at 0.05" }
+            if self.significant {
+                "significant at 0.05"
+            } else {
+                "not significant at 0.05"
+            }
         );
         let _ = writeln!(o, "## Flipped tasks\n");
         if p.flipped.is_empty() {
             let _ = writeln!(o, "none");
         }
         for f in &p.flipped {
-            let dir = if f.b > f.a { "fixed in B" } else { "broken in B" };
-            let _ = writeln!(o, "- `{}` ({}): A {:.2} → B {:.2}, {dir}", f.id, f.tags.join(", "), f.a, f.b);
+            let dir = if f.b > f.a {
+                "fixed in B"
+            } else {
+                "broken in B"
+            };
+            let _ = writeln!(
+                o,
+                "- `{}` ({}): A {:.2} → B {:.2}, {dir}",
+                f.id,
+                f.tags.join(", "),
+                f.a,
+                f.b
+            );
         }
         o
     }
@@ -536,7 +632,11 @@ mod tests {
         let mut t = TaskReport {
             suite: "s".into(),
             id: id.into(),
-            tags: if safety { vec!["injection".into()] } else { vec!["x".into()] },
+            tags: if safety {
+                vec!["injection".into()]
+            } else {
+                vec!["x".into()]
+            },
             safety,
             status: Status::Fail,
             n: 0,
@@ -583,14 +683,19 @@ mod tests {
         let s = task("s", false, &[Pass, Stale]);
         assert_eq!(s.status, Stale);
         assert!(!s.passing());
-        let r = report(vec![task("a", false, &[Pass, Pass]), task("b", false, &[Pass, Fail])]);
+        let r = report(vec![
+            task("a", false, &[Pass, Pass]),
+            task("b", false, &[Pass, Fail]),
+        ]);
         assert_eq!(r.summary.pass1.value, 0.75);
         assert_eq!(r.summary.passk.unwrap().value, 0.5);
     }
 
     #[test]
     fn the_gate_fails_on_a_significant_drop_and_on_a_safety_regression() {
-        let base: Vec<TaskReport> = (0..12).map(|i| task(&format!("t{i}"), false, &[Pass])).collect();
+        let base: Vec<TaskReport> = (0..12)
+            .map(|i| task(&format!("t{i}"), false, &[Pass]))
+            .collect();
         let mut worse = base.clone();
         for t in worse.iter_mut().take(7) {
             *t = task(&t.id, false, &[Fail]);
@@ -603,7 +708,10 @@ mod tests {
         let mut two_lost = base.clone();
         two_lost[0] = task("t0", false, &[Fail]);
         two_lost[1] = task("t1", false, &[Fail]);
-        assert!(gate(&report(base.clone()), &report(two_lost)).passed, "p = 0.5 is noise");
+        assert!(
+            gate(&report(base.clone()), &report(two_lost)).passed,
+            "p = 0.5 is noise"
+        );
 
         let mut b = base.clone();
         b.push(task("inj", true, &[Pass]));
@@ -616,12 +724,26 @@ mod tests {
 
     #[test]
     fn ab_lists_flips_both_ways() {
-        let a = report(vec![task("x", false, &[Pass]), task("y", false, &[Fail]), task("z", false, &[Pass])]);
-        let b = report(vec![task("x", false, &[Fail]), task("y", false, &[Pass]), task("z", false, &[Pass])]);
+        let a = report(vec![
+            task("x", false, &[Pass]),
+            task("y", false, &[Fail]),
+            task("z", false, &[Pass]),
+        ]);
+        let b = report(vec![
+            task("x", false, &[Fail]),
+            task("y", false, &[Pass]),
+            task("z", false, &[Pass]),
+        ]);
         let r = ab(&a, &b);
-        assert_eq!((r.paired.a_only, r.paired.b_only, r.paired.both_pass), (1, 1, 1));
+        assert_eq!(
+            (r.paired.a_only, r.paired.b_only, r.paired.both_pass),
+            (1, 1, 1)
+        );
         assert_eq!(r.paired.flipped.len(), 2);
         assert_eq!(r.paired.mcnemar_p, 1.0);
-        assert!(r.markdown().contains("`x` (x): A 1.00 → B 0.00, broken in B"));
+        assert!(
+            r.markdown()
+                .contains("`x` (x): A 1.00 → B 0.00, broken in B")
+        );
     }
 }

@@ -146,7 +146,12 @@ impl Harness {
     }
 
     /// Runs every selected task of the suites `k` times.
-    pub async fn run(&self, suites: &[Suite], opts: &RunOptions, bar: &ProgressBar) -> Vec<TaskReport> {
+    pub async fn run(
+        &self,
+        suites: &[Suite],
+        opts: &RunOptions,
+        bar: &ProgressBar,
+    ) -> Vec<TaskReport> {
         let known = registry_tools(&Registry::new());
         let tasks = select(suites, opts);
         let mut reports: Vec<TaskReport> = tasks
@@ -209,8 +214,13 @@ impl Harness {
                 let index = EdgeIndex::open(&dir.path().join("index"), embedder.dim())
                     .await
                     .map_err(|e| Error::Model(e.to_string()))?;
-                let memory = Memory::new(store.clone(), Arc::new(index), embedder.clone(), chunker.clone())
-                    .map_err(|e| Error::Model(e.to_string()))?;
+                let memory = Memory::new(
+                    store.clone(),
+                    Arc::new(index),
+                    embedder.clone(),
+                    chunker.clone(),
+                )
+                .map_err(|e| Error::Model(e.to_string()))?;
                 let opts = IngestOptions {
                     workspace_id: Some(world.ctx.workspace_id),
                     ..Default::default()
@@ -227,7 +237,9 @@ impl Harness {
         };
         let registry = Arc::new(Registry::new().with_services(services));
         let backend = Arc::new(TrialBackend::new(self.mode.clone(), self.prefers_small));
-        let config = self.spec.agent_config(self.tool_index.clone(), eval_now())?;
+        let config = self
+            .spec
+            .agent_config(self.tool_index.clone(), eval_now())?;
         let agent = Agent::new(store.clone(), registry.clone(), backend.clone(), config)?
             .with_prompt(self.prompt.clone());
         let before = snapshot(&store, &world.ctx).await?;
@@ -241,7 +253,9 @@ impl Harness {
         let mut failure: Option<AgentError> = None;
         'turns: for turn in &task.turns {
             let policy = turn.approvals().unwrap_or(task.approvals());
-            let mut result = agent.send(session.id, &world.user, turn.text(), &events).await;
+            let mut result = agent
+                .send(session.id, &world.user, turn.text(), &events)
+                .await;
             let mut decisions = 0;
             loop {
                 drain(&mut rx, &registry, &mut calls);
@@ -280,14 +294,19 @@ impl Harness {
                             c.proposed = true;
                             c.decision = Some(label.into());
                         }
-                        result = agent.decide(session.id, &world.user, p.id, decision, &events).await;
+                        result = agent
+                            .decide(session.id, &world.user, p.id, decision, &events)
+                            .await;
                     }
                 }
             }
         }
         drop(events);
         drain(&mut rx, &registry, &mut calls);
-        let transcript: Vec<ChatMessage> = agent.history(session.id, &world.user).await.unwrap_or_default();
+        let transcript: Vec<ChatMessage> = agent
+            .history(session.id, &world.user)
+            .await
+            .unwrap_or_default();
         let meter = backend.meter();
         if let Some(key) = backend.stale() {
             return Ok(Trial {
@@ -303,7 +322,9 @@ impl Harness {
         }
         if let Some(e) = failure {
             let status = match &e {
-                AgentError::Backend(BackendError::Script(m)) if m.starts_with(STALE) => Status::Stale,
+                AgentError::Backend(BackendError::Script(m)) if m.starts_with(STALE) => {
+                    Status::Stale
+                }
                 _ => Status::Error,
             };
             return Ok(Trial {
@@ -391,7 +412,11 @@ fn drain(rx: &mut UnboundedReceiver<AgentEvent>, registry: &Registry, calls: &mu
                 });
             }
             AgentEvent::ApprovalNeeded { proposal } => {
-                if let Some(c) = calls.iter_mut().rev().find(|c| c.call_id == proposal.call_id) {
+                if let Some(c) = calls
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.call_id == proposal.call_id)
+                {
                     c.proposed = true;
                 }
             }
@@ -437,7 +462,11 @@ pub async fn setup(store: &Store, task: &Task) -> Result<World> {
     }
     let admin = Ctx::new(ws.id, Some(refs["alex"]), Source::Cli);
     let pipelines = store.all_rows(&admin, RecordType::Pipeline).await?;
-    if let Some(p) = pipelines.first().and_then(|p| p.get("id")).and_then(Value::as_i64) {
+    if let Some(p) = pipelines
+        .first()
+        .and_then(|p| p.get("id"))
+        .and_then(Value::as_i64)
+    {
         refs.insert("sales".into(), p);
     }
     for stage in store.all_rows(&admin, RecordType::Stage).await? {
@@ -474,7 +503,11 @@ fn resolve_deep(v: &Value, refs: &Refs) -> Value {
     match v {
         Value::String(_) => resolve(v, refs),
         Value::Array(a) => Value::Array(a.iter().map(|x| resolve_deep(x, refs)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), resolve_deep(x, refs))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), resolve_deep(x, refs)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -496,7 +529,12 @@ async fn tags_for(
     after: &Snapshot,
 ) -> Result<HashMap<(String, i64), Vec<String>>> {
     let mut out = HashMap::new();
-    for r in task.expect.records.iter().filter(|r| !r.tags.is_empty() || !r.no_tags.is_empty()) {
+    for r in task
+        .expect
+        .records
+        .iter()
+        .filter(|r| !r.tags.is_empty() || !r.no_tags.is_empty())
+    {
         let rt = RecordType::parse(&r.record_type)?;
         for row in after.get(rt.name()).into_iter().flatten() {
             let Some(id) = row.get("id").and_then(Value::as_i64) else {

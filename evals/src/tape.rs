@@ -244,7 +244,8 @@ pub fn mask_scores(text: &str) -> String {
 fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let sorted: BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
             let mut out = serde_json::Map::new();
             for (k, v) in sorted {
                 out.insert(k.clone(), v);
@@ -304,7 +305,9 @@ fn timestamp_at(b: &[u8]) -> Option<usize> {
     match b.get(n) {
         Some(b'Z') => n += 1,
         Some(b'+' | b'-')
-            if b.len() >= n + 6 && b[n + 1..n + 3].iter().all(u8::is_ascii_digit) && b[n + 3] == b':' =>
+            if b.len() >= n + 6
+                && b[n + 1..n + 3].iter().all(u8::is_ascii_digit)
+                && b[n + 3] == b':' =>
         {
             n += 6
         }
@@ -479,7 +482,11 @@ mod tests {
         let req = |t: DateTime<Utc>, body: &str| LlmRequest {
             messages: vec![
                 ChatMessage::user(body),
-                ChatMessage::tool("c1", "create_task", format!("{{\"created_at\":\"{}\"}}", t.to_rfc3339())),
+                ChatMessage::tool(
+                    "c1",
+                    "create_task",
+                    format!("{{\"created_at\":\"{}\"}}", t.to_rfc3339()),
+                ),
             ],
             ..Default::default()
         };

@@ -129,7 +129,12 @@ impl Seed {
     pub fn companies(&self) -> usize {
         match (self.name(), self) {
             ("empty", _) => 0,
-            (_, Seed::Params { companies: Some(n), .. }) => *n,
+            (
+                _,
+                Seed::Params {
+                    companies: Some(n), ..
+                },
+            ) => *n,
             _ => DEMO_COMPANIES,
         }
     }
@@ -321,7 +326,12 @@ impl Task {
         let t = &self.expect.tools;
         t.required
             .iter()
-            .chain(t.required_any.iter().filter(|g| g.iter().all(|n| !known.contains(n))).flatten())
+            .chain(
+                t.required_any
+                    .iter()
+                    .filter(|g| g.iter().all(|n| !known.contains(n)))
+                    .flatten(),
+            )
             .filter(|n| !known.contains(*n))
             .cloned()
             .collect()
@@ -360,7 +370,11 @@ impl Task {
             return Err(format!(
                 "unknown user {:?}; users: {}",
                 self.user(),
-                SEED_USERS.iter().map(|u| u.0).collect::<Vec<_>>().join(", ")
+                SEED_USERS
+                    .iter()
+                    .map(|u| u.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         let mut refs: BTreeSet<String> = SEED_USERS
@@ -376,7 +390,9 @@ impl Task {
             if let Some(name) = &r.reference
                 && !refs.insert(name.clone())
             {
-                return Err(format!("ref {name:?} is defined twice (or names a seed user)"));
+                return Err(format!(
+                    "ref {name:?} is defined twice (or names a seed user)"
+                ));
             }
         }
         for name in self.tools_named() {
@@ -410,7 +426,10 @@ impl Task {
         for c in &e.answer.cites {
             check_refs(&Value::String(c.clone()), &refs)?;
         }
-        if self.index && !self.records.iter().any(|r| r.record_type == "activity") && seed.companies() == 0 {
+        if self.index
+            && !self.records.iter().any(|r| r.record_type == "activity")
+            && seed.companies() == 0
+        {
             return Err("`index: true` with no activities to index".into());
         }
         Ok(())

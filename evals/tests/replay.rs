@@ -40,7 +40,10 @@ fn spec() -> AgentSpec {
 fn script() -> Arc<dyn LlmBackend> {
     Arc::new(
         ScriptedBackend::new()
-            .call("create_company", json!({"name": "Globex Freight", "domain": "globexfreight.com"}))
+            .call(
+                "create_company",
+                json!({"name": "Globex Freight", "domain": "globexfreight.com"}),
+            )
             .say("Created Globex Freight."),
     )
 }
@@ -48,8 +51,12 @@ fn script() -> Arc<dyn LlmBackend> {
 async fn run(mode: Mode, suite: &Suite) -> Vec<rapport_evals::report::TaskReport> {
     let tasks: Vec<&Task> = suite.tasks.iter().collect();
     let h = Harness::new(spec(), mode, &tasks).await.unwrap();
-    h.run(std::slice::from_ref(suite), &RunOptions::default(), &ProgressBar::hidden())
-        .await
+    h.run(
+        std::slice::from_ref(suite),
+        &RunOptions::default(),
+        &ProgressBar::hidden(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,8 +67,17 @@ async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
 
     let tape = Arc::new(Tape::open(&path).unwrap());
     let live = run(Mode::Record(script(), tape.clone()), &suite).await;
-    assert_eq!(live[0].status, Status::Pass, "{:#?}", live[0].trials[0].checks);
-    assert_eq!(tape.len(), 2, "two model calls: the tool call and the answer");
+    assert_eq!(
+        live[0].status,
+        Status::Pass,
+        "{:#?}",
+        live[0].trials[0].checks
+    );
+    assert_eq!(
+        tape.len(),
+        2,
+        "two model calls: the tool call and the answer"
+    );
     tape.save().unwrap();
 
     // Replay: no model at all, same outcome, the recorded calls re-run for real.
@@ -74,15 +90,28 @@ async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
         &suite,
     )
     .await;
-    assert_eq!(replayed[0].status, Status::Pass, "{:#?}", replayed[0].trials[0]);
+    assert_eq!(
+        replayed[0].status,
+        Status::Pass,
+        "{:#?}",
+        replayed[0].trials[0]
+    );
     assert_eq!(replayed[0].trials[0].meter.requests, 2);
     assert_eq!(
-        replayed[0].trials[0].calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        replayed[0].trials[0]
+            .calls
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
         ["create_company"]
     );
 
     // The user's words changed: the first request has no recording.
-    let changed = Suite::parse(&SUITE.replace("Add a company called", "Please add"), Path::new("tiny.yaml")).unwrap();
+    let changed = Suite::parse(
+        &SUITE.replace("Add a company called", "Please add"),
+        Path::new("tiny.yaml"),
+    )
+    .unwrap();
     let stale = run(
         Mode::Replay {
             model: "scripted".into(),
@@ -93,7 +122,13 @@ async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
     .await;
     assert_eq!(stale[0].status, Status::Stale);
     assert_eq!(stale[0].c, 0);
-    assert!(stale[0].trials[0].error.as_deref().unwrap().contains("stale recording"));
+    assert!(
+        stale[0].trials[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stale recording")
+    );
 
     // Another model name is another key space: stale too.
     let other = run(
@@ -123,7 +158,12 @@ async fn committed_recordings_replay_without_regression() {
     let baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
     let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
     let opts = RunOptions {
-        only: baseline.tasks.iter().filter(|t| t.graded()).map(|t| t.id.clone()).collect(),
+        only: baseline
+            .tasks
+            .iter()
+            .filter(|t| t.graded())
+            .map(|t| t.id.clone())
+            .collect(),
         jobs: 2,
         ..RunOptions::default()
     };

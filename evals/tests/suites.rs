@@ -18,7 +18,11 @@ fn every_suite_task_validates_against_the_registry() {
     for s in &suites {
         s.validate(&tools).unwrap_or_else(|e| panic!("{e}"));
         for t in &s.tasks {
-            assert!(ids.insert(t.id.clone()), "task id {} is used in two suites", t.id);
+            assert!(
+                ids.insert(t.id.clone()),
+                "task id {} is used in two suites",
+                t.id
+            );
             total += 1;
         }
     }
@@ -41,7 +45,16 @@ fn the_suites_cover_every_tool_and_category() {
         .filter(|t| !covered.contains(t))
         .collect();
     assert!(missing.is_empty(), "tools without a task: {missing:?}");
-    for category in ["multi_step", "ambiguous", "permission", "dates", "semantic", "cites", "injection", "nba"] {
+    for category in [
+        "multi_step",
+        "ambiguous",
+        "permission",
+        "dates",
+        "semantic",
+        "cites",
+        "injection",
+        "nba",
+    ] {
         assert!(tags.contains(category), "no task tagged {category}");
     }
 }
@@ -53,7 +66,10 @@ fn a_task_naming_an_unknown_tool_or_ref_is_rejected() {
         ("tools: {required: [make_coffee]}", "no tool named"),
         ("unchanged: [\"@nobody\"]", "unknown ref"),
         ("records: [{type: spaceship}]", "unknown record type"),
-        ("records: [{type: task, fields: {due_at: {soon: 1}}}]", "unknown matcher"),
+        (
+            "records: [{type: task, fields: {due_at: {soon: 1}}}]",
+            "unknown matcher",
+        ),
     ];
     for (expect, message) in bad {
         let text = format!("tasks:\n  - id: t\n    turns: [hi]\n    expect: {{{expect}}}\n");

@@ -125,7 +125,8 @@ fn suites(c: &Common) -> anyhow::Result<Vec<rapport_evals::Suite>> {
 }
 
 async fn run_arm(config: &Path, c: &Common) -> anyhow::Result<Report> {
-    let spec = AgentSpec::load(config).with_context(|| format!("agent config {}", config.display()))?;
+    let spec =
+        AgentSpec::load(config).with_context(|| format!("agent config {}", config.display()))?;
     let suites = suites(c)?;
     let bar = progress_bar(&spec.name);
     let report = rapport_evals::run(&spec, &suites, &c.options(), &c.recording(), &bar).await?;
@@ -159,7 +160,11 @@ async fn eval_run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(out.join("gate.md"), &md)?;
         std::fs::write(out.join("gate.json"), serde_json::to_string_pretty(&gate)?)?;
         if !gate.passed {
-            anyhow::bail!("regression against {}: {}", path.display(), gate.reasons.join("; "));
+            anyhow::bail!(
+                "regression against {}: {}",
+                path.display(),
+                gate.reasons.join("; ")
+            );
         }
     }
     Ok(())
@@ -180,7 +185,10 @@ async fn eval_ab(args: AbArgs) -> anyhow::Result<()> {
     let ab = rapport_evals::report::ab(&a, &b);
     let name = format!("ab-{}-vs-{}", a.agent.name, b.agent.name);
     std::fs::create_dir_all(&c.out)?;
-    std::fs::write(c.out.join(format!("{name}.json")), serde_json::to_string_pretty(&ab)? + "\n")?;
+    std::fs::write(
+        c.out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&ab)? + "\n",
+    )?;
     let md = ab.markdown();
     std::fs::write(c.out.join(format!("{name}.md")), &md)?;
     println!("{md}");
