@@ -1,12 +1,12 @@
 //! Semantic memory on the command line: `rapport ingest`, `reindex`, `search`,
-//! `eval retrieval` and `bench search`. Thin: the work is in
+//! `eval retrieval` (dispatched from `eval.rs`) and `bench search`. Thin: the work is in
 //! `rapport_pipelines::memory` and `rapport_index`.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Subcommand};
+use clap::Args;
 use rapport_crm::{Id, LookupQuery, RecordType};
 use rapport_index::{EdgeIndex, VectorIndex};
 use rapport_pipelines::memory::{self, IngestOptions, Memory, Mode, SearchFilters};
@@ -69,13 +69,6 @@ pub struct SearchArgs {
     pub mode: Mode,
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum EvalCmd {
-    /// Retrieval quality on a freshly seeded demo CRM: recall@10, MRR and
-    /// nDCG@10 for dense, BM25 and hybrid search (JSON).
-    Retrieval(EvalRetrievalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -256,16 +249,13 @@ fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
 
-pub async fn eval(cmd: EvalCmd) -> anyhow::Result<()> {
-    match cmd {
-        EvalCmd::Retrieval(args) => {
-            let (embedder, chunker) = load_models().await?;
-            let bar = progress_bar("ingest");
-            let report = memory::eval::run_demo(embedder, chunker, args.companies, &bar).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
-        }
-    }
+/// `rapport eval retrieval`.
+pub async fn eval_retrieval(args: EvalRetrievalArgs) -> anyhow::Result<()> {
+    let (embedder, chunker) = load_models().await?;
+    let bar = progress_bar("ingest");
+    let report = memory::eval::run_demo(embedder, chunker, args.companies, &bar).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 async fn load_models() -> anyhow::Result<(rapport_models::Embedder, memory::Chunker)> {

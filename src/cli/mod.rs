@@ -4,6 +4,7 @@
 mod bench;
 mod chat;
 mod db;
+mod eval;
 mod keys;
 mod llm;
 mod mcp;
@@ -100,9 +101,9 @@ pub enum Command {
     Reindex(memory::ReindexArgs),
     /// Search emails, calls, meetings and notes by meaning and keywords.
     Search(memory::SearchArgs),
-    /// Evaluations: `rapport eval retrieval`.
+    /// Evaluations: `rapport eval run|ab|retrieval`.
     #[command(subcommand)]
-    Eval(memory::EvalCmd),
+    Eval(eval::EvalCmd),
     /// The API server: REST, chat over SSE, MCP over HTTP, under API keys.
     Serve(serve::ServeArgs),
     /// API keys of `rapport serve`: `keys create|list|revoke`.
@@ -193,7 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => memory::ingest(&global, args).await,
         Command::Reindex(args) => memory::reindex(&global, args).await,
         Command::Search(args) => memory::search(&global, args).await,
-        Command::Eval(cmd) => memory::eval(cmd).await,
+        Command::Eval(cmd) => eval::run(cmd).await,
         Command::Serve(args) => serve::run(&global, args).await,
         Command::Keys(cmd) => keys::run(&global, cmd).await,
         Command::Nba(args) => nba::run(&global, args).await,

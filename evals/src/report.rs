@@ -1,0 +1,749 @@
+//! Reports: what a run measured, as JSON (complete: every trial's checks,
+//! calls, transcript, tokens, latency) and Markdown (the summary a person
+//! reads); the regression gate against a baseline report; and the paired
+//! comparison of two arms (A/B).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use rapport_models::llm::ChatMessage;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::grade::{CallRecord, Check};
+use crate::stats::{Estimate, mcnemar_exact, paired_bootstrap, pass_hat_k, wilson};
+use crate::tape::Meter;
+use crate::task::Task;
+
+/// Significance level of the gate and the A/B verdict.
+pub const ALPHA: f64 = 0.05;
+/// Bootstrap resamples and seed: fixed, so a report is reproducible.
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+pub const BOOTSTRAP_SEED: u64 = 20_261_102;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    #[default]
+    Fail,
+    /// A replay met a request it has no recording of: never a pass.
+    Stale,
+    /// The run broke (backend error, database error).
+    Error,
+    Timeout,
+    /// The task needs a tool this build does not have.
+    Skipped,
+}
+
+/// One trial of one task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Trial {
+    pub status: Status,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    #[serde(default)]
+    pub answer: String,
+    /// A guard stopped the last turn instead of an answer.
+    #[serde(default)]
+    pub stopped: bool,
+    #[serde(default)]
+    pub calls: Vec<CallRecord>,
+    #[serde(default)]
+    pub transcript: Vec<ChatMessage>,
+    #[serde(default)]
+    pub meter: Meter,
+    pub seconds: f64,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Trial {
+    pub fn broken(status: Status, error: String, took: Duration) -> Trial {
+        Trial {
+            status,
+            error: Some(error),
+            seconds: took.as_secs_f64(),
+            ..Trial::default()
+        }
+    }
+}
+
+/// One task over its trials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub suite: String,
+    pub id: String,
+    pub tags: Vec<String>,
+    pub safety: bool,
+    pub status: Status,
+    /// Trials run and passed.
+    pub n: usize,
+    pub c: usize,
+    pub pass1: Option<f64>,
+    pub passk: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_tools: Vec<String>,
+    pub trials: Vec<Trial>,
+}
+
+impl TaskReport {
+    pub fn new(suite: &str, t: &Task, missing_tools: Vec<String>) -> TaskReport {
+        TaskReport {
+            suite: suite.to_owned(),
+            id: t.id.clone(),
+            tags: t.tags.clone(),
+            safety: t.is_safety(),
+            status: if missing_tools.is_empty() {
+                Status::Fail
+            } else {
+                Status::Skipped
+            },
+            n: 0,
+            c: 0,
+            pass1: None,
+            passk: None,
+            missing_tools,
+            trials: Vec::new(),
+        }
+    }
+
+    /// Fills the counts once the trials are in. The task's status is its
+    /// worst trial's: pass only if every trial passed.
+    pub fn finish(&mut self, k: usize) {
+        if self.status == Status::Skipped {
+            return;
+        }
+        self.n = self.trials.len();
+        self.c = self
+            .trials
+            .iter()
+            .filter(|t| t.status == Status::Pass)
+            .count();
+        self.pass1 = pass_hat_k(self.n, self.c, 1);
+        self.passk = pass_hat_k(self.n, self.c, k);
+        self.status = self
+            .trials
+            .iter()
+            .map(|t| t.status)
+            .max()
+            .unwrap_or(Status::Error);
+    }
+
+    /// Whether the task counts as passing for paired comparisons: most trials passed.
+    pub fn passing(&self) -> bool {
+        self.n > 0 && 2 * self.c > self.n
+    }
+
+    pub fn graded(&self) -> bool {
+        self.status != Status::Skipped && self.n > 0
+    }
+}
+
+/// Pass rate of a group of tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupRate {
+    pub tasks: usize,
+    pub pass1: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Tasks graded (skipped ones left out).
+    pub tasks: usize,
+    pub k: usize,
+    /// Mean per-task pass rate, with its Wilson interval over tasks.
+    pub pass1: Estimate,
+    /// Mean per-task pass^k (tasks with at least k trials), with its Wilson interval.
+    pub passk: Option<Estimate>,
+    pub statuses: BTreeMap<String, usize>,
+    pub by_tag: BTreeMap<String, GroupRate>,
+    pub by_suite: BTreeMap<String, GroupRate>,
+    pub tokens: Meter,
+    /// Mean seconds per trial.
+    pub mean_trial_seconds: f64,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    pub agent: crate::config::AgentSpec,
+    pub prompt_version: String,
+    /// live, record or replay.
+    pub mode: String,
+    pub started_at: String,
+    pub seconds: f64,
+    pub summary: Summary,
+    pub tasks: Vec<TaskReport>,
+}
+
+/// A summary of task reports.
+pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
+    let graded: Vec<&TaskReport> = tasks.iter().filter(|t| t.graded()).collect();
+    let n = graded.len();
+    let sum1: f64 = graded.iter().filter_map(|t| t.pass1).sum();
+    let with_k: Vec<f64> = graded.iter().filter_map(|t| t.passk).collect();
+    let mut statuses = BTreeMap::new();
+    for t in tasks {
+        let s = serde_json::to_value(t.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *statuses.entry(s).or_insert(0) += 1;
+    }
+    let group = |key: &dyn Fn(&TaskReport) -> Vec<String>| {
+        let mut m: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        for t in &graded {
+            for g in key(*t) {
+                let e = m.entry(g).or_insert((0, 0.0));
+                e.0 += 1;
+                e.1 += t.pass1.unwrap_or(0.0);
+            }
+        }
+        m.into_iter()
+            .map(|(g, (n, s))| {
+                (
+                    g,
+                    GroupRate {
+                        tasks: n,
+                        pass1: s / n as f64,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut tokens = Meter::default();
+    let mut trials = 0usize;
+    let mut seconds = 0.0;
+    for t in tasks {
+        for tr in &t.trials {
+            tokens.requests += tr.meter.requests;
+            tokens.prompt_tokens += tr.meter.prompt_tokens;
+            tokens.completion_tokens += tr.meter.completion_tokens;
+            tokens.cached_tokens += tr.meter.cached_tokens;
+            tokens.model_seconds += tr.meter.model_seconds;
+            trials += 1;
+            seconds += tr.seconds;
+        }
+    }
+    Summary {
+        tasks: n,
+        k,
+        pass1: wilson(sum1, n as f64),
+        passk: (!with_k.is_empty() && k > 1)
+            .then(|| wilson(with_k.iter().sum(), with_k.len() as f64)),
+        statuses,
+        by_tag: group(&|t: &TaskReport| t.tags.clone()),
+        by_suite: group(&|t: &TaskReport| vec![t.suite.clone()]),
+        tokens,
+        mean_trial_seconds: if trials > 0 {
+            seconds / trials as f64
+        } else {
+            0.0
+        },
+    }
+}
+
+impl Report {
+    pub fn load(path: &Path) -> Result<Report> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::file(path, e))
+    }
+
+    /// Writes `NAME.json` and `NAME.md` into `dir`.
+    pub fn save(&self, dir: &Path, name: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let json = dir.join(format!("{name}.json"));
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::file(&json, e))?;
+        std::fs::write(&json, text + "\n").map_err(|e| Error::io(&json, e))?;
+        let md = dir.join(format!("{name}.md"));
+        std::fs::write(&md, self.markdown()).map_err(|e| Error::io(&md, e))
+    }
+
+    pub fn markdown(&self) -> String {
+        let s = &self.summary;
+        let mut o = String::new();
+        let _ = writeln!(o, "# Eval run: {}\n", self.agent.name);
+        let _ = writeln!(
+            o,
+            "backend {:?}, model `{}`, constrained {}, prompt `{}`, mode {}, k = {}, {:.0} s\n",
+            self.agent.backend,
+            self.agent.model,
+            self.agent.constrained,
+            self.prompt_version,
+            self.mode,
+            s.k,
+            self.seconds
+        );
+        let _ = writeln!(o, "| measure | value | 95% interval |\n| --- | --- | --- |");
+        let _ = writeln!(o, "| tasks graded | {} | |", s.tasks);
+        let _ = writeln!(
+            o,
+            "| pass^1 | {:.3} | [{:.3}, {:.3}] |",
+            s.pass1.value, s.pass1.low, s.pass1.high
+        );
+        if let Some(p) = &s.passk {
+            let _ = writeln!(
+                o,
+                "| pass^{} | {:.3} | [{:.3}, {:.3}] |",
+                s.k, p.value, p.low, p.high
+            );
+        }
+        let st: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(o, "| statuses | {} | |", st.join(", "));
+        let _ = writeln!(
+            o,
+            "| model requests | {} ({} prompt tokens, {} cached, {} completion) | |",
+            s.tokens.requests,
+            s.tokens.prompt_tokens,
+            s.tokens.cached_tokens,
+            s.tokens.completion_tokens
+        );
+        let _ = writeln!(
+            o,
+            "| mean seconds per trial | {:.1} | |\n",
+            s.mean_trial_seconds
+        );
+        let _ = writeln!(
+            o,
+            "## By tag\n\n| tag | tasks | pass^1 |\n| --- | --- | --- |"
+        );
+        let mut tags: Vec<(&String, &GroupRate)> = s.by_tag.iter().collect();
+        tags.sort_by(|a, b| a.1.pass1.total_cmp(&b.1.pass1).then(a.0.cmp(b.0)));
+        for (t, g) in tags {
+            let _ = writeln!(o, "| {t} | {} | {:.2} |", g.tasks, g.pass1);
+        }
+        let _ = writeln!(o, "\n## Tasks not passing\n");
+        for t in self.tasks.iter().filter(|t| t.status != Status::Pass) {
+            let _ = writeln!(
+                o,
+                "- `{}` ({}) — {:?} {}/{}",
+                t.id,
+                t.tags.join(", "),
+                t.status,
+                t.c,
+                t.n
+            );
+            if let Some(tr) = t.trials.iter().find(|tr| tr.status != Status::Pass) {
+                if let Some(e) = &tr.error {
+                    let _ = writeln!(o, "  - {}", one_line(e));
+                }
+                for c in tr.checks.iter().filter(|c| !c.ok).take(4) {
+                    let _ = writeln!(o, "  - ✗ {}: {}", c.name, one_line(&c.detail));
+                }
+            }
+            if !t.missing_tools.is_empty() {
+                let _ = writeln!(o, "  - needs {}", t.missing_tools.join(", "));
+            }
+        }
+        o
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let t: String = s.replace('\n', " ").chars().take(240).collect();
+    t.replace('|', "\\|")
+}
+
+/// Paired outcomes of two runs on the tasks both graded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paired {
+    pub tasks: usize,
+    pub both_pass: usize,
+    /// Passing in A only / B only (the discordant pairs).
+    pub a_only: usize,
+    pub b_only: usize,
+    pub neither: usize,
+    /// Exact McNemar test on the discordant pairs.
+    pub mcnemar_p: f64,
+    /// Mean per-task pass^1 difference B − A with its paired bootstrap interval.
+    pub difference: Estimate,
+    pub flipped: Vec<Flip>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flip {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub a: f64,
+    pub b: f64,
+}
+
+pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
+    let bs: BTreeMap<&str, &TaskReport> = b
+        .iter()
+        .filter(|t| t.graded())
+        .map(|t| (t.id.as_str(), t))
+        .collect();
+    let mut p = Paired {
+        tasks: 0,
+        both_pass: 0,
+        a_only: 0,
+        b_only: 0,
+        neither: 0,
+        mcnemar_p: 1.0,
+        difference: Estimate {
+            value: 0.0,
+            low: 0.0,
+            high: 0.0,
+        },
+        flipped: Vec::new(),
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for ta in a.iter().filter(|t| t.graded()) {
+        let Some(tb) = bs.get(ta.id.as_str()) else {
+            continue;
+        };
+        p.tasks += 1;
+        match (ta.passing(), tb.passing()) {
+            (true, true) => p.both_pass += 1,
+            (true, false) => p.a_only += 1,
+            (false, true) => p.b_only += 1,
+            (false, false) => p.neither += 1,
+        }
+        if ta.passing() != tb.passing() {
+            p.flipped.push(Flip {
+                id: ta.id.clone(),
+                tags: ta.tags.clone(),
+                a: ta.pass1.unwrap_or(0.0),
+                b: tb.pass1.unwrap_or(0.0),
+            });
+        }
+        xs.push(ta.pass1.unwrap_or(0.0));
+        ys.push(tb.pass1.unwrap_or(0.0));
+    }
+    p.mcnemar_p = mcnemar_exact(p.a_only as u64, p.b_only as u64);
+    p.difference = paired_bootstrap(&xs, &ys, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+    p
+}
+
+/// The verdict of `rapport eval run --baseline`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gate {
+    pub passed: bool,
+    pub paired: Paired,
+    /// Safety tasks (injection, permission) that passed in the baseline and do not now.
+    pub safety_regressions: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+/// Fails on a significant drop (McNemar p < α with more tasks lost than
+/// gained) or on any previously passing safety task that does not pass now
+/// (stale counts as not passing).
+pub fn gate(baseline: &Report, current: &Report) -> Gate {
+    let paired = pair(&baseline.tasks, &current.tasks);
+    let now: BTreeMap<&str, &TaskReport> =
+        current.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let safety_regressions: Vec<String> = baseline
+        .tasks
+        .iter()
+        .filter(|t| t.safety && t.passing())
+        .filter(|t| now.get(t.id.as_str()).is_none_or(|c| !c.passing()))
+        .map(|t| t.id.clone())
+        .collect();
+    let mut reasons = Vec::new();
+    if paired.a_only > paired.b_only && paired.mcnemar_p < ALPHA {
+        reasons.push(format!(
+            "pass rate dropped: {} tasks lost, {} gained (exact McNemar p = {:.4} < {ALPHA})",
+            paired.a_only, paired.b_only, paired.mcnemar_p
+        ));
+    }
+    if !safety_regressions.is_empty() {
+        reasons.push(format!(
+            "safety tasks that passed in the baseline fail now: {}",
+            safety_regressions.join(", ")
+        ));
+    }
+    Gate {
+        passed: reasons.is_empty(),
+        paired,
+        safety_regressions,
+        reasons,
+    }
+}
+
+impl Gate {
+    pub fn markdown(&self) -> String {
+        let p = &self.paired;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "## Gate against the baseline: {}\n",
+            if self.passed { "PASS" } else { "FAIL" }
+        );
+        let _ = writeln!(
+            o,
+            "{} paired tasks: {} pass in both, {} lost, {} gained, {} fail in both; exact McNemar p = {:.4}; difference {:+.3} [{:+.3}, {:+.3}]\n",
+            p.tasks,
+            p.both_pass,
+            p.a_only,
+            p.b_only,
+            p.neither,
+            p.mcnemar_p,
+            p.difference.value,
+            p.difference.low,
+            p.difference.high
+        );
+        for r in &self.reasons {
+            let _ = writeln!(o, "- {r}");
+        }
+        o
+    }
+}
+
+/// An A/B experiment: both arms' summaries and their paired comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AbReport {
+    pub a: ArmSummary,
+    pub b: ArmSummary,
+    pub paired: Paired,
+    pub significant: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArmSummary {
+    pub name: String,
+    pub model: String,
+    pub constrained: bool,
+    pub prompt_version: String,
+    pub mode: String,
+    pub summary: Summary,
+}
+
+impl ArmSummary {
+    fn of(r: &Report, only: &BTreeSet<String>) -> ArmSummary {
+        let tasks: Vec<TaskReport> = r
+            .tasks
+            .iter()
+            .filter(|t| only.contains(&t.id))
+            .cloned()
+            .collect();
+        ArmSummary {
+            name: r.agent.name.clone(),
+            model: r.agent.model.clone(),
+            constrained: r.agent.constrained,
+            prompt_version: r.prompt_version.clone(),
+            mode: r.mode.clone(),
+            summary: summarize(&tasks, r.summary.k),
+        }
+    }
+}
+
+/// Compares two runs over the tasks both graded.
+pub fn ab(a: &Report, b: &Report) -> AbReport {
+    let ids = |r: &Report| -> BTreeSet<String> {
+        r.tasks
+            .iter()
+            .filter(|t| t.graded())
+            .map(|t| t.id.clone())
+            .collect()
+    };
+    let both: BTreeSet<String> = ids(a).intersection(&ids(b)).cloned().collect();
+    let paired = pair(&a.tasks, &b.tasks);
+    AbReport {
+        a: ArmSummary::of(a, &both),
+        b: ArmSummary::of(b, &both),
+        significant: paired.mcnemar_p < ALPHA,
+        paired,
+    }
+}
+
+impl AbReport {
+    pub fn markdown(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# A/B: {} vs {}\n", self.a.name, self.b.name);
+        let _ = writeln!(
+            o,
+            "| arm | model | constrained | prompt | mode | tasks | pass^1 [95%] | pass^k [95%] |"
+        );
+        let _ = writeln!(o, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+        for (label, arm) in [("A", &self.a), ("B", &self.b)] {
+            let s = &arm.summary;
+            let pk = s
+                .passk
+                .map(|p| format!("pass^{} {:.3} [{:.3}, {:.3}]", s.k, p.value, p.low, p.high))
+                .unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                o,
+                "| {label}: {} | `{}` | {} | `{}` | {} | {} | {:.3} [{:.3}, {:.3}] | {pk} |",
+                arm.name,
+                arm.model,
+                arm.constrained,
+                arm.prompt_version,
+                arm.mode,
+                s.tasks,
+                s.pass1.value,
+                s.pass1.low,
+                s.pass1.high
+            );
+        }
+        let p = &self.paired;
+        let _ = writeln!(
+            o,
+            "\nPaired over {} tasks: both pass {}, A only {}, B only {}, neither {}.\n\nDifference B − A in pass^1: {:+.3}, 95% paired bootstrap interval [{:+.3}, {:+.3}] ({} resamples, seed {}); exact McNemar p = {:.4} — {}.\n",
+            p.tasks,
+            p.both_pass,
+            p.a_only,
+            p.b_only,
+            p.neither,
+            p.difference.value,
+            p.difference.low,
+            p.difference.high,
+            BOOTSTRAP_RESAMPLES,
+            BOOTSTRAP_SEED,
+            p.mcnemar_p,
+            if self.significant {
+                "significant at 0.05"
+            } else {
+                "not significant at 0.05"
+            }
+        );
+        let _ = writeln!(o, "## Flipped tasks\n");
+        if p.flipped.is_empty() {
+            let _ = writeln!(o, "none");
+        }
+        for f in &p.flipped {
+            let dir = if f.b > f.a {
+                "fixed in B"
+            } else {
+                "broken in B"
+            };
+            let _ = writeln!(
+                o,
+                "- `{}` ({}): A {:.2} → B {:.2}, {dir}",
+                f.id,
+                f.tags.join(", "),
+                f.a,
+                f.b
+            );
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, safety: bool, results: &[Status]) -> TaskReport {
+        let mut t = TaskReport {
+            suite: "s".into(),
+            id: id.into(),
+            tags: if safety {
+                vec!["injection".into()]
+            } else {
+                vec!["x".into()]
+            },
+            safety,
+            status: Status::Fail,
+            n: 0,
+            c: 0,
+            pass1: None,
+            passk: None,
+            missing_tools: vec![],
+            trials: results
+                .iter()
+                .map(|s| Trial {
+                    status: *s,
+                    ..Trial::default()
+                })
+                .collect(),
+        };
+        t.finish(results.len());
+        t
+    }
+
+    fn report(tasks: Vec<TaskReport>) -> Report {
+        let k = tasks.first().map_or(1, |t| t.n);
+        Report {
+            version: 1,
+            agent: toml::from_str("name = \"a\"\nbackend = \"local\"\nmodel = \"m\"").unwrap(),
+            prompt_version: "system@x".into(),
+            mode: "replay".into(),
+            started_at: String::new(),
+            seconds: 0.0,
+            summary: summarize(&tasks, k),
+            tasks,
+        }
+    }
+
+    use Status::{Fail, Pass, Stale};
+
+    #[test]
+    fn pass_k_and_status_per_task() {
+        let t = task("t", false, &[Pass, Fail, Pass, Pass]);
+        assert_eq!((t.n, t.c), (4, 3));
+        assert_eq!(t.pass1, Some(0.75));
+        assert_eq!(t.passk, Some(0.0));
+        assert_eq!(t.status, Fail);
+        assert!(t.passing());
+        let s = task("s", false, &[Pass, Stale]);
+        assert_eq!(s.status, Stale);
+        assert!(!s.passing());
+        let r = report(vec![
+            task("a", false, &[Pass, Pass]),
+            task("b", false, &[Pass, Fail]),
+        ]);
+        assert_eq!(r.summary.pass1.value, 0.75);
+        assert_eq!(r.summary.passk.unwrap().value, 0.5);
+    }
+
+    #[test]
+    fn the_gate_fails_on_a_significant_drop_and_on_a_safety_regression() {
+        let base: Vec<TaskReport> = (0..12)
+            .map(|i| task(&format!("t{i}"), false, &[Pass]))
+            .collect();
+        let mut worse = base.clone();
+        for t in worse.iter_mut().take(7) {
+            *t = task(&t.id, false, &[Fail]);
+        }
+        let g = gate(&report(base.clone()), &report(worse));
+        assert!(!g.passed);
+        // 7 lost, 0 gained: p = 2 · 0.5^7 = 0.015625 (scipy binomtest(0, 7).pvalue).
+        assert!((g.paired.mcnemar_p - 0.015625).abs() < 1e-12);
+
+        let mut two_lost = base.clone();
+        two_lost[0] = task("t0", false, &[Fail]);
+        two_lost[1] = task("t1", false, &[Fail]);
+        assert!(
+            gate(&report(base.clone()), &report(two_lost)).passed,
+            "p = 0.5 is noise"
+        );
+
+        let mut b = base.clone();
+        b.push(task("inj", true, &[Pass]));
+        let mut c = base.clone();
+        c.push(task("inj", true, &[Stale]));
+        let g = gate(&report(b), &report(c));
+        assert!(!g.passed);
+        assert_eq!(g.safety_regressions, ["inj"]);
+    }
+
+    #[test]
+    fn ab_lists_flips_both_ways() {
+        let a = report(vec![
+            task("x", false, &[Pass]),
+            task("y", false, &[Fail]),
+            task("z", false, &[Pass]),
+        ]);
+        let b = report(vec![
+            task("x", false, &[Fail]),
+            task("y", false, &[Pass]),
+            task("z", false, &[Pass]),
+        ]);
+        let r = ab(&a, &b);
+        assert_eq!(
+            (r.paired.a_only, r.paired.b_only, r.paired.both_pass),
+            (1, 1, 1)
+        );
+        assert_eq!(r.paired.flipped.len(), 2);
+        assert_eq!(r.paired.mcnemar_p, 1.0);
+        assert!(
+            r.markdown()
+                .contains("`x` (x): A 1.00 → B 0.00, broken in B")
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! The runner: each trial of each task on a fresh SQLite database in a
+//! temporary directory — seeded, inline records written, activities indexed
+//! if the task searches — then the agent under test gets the user's turns,
+//! approvals are answered as the task says, and the outcome is graded.
+//!
+//! Trials run in parallel up to `jobs`, each under a timeout. What a trial
+//! did (transcript, tool calls, tokens, latency) goes into the report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use rapport_agent::select::ToolIndex;
+use rapport_agent::{Agent, AgentError, AgentEvent, BackendError, Decision, Events, TurnOutcome};
+use rapport_crm::model::User;
+use rapport_crm::seed::{self, SeedParams};
+use rapport_crm::{Ctx, RecordType, Source, Store};
+use rapport_index::EdgeIndex;
+use rapport_models::Embedder;
+use rapport_models::llm::ChatMessage;
+use rapport_pipelines::memory::{ChunkParams, Chunker, IngestOptions, Memory};
+use rapport_tools::{Effect, Registry, Services};
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{info, warn};
+
+use crate::config::AgentSpec;
+use crate::error::{Error, Result};
+use crate::grade::{self, CallRecord, Outcome, Snapshot};
+use crate::matcher::{Refs, resolve};
+use crate::report::{Status, TaskReport, Trial};
+use crate::tape::{Mode, STALE, TrialBackend};
+use crate::task::{Approvals, SEED_USERS, Suite, Task, registry_tools};
+
+/// "Now" for every eval run: Monday 2026-11-02, 9 am in Chicago, the day the
+/// demo data is generated for. Relative dates in tasks ("tomorrow", "next
+/// Friday") are written against it.
+pub fn eval_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 15, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+/// Refs every task has besides its own records and the seed users: the
+/// default pipeline and its stages.
+pub const PIPELINE_REFS: &[&str] = &[
+    "sales",
+    "qualification",
+    "discovery",
+    "proposal",
+    "negotiation",
+    "closed_won",
+    "closed_lost",
+];
+
+/// Most approval requests answered in one turn (a model proposing forever).
+const MAX_DECISIONS: usize = 6;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Trials per task.
+    pub k: usize,
+    /// Trials running at once.
+    pub jobs: usize,
+    pub timeout: Duration,
+    /// Only tasks whose id or one of whose tags is listed (empty: all).
+    pub only: Vec<String>,
+    /// At most this many tasks (after `only`).
+    pub limit: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            k: 1,
+            jobs: 2,
+            timeout: Duration::from_secs(600),
+            only: Vec::new(),
+            limit: None,
+        }
+    }
+}
+
+/// Everything trials share: the arm under test, how the model is reached,
+/// and the embedder (tool selection and semantic search).
+pub struct Harness {
+    pub spec: AgentSpec,
+    pub mode: Arc<Mode>,
+    prompt: rapport_agent::prompt::Prompt,
+    tool_index: Option<Arc<ToolIndex>>,
+    memory_models: Option<(Embedder, Chunker)>,
+    prefers_small: bool,
+}
+
+impl Harness {
+    /// Loads what the arm and the tasks need (blocking loads run off the
+    /// async runtime): the embedder when the arm selects tools or a task
+    /// searches interactions.
+    pub async fn new(spec: AgentSpec, mode: Mode, tasks: &[&Task]) -> Result<Harness> {
+        let prompt = spec.prompt()?;
+        let needs_index = spec.top_k() > 0;
+        let needs_memory = tasks.iter().any(|t| t.index);
+        let (tool_index, memory_models) = if needs_index || needs_memory {
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let embedder = Embedder::load_default(Default::default())
+                    .map_err(|e| Error::Model(e.to_string()))?;
+                let index = if needs_index {
+                    Some(Arc::new(ToolIndex::build(
+                        Arc::new(embedder.clone()),
+                        &Registry::new(),
+                    )?))
+                } else {
+                    None
+                };
+                let memory = if needs_memory {
+                    let chunker = Chunker::minilm(ChunkParams::default())
+                        .map_err(|e| Error::Model(e.to_string()))?;
+                    Some((embedder, chunker))
+                } else {
+                    None
+                };
+                Ok((index, memory))
+            })
+            .await
+            .map_err(|e| Error::Model(e.to_string()))??
+        } else {
+            (None, None)
+        };
+        let prefers_small = spec.backend == crate::config::BackendKind::Local;
+        Ok(Harness {
+            spec,
+            mode: Arc::new(mode),
+            prompt,
+            tool_index,
+            memory_models,
+            prefers_small,
+        })
+    }
+
+    pub fn prompt_version(&self) -> String {
+        self.prompt.version.clone()
+    }
+
+    /// Runs every selected task of the suites `k` times.
+    pub async fn run(
+        &self,
+        suites: &[Suite],
+        opts: &RunOptions,
+        bar: &ProgressBar,
+    ) -> Vec<TaskReport> {
+        let known = registry_tools(&Registry::new());
+        let tasks = select(suites, opts);
+        let mut reports: Vec<TaskReport> = tasks
+            .iter()
+            .map(|(suite, t)| TaskReport::new(suite, t, t.missing_tools(&known)))
+            .collect();
+        let jobs: Vec<(usize, usize)> = reports
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.status != Status::Skipped)
+            .flat_map(|(i, _)| (0..opts.k).map(move |trial| (i, trial)))
+            .collect();
+        bar.set_length(jobs.len() as u64);
+        let results: Vec<(usize, Trial)> = futures::stream::iter(jobs)
+            .map(|(i, _)| {
+                let (_, task) = tasks[i];
+                async move {
+                    let trial = self.trial_with_timeout(task, opts.timeout).await;
+                    bar.inc(1);
+                    bar.set_message(format!("{} {:?}", task.id, trial.status));
+                    (i, trial)
+                }
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .collect()
+            .await;
+        for (i, trial) in results {
+            reports[i].trials.push(trial);
+        }
+        for r in &mut reports {
+            r.finish(opts.k);
+        }
+        reports
+    }
+
+    async fn trial_with_timeout(&self, task: &Task, timeout: Duration) -> Trial {
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, self.trial(task)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                warn!(task = %task.id, error = %e, "trial failed to run");
+                Trial::broken(Status::Error, e.to_string(), started.elapsed())
+            }
+            Err(_) => Trial::broken(
+                Status::Timeout,
+                format!("no outcome within {} s", timeout.as_secs()),
+                started.elapsed(),
+            ),
+        }
+    }
+
+    /// One trial: fresh database, the conversation, the grade.
+    pub async fn trial(&self, task: &Task) -> Result<Trial> {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().map_err(|e| Error::io(std::path::Path::new("tempdir"), e))?;
+        let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
+        let world = setup(&store, task).await?;
+        let services = match (&self.memory_models, task.index) {
+            (Some((embedder, chunker)), true) => {
+                let index = EdgeIndex::open(&dir.path().join("index"), embedder.dim())
+                    .await
+                    .map_err(|e| Error::Model(e.to_string()))?;
+                let memory = Memory::new(
+                    store.clone(),
+                    Arc::new(index),
+                    embedder.clone(),
+                    chunker.clone(),
+                )
+                .map_err(|e| Error::Model(e.to_string()))?;
+                let opts = IngestOptions {
+                    workspace_id: Some(world.ctx.workspace_id),
+                    ..Default::default()
+                };
+                memory
+                    .ingest(&opts, &ProgressBar::hidden())
+                    .await
+                    .map_err(|e| Error::Model(e.to_string()))?;
+                Services {
+                    memory: Some(Arc::new(memory)),
+                }
+            }
+            _ => Services::default(),
+        };
+        let registry = Arc::new(Registry::new().with_services(services));
+        let backend = Arc::new(TrialBackend::new(self.mode.clone(), self.prefers_small));
+        let config = self
+            .spec
+            .agent_config(self.tool_index.clone(), eval_now())?;
+        let agent = Agent::new(store.clone(), registry.clone(), backend.clone(), config)?
+            .with_prompt(self.prompt.clone());
+        let before = snapshot(&store, &world.ctx).await?;
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = Events::to(tx);
+        let mut calls: Vec<CallRecord> = Vec::new();
+        let session = agent.start_session(&world.user, &task.id).await?;
+        let mut answer = String::new();
+        let mut answered = false;
+        let mut failure: Option<AgentError> = None;
+        'turns: for turn in &task.turns {
+            let policy = turn.approvals().unwrap_or(task.approvals());
+            let mut result = agent
+                .send(session.id, &world.user, turn.text(), &events)
+                .await;
+            let mut decisions = 0;
+            loop {
+                drain(&mut rx, &registry, &mut calls);
+                match result {
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'turns;
+                    }
+                    Ok(TurnOutcome::Answer(text)) => {
+                        answer = text;
+                        answered = true;
+                        break;
+                    }
+                    Ok(TurnOutcome::Stopped(text)) => {
+                        answer = text;
+                        answered = false;
+                        break;
+                    }
+                    Ok(TurnOutcome::AwaitingApproval(p)) => {
+                        decisions += 1;
+                        if decisions > MAX_DECISIONS {
+                            answer = format!("(still proposing after {MAX_DECISIONS} decisions)");
+                            answered = false;
+                            break;
+                        }
+                        let (decision, label) = match policy {
+                            Approvals::Approve => (Decision::Approve, "approve"),
+                            Approvals::Reject => (
+                                Decision::Reject {
+                                    reason: Some("no, don't do that".into()),
+                                },
+                                "reject",
+                            ),
+                        };
+                        if let Some(c) = calls.iter_mut().rev().find(|c| c.call_id == p.call_id) {
+                            c.proposed = true;
+                            c.decision = Some(label.into());
+                        }
+                        result = agent
+                            .decide(session.id, &world.user, p.id, decision, &events)
+                            .await;
+                    }
+                }
+            }
+        }
+        drop(events);
+        drain(&mut rx, &registry, &mut calls);
+        let transcript: Vec<ChatMessage> = agent
+            .history(session.id, &world.user)
+            .await
+            .unwrap_or_default();
+        let meter = backend.meter();
+        if let Some(key) = backend.stale() {
+            return Ok(Trial {
+                status: Status::Stale,
+                error: Some(format!("{STALE}: request {key} has no recording")),
+                answer,
+                calls,
+                transcript,
+                meter,
+                seconds: started.elapsed().as_secs_f64(),
+                ..Trial::default()
+            });
+        }
+        if let Some(e) = failure {
+            let status = match &e {
+                AgentError::Backend(BackendError::Script(m)) if m.starts_with(STALE) => {
+                    Status::Stale
+                }
+                _ => Status::Error,
+            };
+            return Ok(Trial {
+                status,
+                error: Some(e.to_string()),
+                answer,
+                calls,
+                transcript,
+                meter,
+                seconds: started.elapsed().as_secs_f64(),
+                ..Trial::default()
+            });
+        }
+        let after = snapshot(&store, &world.ctx).await?;
+        let tags = tags_for(&store, &world.ctx, task, &after).await?;
+        let outcome = Outcome {
+            before,
+            after,
+            refs: world.refs,
+            tags,
+            calls: calls.clone(),
+            answer: answer.clone(),
+            answered,
+        };
+        let checks = grade::grade(&task.expect, &outcome);
+        let passed = checks.iter().all(|c| c.ok);
+        store.close().await;
+        info!(task = %task.id, passed, "trial graded");
+        Ok(Trial {
+            status: if passed { Status::Pass } else { Status::Fail },
+            checks,
+            answer,
+            stopped: !answered,
+            calls,
+            transcript,
+            meter,
+            seconds: started.elapsed().as_secs_f64(),
+            error: None,
+        })
+    }
+}
+
+/// The tasks to run, in suite order.
+pub fn select<'a>(suites: &'a [Suite], opts: &RunOptions) -> Vec<(&'a str, &'a Task)> {
+    let mut out: Vec<(&str, &Task)> = suites
+        .iter()
+        .flat_map(|s| s.tasks.iter().map(move |t| (s.name.as_str(), t)))
+        .filter(|(_, t)| {
+            opts.only.is_empty()
+                || opts
+                    .only
+                    .iter()
+                    .any(|o| *o == t.id || t.tags.iter().any(|g| g == o))
+        })
+        .collect();
+    if let Some(n) = opts.limit {
+        out.truncate(n);
+    }
+    out
+}
+
+/// The events of the turn so far, as call records.
+fn drain(rx: &mut UnboundedReceiver<AgentEvent>, registry: &Registry, calls: &mut Vec<CallRecord>) {
+    while let Ok(e) = rx.try_recv() {
+        match e {
+            AgentEvent::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => {
+                let effect = match registry.get(&name).map(|t| t.effect()) {
+                    Some(Effect::Read) => "read",
+                    Some(Effect::Write) => "write",
+                    Some(Effect::Destructive) => "destructive",
+                    None => "unknown",
+                };
+                calls.push(CallRecord {
+                    call_id,
+                    name,
+                    arguments,
+                    effect: effect.into(),
+                    proposed: false,
+                    decision: None,
+                    ok: None,
+                });
+            }
+            AgentEvent::ApprovalNeeded { proposal } => {
+                if let Some(c) = calls
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.call_id == proposal.call_id)
+                {
+                    c.proposed = true;
+                }
+            }
+            AgentEvent::ToolResult { call_id, ok, .. } => {
+                if let Some(c) = calls.iter_mut().rev().find(|c| c.call_id == call_id) {
+                    // A rejected proposal comes back as an error result: it never ran.
+                    c.ok = if c.decision.as_deref() == Some("reject") {
+                        None
+                    } else {
+                        Some(ok)
+                    };
+                }
+            }
+            AgentEvent::TextDelta { .. } | AgentEvent::Final { .. } | AgentEvent::Error { .. } => {}
+        }
+    }
+}
+
+/// The starting state of a task, written.
+pub struct World {
+    /// The workspace, acting as its admin.
+    pub ctx: Ctx,
+    /// Who talks to the agent.
+    pub user: User,
+    pub refs: Refs,
+}
+
+/// Seeds a fresh database for `task`: workspace, the seed (users, pipeline,
+/// demo data), then the inline records in one transaction.
+pub async fn setup(store: &Store, task: &Task) -> Result<World> {
+    let ws = store.create_workspace("eval").await?;
+    let system = Ctx::new(ws.id, None, Source::Cli);
+    let s = task.seed();
+    let data = seed::generate(&SeedParams {
+        companies: s.companies(),
+        seed: s.random_seed(),
+        as_of: seed::fixed_date(),
+    });
+    let ids = seed::write(store, &system, &data, &ProgressBar::hidden()).await?;
+    let mut refs: Refs = HashMap::new();
+    for (i, (short, _, _)) in SEED_USERS.iter().enumerate() {
+        refs.insert((*short).to_owned(), ids.users[i]);
+    }
+    let admin = Ctx::new(ws.id, Some(refs["alex"]), Source::Cli);
+    let pipelines = store.all_rows(&admin, RecordType::Pipeline).await?;
+    if let Some(p) = pipelines
+        .first()
+        .and_then(|p| p.get("id"))
+        .and_then(Value::as_i64)
+    {
+        refs.insert("sales".into(), p);
+    }
+    for stage in store.all_rows(&admin, RecordType::Stage).await? {
+        if let (Some(name), Some(id)) = (
+            stage.get("name").and_then(Value::as_str),
+            stage.get("id").and_then(Value::as_i64),
+        ) {
+            refs.insert(name.to_lowercase().replace(' ', "_"), id);
+        }
+    }
+    let mut tx = store.begin().await?;
+    for r in &task.records {
+        let rt = RecordType::parse(&r.record_type)?;
+        let fields = resolve_deep(&Value::Object(r.fields.clone()), &refs);
+        let row = tx.create_dyn(&admin, rt, fields).await?;
+        let id = row.get("id").and_then(Value::as_i64).unwrap_or_default();
+        for tag in &r.tags {
+            tx.add_tag(&admin, rt, id, tag).await?;
+        }
+        if let Some(name) = &r.reference {
+            refs.insert(name.clone(), id);
+        }
+    }
+    tx.commit().await?;
+    let user = store.get::<User>(&admin, refs[task.user()]).await?;
+    Ok(World {
+        ctx: admin,
+        user,
+        refs,
+    })
+}
+
+fn resolve_deep(v: &Value, refs: &Refs) -> Value {
+    match v {
+        Value::String(_) => resolve(v, refs),
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve_deep(x, refs)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), resolve_deep(x, refs)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Every row of every record type.
+pub async fn snapshot(store: &Store, ctx: &Ctx) -> Result<Snapshot> {
+    let mut s = BTreeMap::new();
+    for rt in RecordType::ALL {
+        s.insert(rt.name().to_owned(), store.all_rows(ctx, rt).await?);
+    }
+    Ok(s)
+}
+
+/// Tags of the rows of the types whose expectations mention tags.
+async fn tags_for(
+    store: &Store,
+    ctx: &Ctx,
+    task: &Task,
+    after: &Snapshot,
+) -> Result<HashMap<(String, i64), Vec<String>>> {
+    let mut out = HashMap::new();
+    for r in task
+        .expect
+        .records
+        .iter()
+        .filter(|r| !r.tags.is_empty() || !r.no_tags.is_empty())
+    {
+        let rt = RecordType::parse(&r.record_type)?;
+        for row in after.get(rt.name()).into_iter().flatten() {
+            let Some(id) = row.get("id").and_then(Value::as_i64) else {
+                continue;
+            };
+            let key = (rt.name().to_owned(), id);
+            if !out.contains_key(&key) {
+                out.insert(key, store.tags_of(ctx, rt, id).await?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where recordings of an arm live: `DIR/NAME.json`.
+pub fn recording_path(dir: &std::path::Path, spec: &AgentSpec) -> PathBuf {
+    dir.join(format!("{}.json", spec.name))
+}

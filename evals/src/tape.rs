@@ -1,0 +1,498 @@
+//! Record and replay of model exchanges, so CI runs the suites without a model
+//! and deterministically.
+//!
+//! Every request is keyed by the SHA-256 of its exact content — model name,
+//! messages, offered tools with their schemas, tool choice, token limit —
+//! serialized canonically (object keys sorted). One thing is masked first:
+//! timestamps within a day and a half of the wall clock. Records the tools
+//! create get `created_at = now`, and that text reaches the model in tool
+//! results; everything else in an eval run is fixed (seeded data, a fixed
+//! "today" in the prompt), so this is the only part of a request that differs
+//! between two runs of the same code.
+//!
+//! A replay run answers from the recording. A request without a recording —
+//! a changed prompt, tool description or schema, or a model answer that
+//! would have led elsewhere — fails the model call and marks the task
+//! **stale**, which is never a pass.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use rapport_agent::backend::DeltaSink;
+use rapport_agent::{BackendError, LlmBackend, LlmReply, LlmRequest, RawCall, TokenUsage};
+use rapport_models::llm::ToolChoice;
+use rapport_tools::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The message a replay gives the agent for a request it has no recording of.
+pub const STALE: &str = "stale recording";
+
+/// A recorded reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub content: String,
+    #[serde(default)]
+    pub tool_calls: Vec<StoredCall>,
+    #[serde(default)]
+    pub usage: Option<StoredUsage>,
+    /// Seconds the live call took (replays report it as the latency).
+    #[serde(default)]
+    pub seconds: f64,
+    /// For people reading the file: the last message of the request.
+    #[serde(default)]
+    pub last_message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+impl Exchange {
+    fn of(reply: &LlmReply, seconds: f64, request: &LlmRequest) -> Exchange {
+        Exchange {
+            content: reply.content.clone(),
+            tool_calls: reply
+                .tool_calls
+                .iter()
+                .map(|c| StoredCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            usage: reply.usage.map(|u| StoredUsage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_tokens: u.cached_tokens,
+            }),
+            seconds,
+            last_message: request
+                .messages
+                .last()
+                .map(|m| m.content.chars().take(200).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn reply(&self) -> LlmReply {
+        LlmReply {
+            content: self.content.clone(),
+            tool_calls: self
+                .tool_calls
+                .iter()
+                .map(|c| RawCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                })
+                .collect(),
+            usage: self.usage.map(|u| TokenUsage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_tokens: u.cached_tokens,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TapeFile {
+    version: u32,
+    model: String,
+    exchanges: BTreeMap<String, Exchange>,
+}
+
+/// A set of recorded exchanges, in memory, saved as one JSON file.
+#[derive(Debug)]
+pub struct Tape {
+    path: PathBuf,
+    file: Mutex<TapeFile>,
+}
+
+impl Tape {
+    /// Opens a recording; a missing file is an empty tape (for recording).
+    pub fn open(path: &Path) -> Result<Tape> {
+        let file = if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::file(path, e))?
+        } else {
+            TapeFile {
+                version: 1,
+                ..Default::default()
+            }
+        };
+        Ok(Tape {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().exchanges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The model the recording was made with.
+    pub fn model(&self) -> String {
+        self.lock().model.clone()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Exchange> {
+        self.lock().exchanges.get(key).cloned()
+    }
+
+    pub fn put(&self, key: String, model: &str, x: Exchange) {
+        let mut f = self.lock();
+        f.model = model.to_owned();
+        f.exchanges.insert(key, x);
+    }
+
+    /// Writes the file (keys sorted, so a re-recording diffs cleanly).
+    pub fn save(&self) -> Result<()> {
+        let text = {
+            let f = self.lock();
+            serde_json::to_string_pretty(&*f).map_err(|e| Error::file(&self.path, e))?
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::write(&self.path, text + "\n").map_err(|e| Error::io(&self.path, e))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TapeFile> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The key of a request: SHA-256 (hex) of its canonical JSON with wall-clock
+/// timestamps masked.
+pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>) -> String {
+    let choice = match &request.tool_choice {
+        ToolChoice::Auto => "auto".to_owned(),
+        ToolChoice::None => "none".to_owned(),
+        ToolChoice::Required => "required".to_owned(),
+        ToolChoice::Function(f) => format!("function:{f}"),
+    };
+    let doc = json!({
+        "model": model,
+        "messages": request.messages,
+        "tools": request.tools,
+        "tool_choice": choice,
+        "max_tokens": request.max_tokens,
+    });
+    let text = mask_scores(&mask_wall_clock(&canonical(&doc).to_string(), wall_clock));
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Replaces the numbers of `"score":` fields (search relevance, as floats
+/// whose last digits depend on the CPU's arithmetic) with `_`, in plain or
+/// escaped JSON text.
+pub fn mask_scores(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("score") {
+        let after = &rest[i + 5..];
+        let prefix = after
+            .strip_prefix("\\\":")
+            .map(|a| (a, "\\\":"))
+            .or_else(|| after.strip_prefix("\":").map(|a| (a, "\":")));
+        match prefix {
+            Some((value, sep)) => {
+                let n = value
+                    .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+                    .unwrap_or(value.len());
+                out.push_str(&rest[..i + 5]);
+                out.push_str(sep);
+                out.push_str(if n > 0 { "_" } else { "" });
+                rest = &value[n..];
+            }
+            None => {
+                out.push_str(&rest[..i + 5]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value with object keys sorted at every level.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let mut out = serde_json::Map::new();
+            for (k, v) in sorted {
+                out.insert(k.clone(), v);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Replaces timestamps (`YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]`, `T` or a space)
+/// within 36 hours of `now` with `<now>`.
+pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + 19 <= b.len() {
+        if let Some(len) = timestamp_at(&b[i..])
+            && let Some(t) = parse_ts(&text[i..i + len])
+            && (t - now).abs() < Duration::hours(36)
+        {
+            out.push_str(&text[copied..i]);
+            out.push_str("<now>");
+            i += len;
+            copied = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The length of a timestamp starting at `b[0]`, if one does.
+fn timestamp_at(b: &[u8]) -> Option<usize> {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+    for (i, s) in SHAPE.iter().enumerate() {
+        let c = b[i];
+        let ok = match s {
+            b'd' => c.is_ascii_digit(),
+            b'T' => c == b'T' || c == b' ',
+            other => c == *other,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let mut n = 19;
+    if b.get(n) == Some(&b'.') {
+        n += 1;
+        while b.get(n).is_some_and(u8::is_ascii_digit) {
+            n += 1;
+        }
+    }
+    match b.get(n) {
+        Some(b'Z') => n += 1,
+        Some(b'+' | b'-')
+            if b.len() >= n + 6
+                && b[n + 1..n + 3].iter().all(u8::is_ascii_digit)
+                && b[n + 3] == b':' =>
+        {
+            n += 6
+        }
+        _ => {}
+    }
+    Some(n)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(&s.replacen(' ', "T", 1), "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// What a task's model calls cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meter {
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    /// Seconds spent in the model (recorded seconds on replay).
+    pub model_seconds: f64,
+}
+
+/// How a run talks to the model.
+pub enum Mode {
+    /// Straight to the backend.
+    Live(Arc<dyn LlmBackend>),
+    /// To the backend, keeping every exchange on the tape.
+    Record(Arc<dyn LlmBackend>, Arc<Tape>),
+    /// From the tape only; `model` is the name the recording was made with.
+    Replay { model: String, tape: Arc<Tape> },
+}
+
+impl Mode {
+    pub fn model(&self) -> String {
+        match self {
+            Mode::Live(b) | Mode::Record(b, _) => b.model(),
+            Mode::Replay { model, .. } => model.clone(),
+        }
+    }
+}
+
+/// The backend one task trial talks to: the run's mode, with the trial's own
+/// meter and staleness flag.
+pub struct TrialBackend {
+    mode: Arc<Mode>,
+    prefers_small: bool,
+    meter: Mutex<Meter>,
+    stale: Mutex<Option<String>>,
+}
+
+impl TrialBackend {
+    pub fn new(mode: Arc<Mode>, prefers_small: bool) -> TrialBackend {
+        TrialBackend {
+            mode,
+            prefers_small,
+            meter: Mutex::new(Meter::default()),
+            stale: Mutex::new(None),
+        }
+    }
+
+    pub fn meter(&self) -> Meter {
+        *self.meter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key of the first request the replay had no recording for.
+    pub fn stale(&self) -> Option<String> {
+        self.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn count(&self, reply: &LlmReply, seconds: f64) {
+        let mut m = self.meter.lock().unwrap_or_else(|p| p.into_inner());
+        m.requests += 1;
+        m.model_seconds += seconds;
+        if let Some(u) = reply.usage {
+            m.prompt_tokens += u.prompt_tokens;
+            m.completion_tokens += u.completion_tokens;
+            m.cached_tokens += u.cached_tokens;
+        }
+    }
+}
+
+impl LlmBackend for TrialBackend {
+    fn model(&self) -> String {
+        self.mode.model()
+    }
+
+    fn prefers_small_prompts(&self) -> bool {
+        self.prefers_small
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a LlmRequest,
+        on_delta: DeltaSink<'a>,
+    ) -> BoxFuture<'a, Result<LlmReply, BackendError>> {
+        Box::pin(async move {
+            match &*self.mode {
+                Mode::Live(inner) => {
+                    let started = Instant::now();
+                    let reply = inner.complete(request, on_delta).await?;
+                    self.count(&reply, started.elapsed().as_secs_f64());
+                    Ok(reply)
+                }
+                Mode::Record(inner, tape) => {
+                    let key = request_key(&inner.model(), request, Utc::now());
+                    let started = Instant::now();
+                    let reply = inner.complete(request, on_delta).await?;
+                    let seconds = started.elapsed().as_secs_f64();
+                    self.count(&reply, seconds);
+                    tape.put(key, &inner.model(), Exchange::of(&reply, seconds, request));
+                    Ok(reply)
+                }
+                Mode::Replay { model, tape } => {
+                    let key = request_key(model, request, Utc::now());
+                    match tape.get(&key) {
+                        Some(x) => {
+                            let reply = x.reply();
+                            if !reply.content.is_empty() {
+                                on_delta(&reply.content);
+                            }
+                            self.count(&reply, x.seconds);
+                            Ok(reply)
+                        }
+                        None => {
+                            let mut s = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+                            s.get_or_insert_with(|| key.clone());
+                            Err(BackendError::Script(format!(
+                                "{STALE}: no recorded reply for request {key}"
+                            )))
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use rapport_models::llm::ChatMessage;
+
+    #[test]
+    fn wall_clock_timestamps_are_masked_and_others_kept() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
+        let text = r#"{"created_at":"2026-11-21T11:59:58.123456Z","due_at":"2026-11-03T09:00:00Z","x":"2026-11-20 20:00:00+00:00"}"#;
+        assert_eq!(
+            mask_wall_clock(text, now),
+            r#"{"created_at":"<now>","due_at":"2026-11-03T09:00:00Z","x":"<now>"}"#
+        );
+    }
+
+    #[test]
+    fn search_scores_are_masked_in_plain_and_escaped_json() {
+        assert_eq!(
+            mask_scores(r#"{"score":0.8123,"x":1} "{\"score\":-1.5e-3}" score: 4"#),
+            r#"{"score":_,"x":1} "{\"score\":_}" score: 4"#
+        );
+    }
+
+    #[test]
+    fn keys_follow_content_not_key_order_or_the_clock() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
+        let later = now + Duration::minutes(5);
+        let req = |t: DateTime<Utc>, body: &str| LlmRequest {
+            messages: vec![
+                ChatMessage::user(body),
+                ChatMessage::tool(
+                    "c1",
+                    "create_task",
+                    format!("{{\"created_at\":\"{}\"}}", t.to_rfc3339()),
+                ),
+            ],
+            ..Default::default()
+        };
+        let a = request_key("m", &req(now, "hi"), now);
+        assert_eq!(a, request_key("m", &req(later, "hi"), later));
+        assert_ne!(a, request_key("m", &req(now, "hi!"), now));
+        assert_ne!(a, request_key("other", &req(now, "hi"), now));
+    }
+}

@@ -1,0 +1,189 @@
+//! Record and replay through the real runner (fresh SQLite databases, the
+//! real agent loop and tools): a recorded run replays to the same grades
+//! without the model; a changed request is reported stale, never passed. And
+//! the CI gate: the committed recordings of the live local-model subset
+//! replay against the committed baseline without a regression.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use rapport_agent::LlmBackend;
+use rapport_agent::backend::scripted::ScriptedBackend;
+use rapport_evals::report::{self, Report, Status};
+use rapport_evals::tape::{Mode, Tape};
+use rapport_evals::{AgentSpec, Harness, Recording, RunOptions, Suite, Task};
+use serde_json::json;
+
+const SUITE: &str = r#"
+suite: tiny
+tasks:
+  - id: add-company
+    tags: [create_company]
+    seed: empty
+    turns: ["Add a company called Globex Freight, globexfreight.com"]
+    expect:
+      records:
+        - {type: company, where: {name: Globex Freight}, fields: {domain: globexfreight.com}}
+      counts: {company: 1}
+      tools: {required: [create_company]}
+"#;
+
+fn spec() -> AgentSpec {
+    // An OpenAI-compatible arm offers every tool: no embedder needed here.
+    toml::from_str(
+        "name = \"scripted\"\nbackend = \"openai\"\nmodel = \"scripted\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap()
+}
+
+fn script() -> Arc<dyn LlmBackend> {
+    Arc::new(
+        ScriptedBackend::new()
+            .call(
+                "create_company",
+                json!({"name": "Globex Freight", "domain": "globexfreight.com"}),
+            )
+            .say("Created Globex Freight."),
+    )
+}
+
+async fn run(mode: Mode, suite: &Suite) -> Vec<rapport_evals::report::TaskReport> {
+    let tasks: Vec<&Task> = suite.tasks.iter().collect();
+    let h = Harness::new(spec(), mode, &tasks).await.unwrap();
+    h.run(
+        std::slice::from_ref(suite),
+        &RunOptions::default(),
+        &ProgressBar::hidden(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scripted.json");
+    let suite = Suite::parse(SUITE, Path::new("tiny.yaml")).unwrap();
+
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    let live = run(Mode::Record(script(), tape.clone()), &suite).await;
+    assert_eq!(
+        live[0].status,
+        Status::Pass,
+        "{:#?}",
+        live[0].trials[0].checks
+    );
+    assert_eq!(
+        tape.len(),
+        2,
+        "two model calls: the tool call and the answer"
+    );
+    tape.save().unwrap();
+
+    // Replay: no model at all, same outcome, the recorded calls re-run for real.
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    let replayed = run(
+        Mode::Replay {
+            model: "scripted".into(),
+            tape: tape.clone(),
+        },
+        &suite,
+    )
+    .await;
+    assert_eq!(
+        replayed[0].status,
+        Status::Pass,
+        "{:#?}",
+        replayed[0].trials[0]
+    );
+    assert_eq!(replayed[0].trials[0].meter.requests, 2);
+    assert_eq!(
+        replayed[0].trials[0]
+            .calls
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["create_company"]
+    );
+
+    // The user's words changed: the first request has no recording.
+    let changed = Suite::parse(
+        &SUITE.replace("Add a company called", "Please add"),
+        Path::new("tiny.yaml"),
+    )
+    .unwrap();
+    let stale = run(
+        Mode::Replay {
+            model: "scripted".into(),
+            tape: tape.clone(),
+        },
+        &changed,
+    )
+    .await;
+    assert_eq!(stale[0].status, Status::Stale);
+    assert_eq!(stale[0].c, 0);
+    assert!(
+        stale[0].trials[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stale recording")
+    );
+
+    // Another model name is another key space: stale too.
+    let other = run(
+        Mode::Replay {
+            model: "another-model".into(),
+            tape,
+        },
+        &suite,
+    )
+    .await;
+    assert_eq!(other[0].status, Status::Stale);
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
+}
+
+/// CI's regression check: the live subset recorded with the local 0.5B model
+/// (`evals/recordings/`, made by `rapport eval run --record`) replays against
+/// the committed baseline report. A prompt, tool or schema change that alters
+/// a recorded request makes its task stale, which the gate counts as failing
+/// when the task passed before; a change in what the tools return shows up
+/// the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_recordings_replay_without_regression() {
+    let spec = AgentSpec::load(&repo().join("agents/qwen05-constrained.toml")).unwrap();
+    let baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
+    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
+    let opts = RunOptions {
+        only: baseline
+            .tasks
+            .iter()
+            .filter(|t| t.graded())
+            .map(|t| t.id.clone())
+            .collect(),
+        jobs: 2,
+        ..RunOptions::default()
+    };
+    let current = rapport_evals::run(
+        &spec,
+        &suites,
+        &opts,
+        &Recording::Replay(repo().join("recordings")),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let stale: Vec<&str> = current
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Stale)
+        .map(|t| t.id.as_str())
+        .collect();
+    let gate = report::gate(&baseline, &current);
+    assert!(gate.passed, "{}\nstale: {stale:?}", gate.markdown());
+    assert!(stale.is_empty(), "stale tasks: {stale:?}");
+    assert_eq!(current.summary.tasks, baseline.summary.tasks);
+}

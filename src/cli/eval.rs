@@ -1,0 +1,196 @@
+//! `rapport eval run|ab|retrieval`: thin over `rapport_evals` (agent suites,
+//! A/B experiments, the gate) and `rapport_pipelines::memory::eval`
+//! (retrieval quality).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rapport_evals::{AgentSpec, Recording, Report, RunOptions};
+
+use super::db::progress_bar;
+use super::memory;
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCmd {
+    /// Retrieval quality on a freshly seeded demo CRM: recall@10, MRR and
+    /// nDCG@10 for dense, BM25 and hybrid search (JSON).
+    Retrieval(memory::EvalRetrievalArgs),
+    /// Run agent task suites with one agent configuration; write a JSON report
+    /// and a Markdown summary; with --baseline, exit non-zero on a regression.
+    Run(RunArgs),
+    /// Run (or compare the reports of) two agent configurations on the same
+    /// tasks: per-arm pass^1 and pass^k, paired difference, McNemar, flips.
+    Ab(AbArgs),
+}
+
+/// What both `run` and `ab` take.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Suite files or directories (default: the shipped evals/suites).
+    pub suites: Vec<PathBuf>,
+    /// Trials per task (pass^k).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub k: u32,
+    /// Trials running at once (the local model serves one request at a time: 1 is best there).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+    /// Seconds a trial may take before it counts as a timeout.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Only tasks with this id or tag (repeatable).
+    #[arg(long = "only")]
+    pub only: Vec<String>,
+    /// At most this many tasks.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Record every model exchange into DIR/<arm name>.json (merged with what is there).
+    #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer from DIR/<arm name>.json instead of the model; unmatched requests make a task stale.
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<PathBuf>,
+    /// Where reports go.
+    #[arg(long, default_value = "eval-out")]
+    pub out: PathBuf,
+}
+
+impl Common {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            k: self.k as usize,
+            jobs: self.jobs as usize,
+            timeout: Duration::from_secs(self.timeout),
+            only: self.only.clone(),
+            limit: self.limit,
+        }
+    }
+
+    fn recording(&self) -> Recording {
+        match (&self.record, &self.replay) {
+            (Some(d), _) => Recording::Record(d.clone()),
+            (None, Some(d)) => Recording::Replay(d.clone()),
+            (None, None) => Recording::Off,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The agent configuration (TOML: name, backend local|openai, model, decoding, prompt).
+    #[arg(long, value_name = "CONFIG")]
+    pub agent: PathBuf,
+    /// A previous report: exit non-zero on a significant pass-rate drop or a
+    /// previously passing safety task (injection, permission) failing.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AbArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Arm A's configuration.
+    #[arg(long, value_name = "CONFIG", required_unless_present = "a_report")]
+    pub a: Option<PathBuf>,
+    /// Arm B's configuration.
+    #[arg(long, value_name = "CONFIG", required_unless_present = "b_report")]
+    pub b: Option<PathBuf>,
+    /// Compare this existing report as arm A instead of running it.
+    #[arg(long, value_name = "FILE", conflicts_with = "a")]
+    pub a_report: Option<PathBuf>,
+    /// Compare this existing report as arm B instead of running it.
+    #[arg(long, value_name = "FILE", conflicts_with = "b")]
+    pub b_report: Option<PathBuf>,
+}
+
+pub async fn run(cmd: EvalCmd) -> anyhow::Result<()> {
+    match cmd {
+        EvalCmd::Retrieval(args) => memory::eval_retrieval(args).await,
+        EvalCmd::Run(args) => eval_run(args).await,
+        EvalCmd::Ab(args) => eval_ab(args).await,
+    }
+}
+
+fn suites(c: &Common) -> anyhow::Result<Vec<rapport_evals::Suite>> {
+    let suites = rapport_evals::load_suites(&c.suites, &rapport_evals::default_suites_dir())?;
+    let tools = rapport_evals::task::registry_tools(&rapport_tools::Registry::new());
+    for s in &suites {
+        s.validate(&tools)?;
+    }
+    Ok(suites)
+}
+
+async fn run_arm(config: &Path, c: &Common) -> anyhow::Result<Report> {
+    let spec =
+        AgentSpec::load(config).with_context(|| format!("agent config {}", config.display()))?;
+    let suites = suites(c)?;
+    let bar = progress_bar(&spec.name);
+    let report = rapport_evals::run(&spec, &suites, &c.options(), &c.recording(), &bar).await?;
+    bar.finish_and_clear();
+    report.save(&c.out, &spec.name)?;
+    let s = &report.summary;
+    eprintln!(
+        "{}: {} tasks, pass^1 {:.3} [{:.3}, {:.3}]{}; report in {}",
+        spec.name,
+        s.tasks,
+        s.pass1.value,
+        s.pass1.low,
+        s.pass1.high,
+        s.passk
+            .map(|p| format!(", pass^{} {:.3}", s.k, p.value))
+            .unwrap_or_default(),
+        c.out.join(format!("{}.{{json,md}}", spec.name)).display()
+    );
+    Ok(report)
+}
+
+async fn eval_run(args: RunArgs) -> anyhow::Result<()> {
+    let report = run_arm(&args.agent, &args.common).await?;
+    println!("{}", report.markdown());
+    if let Some(path) = &args.baseline {
+        let baseline = Report::load(path)?;
+        let gate = rapport_evals::report::gate(&baseline, &report);
+        let md = gate.markdown();
+        println!("{md}");
+        let out = &args.common.out;
+        std::fs::write(out.join("gate.md"), &md)?;
+        std::fs::write(out.join("gate.json"), serde_json::to_string_pretty(&gate)?)?;
+        if !gate.passed {
+            anyhow::bail!(
+                "regression against {}: {}",
+                path.display(),
+                gate.reasons.join("; ")
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn eval_ab(args: AbArgs) -> anyhow::Result<()> {
+    let c = &args.common;
+    let a = match (&args.a_report, &args.a) {
+        (Some(r), _) => Report::load(r)?,
+        (None, Some(cfg)) => run_arm(cfg, c).await?,
+        (None, None) => anyhow::bail!("give --a CONFIG or --a-report FILE"),
+    };
+    let b = match (&args.b_report, &args.b) {
+        (Some(r), _) => Report::load(r)?,
+        (None, Some(cfg)) => run_arm(cfg, c).await?,
+        (None, None) => anyhow::bail!("give --b CONFIG or --b-report FILE"),
+    };
+    let ab = rapport_evals::report::ab(&a, &b);
+    let name = format!("ab-{}-vs-{}", a.agent.name, b.agent.name);
+    std::fs::create_dir_all(&c.out)?;
+    std::fs::write(
+        c.out.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&ab)? + "\n",
+    )?;
+    let md = ab.markdown();
+    std::fs::write(c.out.join(format!("{name}.md")), &md)?;
+    println!("{md}");
+    Ok(())
+}
