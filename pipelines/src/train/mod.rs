@@ -1,10 +1,11 @@
 //! Training and evaluation of binary classifiers on a [`Table`].
 //!
-//! The training rows are split (stratified) into a fitting part and a
-//! validation part. On them: logistic regression picks its L2 penalty, gradient
-//! boosting stops early, a blend of the two picks its weight, and the decision
-//! threshold is chosen (best F1, since with rare positives 0.5 flags almost
-//! nothing). Each candidate is then measured once on the held-out test rows;
+//! The training rows are cut (stratified) into folds. Gradient boosting is
+//! cross-fitted over all of them (one early-stopped booster per fold, see
+//! [`gbdt`]); the first fold is also the validation part for the rest: there
+//! logistic regression picks its L2 penalty, a blend of the two picks its
+//! weight (on the boosters' out-of-fold log-odds), and the decision threshold
+//! is chosen (best F1, since with rare positives 0.5 flags almost nothing). Each candidate is then measured once on the held-out test rows;
 //! the one with the best *validation* log loss is the chosen model, so the test
 //! rows never influence a choice.
 
@@ -46,7 +47,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Algorithm {
     /// Linfa logistic regression (L2, one-hot + standardised inputs).
     Logistic,
-    /// Gradient-boosted trees (forust-ml), early-stopped on validation rows.
+    /// Gradient-boosted trees (forust-ml), cross-fitted: one early-stopped booster per fold, averaged.
     Gbdt,
     /// Logistic regression and boosted trees averaged in log-odds.
     Blend,
@@ -67,8 +68,9 @@ impl Algorithm {
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub seed: u64,
-    /// Share of the training rows kept for validation.
-    pub validation_fraction: f64,
+    /// Folds the training rows are cut into (at least 2); the first is the
+    /// validation part.
+    pub folds: usize,
     /// Share held out for testing when no separate test table is given.
     pub test_fraction: f64,
 }
@@ -77,7 +79,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             seed: 42,
-            validation_fraction: 0.15,
+            folds: 5,
             test_fraction: 0.2,
         }
     }
@@ -256,16 +258,21 @@ pub fn train(train_rows: &Table, test_rows: &Table, opts: &TrainOptions) -> Resu
     let prep = Prep::fit(train_rows)?;
     let x_all = prep.transform(train_rows)?;
     let x_test = prep.transform(test_rows)?;
-    let parts = split::stratified(
-        y_all,
-        &[1.0 - opts.validation_fraction, opts.validation_fraction],
-        opts.seed,
-    );
-    let (fit_idx, val_idx) = (&parts[0], &parts[1]);
-    let x_fit = rows_of(&x_all, fit_idx);
+    if opts.folds < 2 {
+        return Err(Error::Data(format!(
+            "folds must be at least 2, not {}",
+            opts.folds
+        )));
+    }
+    let folds = split::stratified(y_all, &vec![1.0 / opts.folds as f64; opts.folds], opts.seed);
+    let val_idx = &folds[0];
+    let mut fit_idx: Vec<usize> = folds[1..].concat();
+    fit_idx.sort_unstable();
+    let x_fit = rows_of(&x_all, &fit_idx);
     let x_val = rows_of(&x_all, val_idx);
     let y_fit: Vec<bool> = fit_idx.iter().map(|&i| y_all[i]).collect();
     let y_val: Vec<bool> = val_idx.iter().map(|&i| y_all[i]).collect();
+    check_classes(&y_val, "validation")?;
     let prep_seconds = start.elapsed().as_secs_f64();
 
     // Logistic regression: penalty chosen on validation, then refitted on all rows.
@@ -276,8 +283,8 @@ pub fn train(train_rows: &Table, test_rows: &Table, opts: &TrainOptions) -> Resu
     tracing::info!(alpha, seconds = lr_seconds, "logistic regression trained");
 
     let t = Instant::now();
-    let gb = Gbdt::fit(&x_fit, &y_fit, &x_val, &y_val, opts.seed)?;
-    let gb_val_logits = gb.logits(&x_val)?;
+    let (gb, gb_oof) = Gbdt::fit_cross(&x_all, y_all, &folds, opts.seed)?;
+    let gb_val_logits: Vec<f64> = val_idx.iter().map(|&i| gb_oof[i]).collect();
     let gb_seconds = prep_seconds + t.elapsed().as_secs_f64();
     tracing::info!(
         trees = gb.trees(),
@@ -409,7 +416,7 @@ fn choose_blend(lr: &[f64], gb: &[f64], y: &[bool]) -> (f64, Vec<f64>) {
         .expect("three weights")
 }
 
-fn rows_of(x: &Design, idx: &[usize]) -> Design {
+pub(crate) fn rows_of(x: &Design, idx: &[usize]) -> Design {
     let mut data = Vec::with_capacity(idx.len() * x.cols);
     for &i in idx {
         data.extend_from_slice(x.row(i));
