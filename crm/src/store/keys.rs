@@ -10,11 +10,11 @@ use sea_query::{Alias, Expr, Order, Query};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Pool, Store};
 use super::audit::f;
 use super::conn::Conn;
 use super::records::now;
 use super::sql::{col, value};
+use super::{Pool, Store};
 use crate::error::{Error, Result};
 use crate::model::{Ctx, Id, User};
 use crate::schema::{FieldDef, FieldType, Scalar};
