@@ -63,11 +63,6 @@ impl Registry {
         self
     }
 
-    /// The services tools get (adapters that open their own [`Call`] pass them on).
-    pub fn services(&self) -> &Services {
-        &self.services
-    }
-
     /// Adds a tool; a second tool with the same name is a bug.
     pub fn register(&mut self, tool: impl DynTool + 'static) {
         let name = tool.name();
