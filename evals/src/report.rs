@@ -197,7 +197,7 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
     let group = |key: &dyn Fn(&TaskReport) -> Vec<String>| {
         let mut m: BTreeMap<String, (usize, f64)> = BTreeMap::new();
         for t in &graded {
-            for g in key(*t) {
+            for g in key(t) {
                 let e = m.entry(g).or_insert((0, 0.0));
                 e.0 += 1;
                 e.1 += t.pass1.unwrap_or(0.0);

@@ -541,8 +541,8 @@ async fn tags_for(
                 continue;
             };
             let key = (rt.name().to_owned(), id);
-            if !out.contains_key(&key) {
-                out.insert(key, store.tags_of(ctx, rt, id).await?);
+            if let std::collections::hash_map::Entry::Vacant(e) = out.entry(key) {
+                e.insert(store.tags_of(ctx, rt, id).await?);
             }
         }
     }

@@ -329,6 +329,40 @@ pub async fn run(
     })
 }
 
+/// Seeds a fresh demo CRM of `companies` companies (fixed seed and date) into a
+/// temporary SQLite file, ingests it into a temporary qdrant-edge shard with
+/// `embedder` and `chunker`, and evaluates. Nothing outside the temporary
+/// directory is touched.
+pub async fn run_demo(
+    embedder: rapport_models::Embedder,
+    chunker: super::Chunker,
+    companies: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<EvalReport> {
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().map_err(|e| super::Error::Task(e.to_string()))?;
+    let store = rapport_crm::Store::connect(&rapport_crm::Store::sqlite_url_in(dir.path())).await?;
+    let ws = store.create_workspace("retrieval-eval").await?;
+    let ctx = Ctx::new(ws.id, None, rapport_crm::Source::Pipeline);
+    let data = seed::generate(&seed::SeedParams {
+        companies,
+        seed: 42,
+        as_of: seed::fixed_date(),
+    });
+    let ids = seed::write(&store, &ctx, &data, &indicatif::ProgressBar::hidden()).await?;
+    let index = rapport_index::EdgeIndex::open(&dir.path().join("index"), embedder.dim()).await?;
+    let memory = Memory::new(store.clone(), Arc::new(index), embedder, chunker)?;
+    memory
+        .ingest(&super::IngestOptions::default(), progress)
+        .await?;
+    progress.finish_and_clear();
+    let qs = queries(&data, &ids);
+    let report = run(&memory, &ctx, &qs, companies, data.activities.len()).await?;
+    store.close().await;
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,38 +404,4 @@ mod tests {
         assert!(qs.len() >= 40, "{} queries", qs.len());
         assert!(qs.iter().all(|q| !q.truth.is_empty()));
     }
-}
-
-/// Seeds a fresh demo CRM of `companies` companies (fixed seed and date) into a
-/// temporary SQLite file, ingests it into a temporary qdrant-edge shard with
-/// `embedder` and `chunker`, and evaluates. Nothing outside the temporary
-/// directory is touched.
-pub async fn run_demo(
-    embedder: rapport_models::Embedder,
-    chunker: super::Chunker,
-    companies: usize,
-    progress: &indicatif::ProgressBar,
-) -> Result<EvalReport> {
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().map_err(|e| super::Error::Task(e.to_string()))?;
-    let store = rapport_crm::Store::connect(&rapport_crm::Store::sqlite_url_in(dir.path())).await?;
-    let ws = store.create_workspace("retrieval-eval").await?;
-    let ctx = Ctx::new(ws.id, None, rapport_crm::Source::Pipeline);
-    let data = seed::generate(&seed::SeedParams {
-        companies,
-        seed: 42,
-        as_of: seed::fixed_date(),
-    });
-    let ids = seed::write(&store, &ctx, &data, &indicatif::ProgressBar::hidden()).await?;
-    let index = rapport_index::EdgeIndex::open(&dir.path().join("index"), embedder.dim()).await?;
-    let memory = Memory::new(store.clone(), Arc::new(index), embedder, chunker)?;
-    memory
-        .ingest(&super::IngestOptions::default(), progress)
-        .await?;
-    progress.finish_and_clear();
-    let qs = queries(&data, &ids);
-    let report = run(&memory, &ctx, &qs, companies, data.activities.len()).await?;
-    store.close().await;
-    Ok(report)
 }
