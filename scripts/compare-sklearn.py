@@ -10,6 +10,10 @@ column rules as rapport-pipelines (see pipelines/src/train/table.rs):
 - numeric columns: median imputed, standardised.
 
 Prints one JSON object per model: test ROC AUC, log loss and training seconds.
+With `--against P.csv` (written by `rapport train --csv … --test S --predictions
+P.csv`) it also reports, per model, Rapport's ROC AUC minus the model's on the
+very same test rows, with a paired bootstrap 95% interval: whether a gap is
+more than the noise of one test split.
 
     scripts/compare-sklearn.py --train T.parquet --test S.parquet --target COL [--drop C ...]
     scripts/compare-sklearn.py --train ALL.csv --target churn   # stratified 80/20 split, seed 42
@@ -54,6 +58,8 @@ def main():
     ap.add_argument("--target", required=True)
     ap.add_argument("--drop", nargs="*", default=[])
     ap.add_argument("--name", default="")
+    ap.add_argument("--against", help="Rapport's test predictions (row,label,probability)")
+    ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args()
 
     train = read(args.train)
@@ -95,6 +101,12 @@ def main():
         "sklearn_logistic_regression": LogisticRegression(max_iter=2000),
         "sklearn_hist_gradient_boosting": HistGradientBoostingClassifier(random_state=0),
     }
+    theirs = None
+    if args.against:
+        theirs = pd.read_csv(args.against).sort_values("row")
+        if len(theirs) != len(y_test) or (theirs["label"].to_numpy() != y_test).any():
+            raise SystemExit(f"{args.against}: rows or labels differ from the test file")
+        theirs = theirs["probability"].to_numpy()
     results = []
     for name, model in models.items():
         pipe = Pipeline([("pre", pre), ("model", model)])
@@ -113,7 +125,26 @@ def main():
                 "train_seconds": round(seconds, 3),
             }
         )
+        if theirs is not None:
+            results[-1]["rapport_minus_this"] = paired_auc_gap(theirs, p, y_test, args.resamples)
     print(json.dumps(results, indent=2))
+
+
+def paired_auc_gap(a, b, y, resamples, seed=42):
+    """ROC AUC of `a` minus that of `b` on labels `y`, with the 2.5th and 97.5th
+    percentiles over bootstrap resamples of the rows (the same rows for both)."""
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        if y[i].min() == y[i].max():
+            continue
+        gaps.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    low, high = np.percentile(gaps, [2.5, 97.5])
+    return {
+        "roc_auc_gap": round(roc_auc_score(y, a) - roc_auc_score(y, b), 4),
+        "ci95": [round(low, 4), round(high, 4)],
+    }
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use indicatif::{MultiProgress, ProgressBar};
+use polars::prelude::ChunkAgg;
 use rapport_crm::model::{Activity, Contact, Deal, Lead};
 use rapport_crm::testing::Fixture;
 use rapport_crm::{Ctx, ListQuery, RecordType, Store};
@@ -81,6 +82,32 @@ async fn leadforge_import_is_idempotent(store: &Store) {
         .unwrap()
         .items;
     assert_eq!(deals.len(), 2);
+    // The bundle keeps each opportunity's final stage but not when it closed:
+    // as of the bundle's own snapshot no deal may look closed, or its outcome
+    // (closed_won is the conversion label) leaks into the features.
+    let closed = deals
+        .iter()
+        .find(|d| d.status == rapport_crm::model::DealStatus::Lost)
+        .expect("opp_2 is lost");
+    let snapshot = first.snapshot.expect("the bundle has events");
+    assert!(closed.closed_at.unwrap() > snapshot, "{closed:?}");
+    let snap = features::load(store, &ctx).await.unwrap();
+    // Polars blocks on its own runtime: not on the test's async thread.
+    let frame = tokio::task::spawn_blocking(move || features::lead_frame(&snap, snapshot))
+        .await
+        .unwrap()
+        .unwrap();
+    for col in ["won_deals", "lost_deals"] {
+        let total: f64 = frame
+            .column(col)
+            .unwrap()
+            .as_materialized_series()
+            .f64()
+            .unwrap()
+            .sum()
+            .unwrap_or(0.0);
+        assert_eq!(total, 0.0, "{col} as of the snapshot");
+    }
 }
 
 async fn csv_import_reports_rejections_and_writes_nothing_half(store: &Store) {
@@ -352,6 +379,18 @@ async fn training_and_scoring_write_versions_and_scores(store: &Store) {
         "the bundle's own test split is used"
     );
     assert!(outcome.decision.promoted);
+    let (start, end) = (
+        outcome
+            .version
+            .window_start
+            .expect("the window's start is recorded"),
+        outcome
+            .version
+            .window_end
+            .expect("the window's end is recorded"),
+    );
+    assert!(start < end, "window {start} … {end}");
+    assert_eq!(end, outcome.as_of);
     assert!(
         outcome.report.chosen().test.roc_auc > 0.6,
         "{:?}",

@@ -2,7 +2,7 @@
 //! `rapport models registry` and `rapport bench train`: thin adapters over
 //! `rapport-pipelines`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
@@ -103,6 +103,11 @@ pub struct CsvTrainArgs {
     pub seed: u64,
     #[arg(long)]
     pub json: bool,
+    /// Write the chosen model's probability for every row of the --test table
+    /// to this CSV (`row,label,probability`), e.g. for
+    /// `scripts/compare-sklearn.py --against FILE`.
+    #[arg(long, value_name = "FILE", requires = "test")]
+    pub predictions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -324,15 +329,18 @@ pub async fn train_csv(a: CsvTrainArgs) -> anyhow::Result<()> {
     };
     let table = Table::read(&file, Some(&target), &a.drop)?;
     let bar = spinner(&format!("training on {}", file.display()));
-    let report = match &a.test {
+    let (report, test) = match &a.test {
         Some(test) => {
             let test = Table::read(test, Some(&target), &a.drop)?;
-            train::train(&table, &test, &opts)
+            (train::train(&table, &test, &opts), Some(test))
         }
-        None => train::train_split(&table, &opts),
+        None => (train::train_split(&table, &opts), None),
     };
     bar.finish_and_clear();
     let report = report?;
+    if let (Some(path), Some(test)) = (&a.predictions, &test) {
+        write_predictions(path, test.labels()?, &report.chosen().test_predictions)?;
+    }
     if a.json {
         let doc = json!({
             "dataset": file.display().to_string(),
@@ -352,6 +360,14 @@ pub async fn train_csv(a: CsvTrainArgs) -> anyhow::Result<()> {
     }
     print_report(&report);
     Ok(())
+}
+
+fn write_predictions(path: &Path, labels: &[bool], p: &[f64]) -> anyhow::Result<()> {
+    let mut out = String::from("row,label,probability\n");
+    for (i, (y, p)) in labels.iter().zip(p).enumerate() {
+        out.push_str(&format!("{i},{},{p}\n", u8::from(*y)));
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn round4(x: f64) -> f64 {
@@ -391,13 +407,15 @@ pub async fn registry(g: &GlobalArgs, a: RegistryArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<11} {:>3} {:<10} {:<10} {:>8} {:>9}  {:<20} decision",
-        "task", "v", "algorithm", "status", "ROC AUC", "log loss", "created"
+        "{:<11} {:>3} {:<10} {:<10} {:>8} {:>9}  {:<16} {:<23} decision",
+        "task", "v", "algorithm", "status", "ROC AUC", "log loss", "created", "data window"
     );
+    let day =
+        |t: Option<DateTime<Utc>>| t.map_or("?".to_string(), |t| t.format("%Y-%m-%d").to_string());
     for v in versions {
         let test = &v.metrics["test"];
         println!(
-            "{:<11} {:>3} {:<10} {:<10} {:>8.4} {:>9.4}  {:<20} {}",
+            "{:<11} {:>3} {:<10} {:<10} {:>8.4} {:>9.4}  {:<16} {:<23} {}",
             v.task,
             v.version,
             v.algorithm,
@@ -405,6 +423,7 @@ pub async fn registry(g: &GlobalArgs, a: RegistryArgs) -> anyhow::Result<()> {
             test["roc_auc"].as_f64().unwrap_or(f64::NAN),
             test["log_loss"].as_f64().unwrap_or(f64::NAN),
             v.created_at.format("%Y-%m-%d %H:%M"),
+            format!("{} … {}", day(v.window_start), day(v.window_end)),
             v.decision.unwrap_or_default()
         );
     }
@@ -426,12 +445,17 @@ pub async fn bench_train(a: BenchTrainArgs) -> anyhow::Result<()> {
 }
 
 fn default_bundle() -> PathBuf {
-    let data = std::env::var_os("RAPPORT_DATA_CACHE")
+    data_dir().join("lf-advanced-20k")
+}
+
+/// Where `scripts/fetch-data` puts the data sets: `$RAPPORT_DATA_CACHE`, else
+/// `~/.cache/rapport/data`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("RAPPORT_DATA_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             std::env::var_os("HOME")
                 .map_or_else(|| PathBuf::from("."), PathBuf::from)
                 .join(".cache/rapport/data")
-        });
-    data.join("lf-advanced-20k")
+        })
 }

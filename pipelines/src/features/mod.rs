@@ -406,13 +406,21 @@ fn text_column(df: &DataFrame, name: &str) -> Result<Vec<String>> {
 
 /// The latest activity in the data, capped at now: "as of the latest data".
 pub fn latest_event(s: &Snapshot) -> Option<DateTime<Utc>> {
-    let max = s
-        .activities
+    let max = occurred_ms(s)?.max()?;
+    DateTime::from_timestamp_millis(max).map(|t| t.min(Utc::now()))
+}
+
+/// The earliest activity in the snapshot: where a model's training window
+/// starts (nothing older can have informed it).
+pub fn earliest_event(s: &Snapshot) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(occurred_ms(s)?.min()?)
+}
+
+fn occurred_ms(s: &Snapshot) -> Option<&Int64Chunked> {
+    s.activities
         .column("occurred_ms")
         .ok()?
         .as_materialized_series()
         .i64()
-        .ok()?
-        .max()?;
-    DateTime::from_timestamp_millis(max).map(|t| t.min(Utc::now()))
+        .ok()
 }

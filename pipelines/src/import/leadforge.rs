@@ -11,8 +11,10 @@
 //! | opportunities | deals in the default pipeline, stage mapped by name |
 //!
 //! The bundle redacts conversion and close times, so a converted lead's
-//! `converted_at` is the day after the bundle's last event: after every
-//! feature, inside the label window. Each record keeps its bundle id in
+//! `converted_at`, and a closed deal's `closed_at`, is the day after the
+//! bundle's last event: after every feature, inside the label window. (A
+//! deal closed "from its start" made `won_deals` a copy of the label: test ROC
+//! AUC 0.985 from the database against 0.69 on the bundle's own features.) Each record keeps its bundle id in
 //! `source_ids`; a second import of the same bundle updates what changed and
 //! adds nothing twice. Everything is written in one transaction.
 
@@ -327,8 +329,13 @@ pub async fn import_bundle(
                 "stage_id": stage.id,
                 "probability": stage.probability,
                 "status": status,
-                // The bundle redacts close times: a closed deal counts as closed from its start.
-                "closed_at": (status != "open").then(|| created.clone()),
+                // The bundle redacts close times and keeps each opportunity's
+                // final stage: closed_won is exactly the conversion label. So a
+                // closed deal closes with the conversions, the day after the
+                // bundle's last event — as of any snapshot inside the bundle
+                // it is still open, and its outcome cannot leak into features.
+                "closed_at": (status != "open")
+                    .then(|| converted_at.clone().map_or_else(|| created.clone(), Value::from)),
                 "value": opportunities.get("estimated_acv", i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0),
                 "lead_id": lead_id, "company_id": company_id,
                 "created_at": created, "stage_entered_at": created,

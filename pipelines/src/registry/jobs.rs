@@ -108,6 +108,7 @@ pub async fn train_task(
     opts: &JobOptions,
 ) -> Result<JobOutcome> {
     let snap = features::load(store, ctx).await?;
+    let window_start = features::earliest_event(&snap);
     let job = opts.clone();
     // Polars and the learners are CPU-bound (and Polars blocks on its own
     // runtime): off the async threads.
@@ -134,7 +135,7 @@ pub async fn train_task(
         &test_rows,
         Provenance {
             task: task.name().into(),
-            window_start: None,
+            window_start: window_start.filter(|start| *start <= data),
             window_end: Some(data),
             fingerprint: print.clone(),
         },

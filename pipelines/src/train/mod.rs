@@ -216,6 +216,9 @@ pub struct Candidate {
     pub train_seconds: f64,
     #[serde(skip)]
     pub model: Model,
+    /// Its probability for each test row, in the test table's order.
+    #[serde(skip)]
+    pub test_predictions: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -380,6 +383,7 @@ fn candidate(
         test: Metrics::compute(&p_test, y_test, model.threshold),
         train_seconds,
         model,
+        test_predictions: p_test,
     })
 }
 
