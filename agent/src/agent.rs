@@ -6,7 +6,6 @@
 //! another one. Each step is written in its own transaction; an approved call
 //! and the proposal's new status are written in one.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +21,7 @@ use crate::backend::{LlmBackend, LlmReply, LlmRequest};
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
+use crate::known::{Known, KnownIds};
 use crate::mentions;
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
@@ -336,10 +336,14 @@ impl Agent {
             }
             let reply = self.ask_model(t, &log, repeated.is_some()).await?;
             if let Some(done) = repeated.filter(|_| {
-                !reply.tool_calls.is_empty() || reply.content.contains("from the tool results")
+                !reply.tool_calls.is_empty()
+                    || reply.content.contains("from the tool results")
+                    || reply.content.contains("already ran")
             }) {
                 // Told to answer and still calling (or parroting the request
-                // to answer): say what was done, from the result.
+                // to answer, or the repeat's note — seen from the 0.5B model
+                // as "This exact call already ran; its result is above."):
+                // say what was done, from the result.
                 return self.answer(t, done).await;
             }
             if reply.tool_calls.is_empty() {
@@ -476,8 +480,8 @@ impl Agent {
         let mut repeated = None;
         let tainted_before = log.tainted();
         let mut tainted = tainted_before;
-        let mut known = log.known_numbers();
-        known.insert(t.user.id);
+        let mut known = log.known_ids();
+        known.insert_typed("user", t.user.id);
         for mut call in log.pending_calls() {
             t.events.emit(AgentEvent::ToolCall {
                 call_id: call.id.clone(),
@@ -528,7 +532,9 @@ impl Agent {
                         tainted |=
                             history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
                     }
-                    let result = result.map(|v| noted(v, &dropped));
+                    let result = result
+                        .map(|v| noted(v, &dropped))
+                        .map_err(|e| noted_error(e, &dropped));
                     self.record_result(t, &call, result.as_ref()).await?;
                 }
             }
@@ -551,7 +557,7 @@ impl Agent {
     /// conversation: small models fill `company_id: 12345` from thin air, and
     /// a record linked to the wrong company is worse than one linked to none.
     /// Returns the arguments left out (required ones are refused later).
-    fn drop_invented_ids(&self, call: &mut ToolCall, known: &HashSet<i64>) -> Vec<String> {
+    fn drop_invented_ids(&self, call: &mut ToolCall, known: &KnownIds) -> Vec<String> {
         let Some(tool) = self.registry.get(&call.name) else {
             return Vec::new();
         };
@@ -564,8 +570,12 @@ impl Agent {
         let Some(args) = call.arguments.as_object_mut() else {
             return Vec::new();
         };
+        let name = call.name.clone();
         let invented = |k: &str, v: &Value| {
-            is_id_key(k) && v.as_i64().is_some_and(|n| !known.contains(&n)) && !required(k)
+            is_id_key(k)
+                && v.as_i64()
+                    .is_some_and(|n| known.check(&name, k, n) != Known::Yes)
+                && !required(k)
         };
         let dropped: Vec<String> = args
             .iter()
@@ -583,7 +593,7 @@ impl Agent {
         t: &Turn<'_>,
         call: &ToolCall,
         log: &Log,
-        known: &HashSet<i64>,
+        known: &KnownIds,
     ) -> Result<rapport_tools::Effect, ToolError> {
         let offered = log.turn_tools.iter().any(|n| n == &call.name);
         let tool = match self.registry.get(&call.name) {
@@ -611,18 +621,37 @@ impl Agent {
             ));
         }
         tool.validate_args(&call.arguments)?;
-        if let Some((k, v)) = call.arguments.as_object().and_then(|a| {
-            a.iter()
-                .find(|(k, v)| is_id_key(k) && v.as_i64().is_some_and(|n| !known.contains(&n)))
-        }) {
-            return Err(ToolError::new(
-                ErrorCode::NotFound,
-                format!("{k} {v} does not come from this conversation"),
-            )
-            .with_field(k.clone())
-            .with_hint(
-                "look the record up with find_records (or a list tool) and use the id it returns",
-            ));
+        let unknown = call.arguments.as_object().and_then(|a| {
+            a.iter().filter(|(k, _)| is_id_key(k)).find_map(|(k, v)| {
+                let n = v.as_i64()?;
+                match known.check(&call.name, k, n) {
+                    Known::Yes => None,
+                    why => Some((k, n, why)),
+                }
+            })
+        });
+        if let Some((k, n, why)) = unknown {
+            let message = match why {
+                Known::AsOther(types) => format!(
+                    "{k} {n} is the id of {}, not of {}",
+                    types
+                        .iter()
+                        .map(|t| a_or_an(t))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    a_or_an(
+                        crate::known::key_type(k)
+                            .or_else(|| crate::known::tool_record_type(&call.name))
+                            .unwrap_or("record of this kind")
+                    )
+                ),
+                _ => format!("{k} {n} does not come from this conversation"),
+            };
+            return Err(ToolError::new(ErrorCode::NotFound, message)
+                .with_field(k.clone())
+                .with_hint(
+                    "look the record up with find_records (or a list tool) and use the id it returns",
+                ));
         }
         if !tool.roles().contains(&t.caller.role) {
             // Let the registry produce its permission error.
@@ -820,6 +849,24 @@ fn done_answer(tool: &str, content: &str) -> String {
     }
 }
 
+/// A failed call whose invented ids were left out says so: "give exactly one
+/// of stage_id and stage" alone sends a model that did give a stage_id round
+/// in circles.
+fn noted_error(mut e: ToolError, dropped: &[String]) -> ToolError {
+    if dropped.is_empty() {
+        return e;
+    }
+    let note = format!(
+        "{} left out: not ids from this conversation; look them up with find_records, or name the record instead",
+        dropped.join(", ")
+    );
+    e.hint = Some(match e.hint.take() {
+        Some(h) => format!("{note}. {h}"),
+        None => note,
+    });
+    e
+}
+
 /// A result with a note on the arguments that were left out.
 fn noted(mut result: Value, dropped: &[String]) -> Value {
     if !dropped.is_empty() && result.is_object() {
@@ -829,6 +876,16 @@ fn noted(mut result: Value, dropped: &[String]) -> Value {
         ));
     }
     result
+}
+
+/// "a deal", "an activity".
+fn a_or_an(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
 }
 
 /// An argument naming a record by id.
@@ -883,5 +940,23 @@ mod tests {
                 .to_string()
                 .contains("only the proposed fields")
         );
+    }
+
+    #[test]
+    fn a_failure_after_leaving_out_invented_ids_says_so() {
+        let e = ToolError::invalid("stage", "give exactly one of stage_id and stage")
+            .with_hint("stage names: Qualified, Proposal, Negotiation");
+        let e = noted_error(e, &["stage_id".to_string()]);
+        let hint = e.hint.unwrap();
+        assert!(
+            hint.starts_with("stage_id left out: not ids from this conversation"),
+            "{hint}"
+        );
+        assert!(
+            hint.ends_with("stage names: Qualified, Proposal, Negotiation"),
+            "{hint}"
+        );
+        let plain = noted_error(ToolError::invalid("x", "bad"), &[]);
+        assert_eq!(plain.hint, None);
     }
 }

@@ -8,6 +8,8 @@ use rapport_tools::ToolError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::known::KnownIds;
+
 /// Entry kinds in the session log.
 pub mod kind {
     /// A [`ChatMessage`](rapport_models::llm::ChatMessage).
@@ -159,18 +161,25 @@ impl Log {
             })
     }
 
-    /// Every integer the user wrote or a tool returned in this session: the
-    /// ids a call may legitimately use. A model that uses any other id made
-    /// it up.
-    pub fn known_numbers(&self) -> std::collections::HashSet<i64> {
-        // Error results echo the bad value back: they do not make it known.
-        self.messages
-            .iter()
-            .filter(|m| m.role == Role::User || (m.role == Role::Tool && !is_error(&m.content)))
-            .map(|m| m.content.as_str())
-            .chain(self.all_mentions.iter().map(String::as_str))
-            .flat_map(numbers_in)
-            .collect()
+    /// The record ids this session has shown: every integer the user wrote
+    /// (untyped), and the ids lookups and tool results returned, with their
+    /// record type. A call that uses any other id made it up.
+    pub fn known_ids(&self) -> KnownIds {
+        let mut known = KnownIds::default();
+        for m in &self.messages {
+            match m.role {
+                Role::User => known.add_text(&m.content),
+                // Error results echo the bad value back: they do not make it known.
+                Role::Tool if !is_error(&m.content) => {
+                    known.add_result(m.name.as_deref().unwrap_or(""), &m.content)
+                }
+                _ => {}
+            }
+        }
+        for text in &self.all_mentions {
+            known.add_mentions(text);
+        }
+        known
     }
 
     /// Model calls made in the current turn.
@@ -221,13 +230,6 @@ impl Log {
 
 fn is_error(content: &str) -> bool {
     content.contains("\"ok\":false")
-}
-
-fn numbers_in(text: &str) -> Vec<i64> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty() && w.len() <= 18)
-        .filter_map(|w| w.parse().ok())
-        .collect()
 }
 
 fn size(m: &ChatMessage) -> usize {

@@ -11,7 +11,8 @@ into tool calls, and the answers back into words.
   tools chosen for the request ([`select`]: all of them, or the closest few by
   embedding for a small model), with the records its names may mean looked up
   beforehand ([`mentions`]). Each call it makes is checked (known tool,
-  arguments that parse), passed through the approval [`policy`], run through
+  arguments that parse, ids the conversation showed as the right record
+  type: [`known`]), passed through the approval [`policy`], run through
   the tool registry (one transaction, one audit entry carrying the session,
   model and prompt version) and its result — or its structured error — goes
   back to the model, until it answers or a guard (step limit, token budget, a
@@ -44,6 +45,7 @@ pub mod backend;
 mod error;
 pub mod events;
 pub mod history;
+pub mod known;
 pub mod mentions;
 pub mod policy;
 pub mod prompt;

@@ -123,12 +123,21 @@ pub async fn select(
             let ranked = tokio::task::spawn_blocking(move || index.rank(&text))
                 .await
                 .map_err(|e| AgentError::Embedder(e.to_string()))??;
+            // A question gets no write tools: a small model offered
+            // create_deal for "what did Acme say about pricing?" called it.
+            let read_only = asks_only(request);
+            let fits = |name: &str| {
+                !read_only
+                    || registry
+                        .get(name)
+                        .is_some_and(|t| t.effect() == rapport_tools::Effect::Read)
+            };
             let mut names: Vec<String> = CORE.iter().map(|s| (*s).to_owned()).collect();
             for (name, _) in ranked {
                 if names.len() >= k + CORE.len() {
                     break;
                 }
-                if !names.contains(&name) {
+                if !names.contains(&name) && fits(&name) {
                     names.push(name);
                 }
             }
@@ -141,6 +150,36 @@ pub async fn select(
         .filter(|t| allowed(*t))
         .map(|t| spec(t, compact))
         .collect())
+}
+
+/// Words that ask for a change; a request with none of them that is phrased
+/// as a question only asks.
+/// (Verbs only: nouns like "email" or "note" are as common in questions.)
+const CHANGE_WORDS: &[&str] = &[
+    "add", "create", "log", "update", "change", "edit", "set", "move", "mark", "delete", "remove",
+    "schedule", "remind", "assign", "reassign", "tag", "untag", "close", "convert", "qualify",
+    "book", "send", "rename", "merge", "undo", "accept", "dismiss", "complete", "reopen", "put",
+    "make",
+];
+
+const QUESTION_WORDS: &[&str] = &[
+    "what", "who", "whom", "whose", "when", "where", "which", "why", "how", "is", "are", "was",
+    "were", "does", "do", "did", "any", "show", "list", "find", "tell",
+];
+
+/// Whether `request` only asks for information: phrased as a question (a
+/// question mark, or a question word first) with no word that asks for a
+/// change. "Can you add Jane?" asks for a change; "What's overdue?" does not.
+pub fn asks_only(request: &str) -> bool {
+    let lower = request.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.split('\'').next().unwrap_or(w))
+        .collect();
+    let question = lower.trim_end().ends_with('?')
+        || words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
+    question && !words.iter().any(|w| CHANGE_WORDS.contains(w))
 }
 
 /// The tool as the model sees it; `compact` drops what a small model does not
@@ -211,6 +250,29 @@ fn restates_type(d: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn questions_without_a_change_word_only_ask() {
+        for q in [
+            "What did Acme Logistics say about pricing?",
+            "What's overdue for me?",
+            "who owns the Globex deal",
+            "Show me my open deals",
+            "How is the pipeline looking this quarter?",
+        ] {
+            assert!(asks_only(q), "{q}");
+        }
+        for q in [
+            "Can you add Jane Doe from Acme?",
+            "Log a call with Dana Lee at Acme Logistics: likes the Pro plan.",
+            "Move the deal Acme Logistics – Expense Cloud to Negotiation.",
+            "Is it possible to mark the Globex deal as won?",
+            "Add a note to Aisha: she asked for a demo next week.",
+            "Remind me to call Bo on Friday",
+        ] {
+            assert!(!asks_only(q), "{q}");
+        }
+    }
 
     #[test]
     fn strip_keeps_fields_named_like_keywords() {

@@ -702,6 +702,20 @@ async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
                     .unwrap()
                     .contains("left out company_id")
             );
+            // An id the conversation showed, but as another type of record.
+            let jane = r["result"]["id"].as_i64().unwrap();
+            call("get_company", json!({ "id": jane }))
+        })
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], false, "{r}");
+            assert!(
+                r["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is the id of a contact, not of a company"),
+                "{r}"
+            );
             // A required id nobody gave: refused with a hint.
             call("get_company", json!({"id": 777}))
         })
@@ -750,12 +764,21 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .call("create_company", json!({"name": "Initech"}))
         .call("create_company", json!({"name": "Initech"}))
         .call("create_company", json!({"name": "Initech"}))
+        // Third turn: the model parrots the repeat's note instead of answering.
+        .call("create_company", json!({"name": "Umbrella"}))
+        .call("create_company", json!({"name": "Umbrella"}))
+        .say("This exact call already ran; its result is above.")
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
     let out = send(&agent, s.id, &fx.rep, "add Globex").await;
     assert_eq!(out, TurnOutcome::Answer("Globex is in the CRM now.".into()));
     let out = send(&agent, s.id, &fx.rep, "add Initech").await;
+    let TurnOutcome::Answer(text) = out else {
+        panic!("{out:?}")
+    };
+    assert!(text.starts_with("Done: create company (id "), "{text}");
+    let out = send(&agent, s.id, &fx.rep, "add Umbrella").await;
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")
     };
@@ -767,5 +790,5 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .unwrap()
         .items
         .len();
-    assert_eq!(n, 2, "each created once");
+    assert_eq!(n, 3, "each created once");
 }
