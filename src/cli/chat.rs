@@ -17,7 +17,8 @@ use rapport_agent::{
 use rapport_crm::model::{Proposal, User};
 use rapport_crm::{Id, Store};
 use rapport_models::llm::{ChatModel, LoadOptions, Role};
-use rapport_tools::Registry;
+use rapport_pipelines::memory::Memory;
+use rapport_tools::{Registry, Services};
 
 use super::GlobalArgs;
 use super::db;
@@ -101,14 +102,45 @@ pub struct AskArgs {
     pub session: Option<Id>,
 }
 
+/// What the agent's tools need beyond the store: semantic memory for
+/// `search_interactions` when an index exists (the embedded shard in the data
+/// directory, or the Qdrant server `RAPPORT_QDRANT_URL` names). Without one
+/// the tool answers `not_available` with the command that builds it.
+pub async fn tool_services(g: &GlobalArgs, store: &Store) -> Services {
+    let configured =
+        std::env::var_os("RAPPORT_QDRANT_URL").is_some() || g.data_dir.join("index").exists();
+    if !configured {
+        return Services::default();
+    }
+    match memory_services(g, store).await {
+        Ok(services) => services,
+        Err(e) => {
+            tracing::warn!(error = %e, "semantic search is off for this session");
+            Services::default()
+        }
+    }
+}
+
+/// Semantic memory over the configured index, as tool services.
+pub async fn memory_services(g: &GlobalArgs, store: &Store) -> anyhow::Result<Services> {
+    let index = super::memory::open_index(g, 384).await?;
+    let memory = Memory::open(store.clone(), index)
+        .await
+        .context("cannot load the sentence embedder")?;
+    Ok(Services {
+        memory: Some(Arc::new(memory)),
+    })
+}
+
 /// Builds the agent the options describe (loading the local model and the
 /// embedder that picks its tools, fetching them first if missing).
 pub async fn build_agent(
     store: Store,
+    services: Services,
     args: &AgentArgs,
     approve_all: bool,
 ) -> anyhow::Result<Agent> {
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::new().with_services(services));
     let policy = Policy {
         writes: match args.writes {
             WritesArg::Direct => WritePolicy::Direct,
@@ -210,7 +242,8 @@ fn printer() -> (Events, tokio::task::JoinHandle<()>) {
 pub async fn ask(g: &GlobalArgs, args: AskArgs) -> anyhow::Result<()> {
     let s = db::open(g).await?;
     let user = user_of(&s).await?;
-    let agent = build_agent(s.store.clone(), &args.agent, args.approve_all).await?;
+    let services = tool_services(g, &s.store).await;
+    let agent = build_agent(s.store.clone(), services, &args.agent, args.approve_all).await?;
     let session = match args.session {
         Some(id) => id,
         None => {
@@ -246,7 +279,8 @@ fn describe(p: &Proposal) -> String {
 pub async fn chat(g: &GlobalArgs, args: ChatArgs) -> anyhow::Result<()> {
     let s = db::open(g).await?;
     let user = user_of(&s).await?;
-    let agent = build_agent(s.store.clone(), &args.agent, false).await?;
+    let services = tool_services(g, &s.store).await;
+    let agent = build_agent(s.store.clone(), services, &args.agent, false).await?;
     run_chat(&agent, &user, args.session).await
 }
 

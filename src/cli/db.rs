@@ -267,7 +267,8 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     }
     let id = s.ctx.actor_id.context("no acting user")?;
     let user: User = s.store.get(&s.ctx, id).await?;
-    let agent = super::chat::build_agent(s.store.clone(), &args.agent, false).await?;
+    let services = super::chat::tool_services(g, &s.store).await;
+    let agent = super::chat::build_agent(s.store.clone(), services, &args.agent, false).await?;
     super::chat::run_chat(&agent, &user, None).await
 }
 

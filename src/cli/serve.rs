@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use rapport_api::server::{AppState, ServerConfig, serve};
-use rapport_pipelines::memory::Memory;
 use rapport_tools::{Registry, Services};
 
 use super::GlobalArgs;
@@ -56,11 +55,17 @@ pub struct ServeArgs {
 
 pub async fn run(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let s = db::open(g).await?;
+    // The REST tools and the chat agent share one semantic memory.
+    let services = if args.search {
+        super::chat::memory_services(g, &s.store).await?
+    } else {
+        Services::default()
+    };
     let agent = if args.no_chat {
         None
     } else {
         Some(Arc::new(
-            build_agent(s.store.clone(), &args.agent, false).await?,
+            build_agent(s.store.clone(), services.clone(), &args.agent, false).await?,
         ))
     };
     let mut config = ServerConfig {
@@ -72,17 +77,7 @@ pub async fn run(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     config.mcp_allowed_hosts.extend(args.allowed_hosts);
-    let registry = if args.search {
-        let index = super::memory::open_index(g, 384).await?;
-        let memory = Memory::open(s.store.clone(), index)
-            .await
-            .context("cannot load the sentence embedder")?;
-        Registry::new().with_services(Services {
-            memory: Some(Arc::new(memory)),
-        })
-    } else {
-        Registry::new()
-    };
+    let registry = Registry::new().with_services(services);
     let state = AppState::new(s.store.clone(), Arc::new(registry), agent, config)?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
