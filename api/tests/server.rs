@@ -127,6 +127,11 @@ async fn plain(store: &Store, name: &str) -> Server {
 }
 
 /// The JSON body after checking the status.
+/// Sends the request and checks its status (and problem body): see [`expect`].
+async fn call(req: reqwest::RequestBuilder, status: StatusCode) -> Value {
+    expect(req.send().await.expect("the server answers"), status).await
+}
+
 async fn expect(res: reqwest::Response, status: StatusCode) -> Value {
     let got = res.status();
     let ct = res
@@ -149,8 +154,8 @@ async fn expect(res: reqwest::Response, status: StatusCode) -> Value {
 async fn requests_without_a_valid_key_are_refused_and_workspaces_stay_apart(store: &Store) {
     let s = plain(store, "auth").await;
     // No key.
-    let p = expect(
-        s.http.get(s.url("/api/v1/companies")).send().await.unwrap(),
+    let p = call(
+        s.http.get(s.url("/api/v1/companies")),
         StatusCode::UNAUTHORIZED,
     )
     .await;
@@ -160,11 +165,8 @@ async fn requests_without_a_valid_key_are_refused_and_workspaces_stay_apart(stor
         "{p}"
     );
     // A made-up key.
-    let p = expect(
-        s.get("rk_not-a-real-key", "/api/v1/companies")
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.get("rk_not-a-real-key", "/api/v1/companies"),
         StatusCode::UNAUTHORIZED,
     )
     .await;
@@ -176,38 +178,23 @@ async fn requests_without_a_valid_key_are_refused_and_workspaces_stay_apart(stor
         "{p}"
     );
     // A key that worked, then revoked.
-    expect(
-        s.get(&s.rep, "/api/v1/me").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    call(s.get(&s.rep, "/api/v1/me"), StatusCode::OK).await;
     let keys = store.api_keys(&s.fx.admin_ctx()).await.unwrap();
     let rep_key = keys.iter().find(|k| k.user_id == s.fx.rep.id).unwrap();
     store
         .revoke_api_key(&s.fx.admin_ctx(), rep_key.id)
         .await
         .unwrap();
-    expect(
-        s.get(&s.rep, "/api/v1/me").send().await.unwrap(),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    call(s.get(&s.rep, "/api/v1/me"), StatusCode::UNAUTHORIZED).await;
     // The key acts as its user with their role.
-    let me = expect(
-        s.get(&s.viewer, "/api/v1/me").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let me = call(s.get(&s.viewer, "/api/v1/me"), StatusCode::OK).await;
     assert_eq!(me["user"]["role"], "viewer");
-    let p = expect(
+    let p = call(
         s.post(
             &s.viewer,
             "/api/v1/companies",
             json!({"name": "Viewer Inc"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -219,34 +206,19 @@ async fn requests_without_a_valid_key_are_refused_and_workspaces_stay_apart(stor
         .await
         .unwrap();
     let path = format!("/api/v1/companies/{}", theirs.id);
-    expect(
-        s.get(&s.admin, &path).send().await.unwrap(),
+    call(s.get(&s.admin, &path), StatusCode::NOT_FOUND).await;
+    call(
+        s.patch(&s.admin, &path, json!({"name": "Ours now"})),
         StatusCode::NOT_FOUND,
     )
     .await;
-    expect(
-        s.patch(&s.admin, &path, json!({"name": "Ours now"}))
-            .send()
-            .await
-            .unwrap(),
+    call(
+        s.http.delete(s.url(&path)).bearer_auth(&s.admin),
         StatusCode::NOT_FOUND,
     )
     .await;
-    expect(
-        s.http
-            .delete(s.url(&path))
-            .bearer_auth(&s.admin)
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    expect(
-        s.get(&s.admin, &format!("{path}/history"))
-            .send()
-            .await
-            .unwrap(),
+    call(
+        s.get(&s.admin, &format!("{path}/history")),
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -284,11 +256,8 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
     let s = plain(store, "crud").await;
     for (rt, plural) in RECORDS {
         let base = format!("/api/v1/{plural}");
-        let created = expect(
-            s.post(&s.admin, &base, example(&s, rt))
-                .send()
-                .await
-                .unwrap(),
+        let created = call(
+            s.post(&s.admin, &base, example(&s, rt)),
             StatusCode::CREATED,
         )
         .await;
@@ -296,15 +265,12 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
             .as_i64()
             .unwrap_or_else(|| panic!("{rt}: {created}"));
         let item = format!("{base}/{id}");
-        let got = expect(s.get(&s.admin, &item).send().await.unwrap(), StatusCode::OK).await;
+        let got = call(s.get(&s.admin, &item), StatusCode::OK).await;
         assert_eq!(got["id"], id, "{rt}");
 
         let field = text_field(rt);
-        let patched = expect(
-            s.patch(&s.admin, &item, json!({field: "Changed by REST"}))
-                .send()
-                .await
-                .unwrap(),
+        let patched = call(
+            s.patch(&s.admin, &item, json!({field: "Changed by REST"})),
             StatusCode::OK,
         )
         .await;
@@ -321,11 +287,8 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
             }
         }
         // A bad patch names its field and writes nothing.
-        let p = expect(
-            s.patch(&s.admin, &item, json!({"no_such_field": 1}))
-                .send()
-                .await
-                .unwrap(),
+        let p = call(
+            s.patch(&s.admin, &item, json!({"no_such_field": 1})),
             StatusCode::BAD_REQUEST,
         )
         .await;
@@ -336,12 +299,9 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
 
         // The typed filter finds exactly the changed record.
         let filter = json!({"and": [{"field": field, "op": "eq", "value": "Changed by REST"}, {"field": "id", "op": "eq", "value": id}]});
-        let page = expect(
+        let page = call(
             s.get(&s.admin, &base)
-                .query(&[("filter", filter.to_string())])
-                .send()
-                .await
-                .unwrap(),
+                .query(&[("filter", filter.to_string())]),
             StatusCode::OK,
         )
         .await;
@@ -353,25 +313,15 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
             .collect();
         assert_eq!(ids, vec![id], "{rt}");
         // A filter on a field the type does not have is a 400 naming it.
-        let p = expect(
+        let p = call(
             s.get(&s.admin, &base)
-                .query(&[("filter", r#"{"field":"nope","op":"eq","value":1}"#)])
-                .send()
-                .await
-                .unwrap(),
+                .query(&[("filter", r#"{"field":"nope","op":"eq","value":1}"#)]),
             StatusCode::BAD_REQUEST,
         )
         .await;
         assert!(p["detail"].as_str().unwrap().contains("nope"), "{rt}: {p}");
 
-        let history = expect(
-            s.get(&s.admin, &format!("{item}/history"))
-                .send()
-                .await
-                .unwrap(),
-            StatusCode::OK,
-        )
-        .await;
+        let history = call(s.get(&s.admin, &format!("{item}/history")), StatusCode::OK).await;
         let actions: Vec<&str> = history["items"]
             .as_array()
             .unwrap()
@@ -392,13 +342,8 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
         );
 
         // Reps may not delete; admins may.
-        let p = expect(
-            s.http
-                .delete(s.url(&item))
-                .bearer_auth(&s.rep)
-                .send()
-                .await
-                .unwrap(),
+        let p = call(
+            s.http.delete(s.url(&item)).bearer_auth(&s.rep),
             StatusCode::FORBIDDEN,
         )
         .await;
@@ -406,29 +351,16 @@ async fn every_record_type_supports_crud_filters_and_history(store: &Store) {
         if rt == RecordType::Pipeline {
             // The new pipeline got no stages, so it can go.
         }
-        let gone = expect(
-            s.http
-                .delete(s.url(&item))
-                .bearer_auth(&s.admin)
-                .send()
-                .await
-                .unwrap(),
+        let gone = call(
+            s.http.delete(s.url(&item)).bearer_auth(&s.admin),
             StatusCode::OK,
         )
         .await;
         assert_eq!(gone["id"], id);
-        expect(
-            s.get(&s.admin, &item).send().await.unwrap(),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        call(s.get(&s.admin, &item), StatusCode::NOT_FOUND).await;
     }
     // Users are listed (read-only).
-    let users = expect(
-        s.get(&s.viewer, "/api/v1/users").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let users = call(s.get(&s.viewer, "/api/v1/users"), StatusCode::OK).await;
     assert_eq!(users["items"].as_array().unwrap().len(), 4);
     s.stop().await;
 }
@@ -439,15 +371,12 @@ async fn lists_filter_sort_and_page_without_repeats(store: &Store) {
         .iter()
         .enumerate()
     {
-        expect(
+        call(
             s.post(
                 &s.admin,
                 "/api/v1/companies",
                 json!({"name": name, "employees": 10 * (i + 1)}),
-            )
-            .send()
-            .await
-            .unwrap(),
+            ),
             StatusCode::CREATED,
         )
         .await;
@@ -460,28 +389,20 @@ async fn lists_filter_sort_and_page_without_repeats(store: &Store) {
             .map(|r| r["name"].as_str().unwrap().to_owned())
             .collect()
     };
-    let page = expect(
-        s.get(&s.viewer, "/api/v1/companies")
-            .query(&[
-                (
-                    "filter",
-                    r#"{"field":"name","op":"contains","value":"acme"}"#,
-                ),
-                ("sort", "-name"),
-            ])
-            .send()
-            .await
-            .unwrap(),
+    let page = call(
+        s.get(&s.viewer, "/api/v1/companies").query(&[
+            (
+                "filter",
+                r#"{"field":"name","op":"contains","value":"acme"}"#,
+            ),
+            ("sort", "-name"),
+        ]),
         StatusCode::OK,
     )
     .await;
     assert_eq!(names(&page), ["Acme Rockets", "Acme"]);
-    let page = expect(
-        s.get(&s.viewer, "/api/v1/companies")
-            .query(&[("filter", r#"{"or":[{"field":"employees","op":"gte","value":40},{"field":"name","op":"eq","value":"Globex"}]}"#), ("sort", "employees")])
-            .send()
-            .await
-            .unwrap(),
+    let page = call(s.get(&s.viewer, "/api/v1/companies")
+            .query(&[("filter", r#"{"or":[{"field":"employees","op":"gte","value":40},{"field":"name","op":"eq","value":"Globex"}]}"#), ("sort", "employees")]),
         StatusCode::OK,
     )
     .await;
@@ -494,12 +415,8 @@ async fn lists_filter_sort_and_page_without_repeats(store: &Store) {
         if let Some(c) = &cursor {
             q.push(("cursor", c.clone()));
         }
-        let page = expect(
-            s.get(&s.viewer, "/api/v1/companies")
-                .query(&q)
-                .send()
-                .await
-                .unwrap(),
+        let page = call(
+            s.get(&s.viewer, "/api/v1/companies").query(&q),
             StatusCode::OK,
         )
         .await;
@@ -513,20 +430,14 @@ async fn lists_filter_sort_and_page_without_repeats(store: &Store) {
         seen,
         ["Acme", "Acme Rockets", "Globex", "Initech", "Umbrella"]
     );
-    let p = expect(
-        s.get(&s.viewer, "/api/v1/companies?limit=501")
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.get(&s.viewer, "/api/v1/companies?limit=501"),
         StatusCode::BAD_REQUEST,
     )
     .await;
     assert_eq!(p["field"], "limit");
-    let p = expect(
-        s.get(&s.viewer, "/api/v1/companies?filter=%7Bbroken")
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.get(&s.viewer, "/api/v1/companies?filter=%7Bbroken"),
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -536,7 +447,7 @@ async fn lists_filter_sort_and_page_without_repeats(store: &Store) {
 
 async fn bulk_create_and_update_keep_the_good_items_and_explain_the_bad(store: &Store) {
     let s = plain(store, "bulk").await;
-    let out = expect(
+    let out = call(
         s.post(
             &s.rep,
             "/api/v1/contacts/bulk",
@@ -546,10 +457,7 @@ async fn bulk_create_and_update_keep_the_good_items_and_explain_the_bad(store: &
                 {"first_name": "Dana again", "email": "dana@acme.test"},
                 {"first_name": "Lee"}
             ]}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::OK,
     )
     .await;
@@ -569,26 +477,18 @@ async fn bulk_create_and_update_keep_the_good_items_and_explain_the_bad(store: &
     assert_eq!(r[3]["status"], 201);
     let dana = r[0]["record"]["id"].as_i64().unwrap();
     let lee = r[3]["record"]["id"].as_i64().unwrap();
-    let page = expect(
-        s.get(&s.rep, "/api/v1/contacts").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let page = call(s.get(&s.rep, "/api/v1/contacts"), StatusCode::OK).await;
     assert_eq!(
         page["items"].as_array().unwrap().len(),
         2,
         "only the good items exist"
     );
 
-    let out = expect(
-        s.patch(
+    let out = call(s.patch(
             &s.rep,
             "/api/v1/contacts/bulk",
             json!({"items": [{"id": dana, "title": "CTO"}, {"id": 999_999, "title": "Ghost"}, {"id": lee, "last_name": "Park"}]}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::OK,
     )
     .await;
@@ -596,11 +496,8 @@ async fn bulk_create_and_update_keep_the_good_items_and_explain_the_bad(store: &
     assert_eq!(out["results"][1]["status"], 404);
     assert_eq!(out["results"][0]["record"]["title"], "CTO");
     assert_eq!(out["results"][2]["record"]["last_name"], "Park");
-    let p = expect(
-        s.post(&s.rep, "/api/v1/contacts/bulk", json!({"items": []}))
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.post(&s.rep, "/api/v1/contacts/bulk", json!({"items": []})),
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -610,11 +507,7 @@ async fn bulk_create_and_update_keep_the_good_items_and_explain_the_bad(store: &
 
 async fn tools_models_and_nba_go_through_the_registry(store: &Store) {
     let s = plain(store, "tools").await;
-    let tools = expect(
-        s.get(&s.viewer, "/api/v1/tools").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let tools = call(s.get(&s.viewer, "/api/v1/tools"), StatusCode::OK).await;
     assert!(
         tools
             .as_array()
@@ -622,27 +515,21 @@ async fn tools_models_and_nba_go_through_the_registry(store: &Store) {
             .iter()
             .any(|t| t["name"] == "find_records")
     );
-    expect(
+    call(
         s.post(
             &s.rep,
             "/api/v1/tools/create_company",
             json!({"name": "Acme Logistics"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::OK,
     )
     .await;
-    let found = expect(
+    let found = call(
         s.post(
             &s.viewer,
             "/api/v1/tools/find_records",
             json!({"query": "Acme"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::OK,
     )
     .await;
@@ -653,53 +540,37 @@ async fn tools_models_and_nba_go_through_the_registry(store: &Store) {
         Some(true),
         "{found}"
     );
-    let p = expect(
+    let p = call(
         s.post(
             &s.viewer,
             "/api/v1/tools/create_company",
             json!({"name": "X"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::FORBIDDEN,
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("viewers"), "{p}");
-    let p = expect(
-        s.post(&s.rep, "/api/v1/tools/no_such_tool", json!({}))
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.post(&s.rep, "/api/v1/tools/no_such_tool", json!({})),
         StatusCode::NOT_FOUND,
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("no_such_tool"));
-    let p = expect(
+    let p = call(
         s.post(
             &s.rep,
             "/api/v1/tools/create_company",
             json!({"nmae": "typo"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::BAD_REQUEST,
     )
     .await;
     assert!(p["field"].as_str().is_some(), "{p}");
-    let models = expect(
-        s.get(&s.viewer, "/api/v1/models").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let models = call(s.get(&s.viewer, "/api/v1/models"), StatusCode::OK).await;
     assert_eq!(models["items"], json!([]));
     // Search without an index says how to set it up.
-    let p = expect(
-        s.get(&s.viewer, "/api/v1/search?query=pricing")
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.get(&s.viewer, "/api/v1/search?query=pricing"),
         StatusCode::CONFLICT,
     )
     .await;
@@ -764,11 +635,8 @@ async fn chat_streams_events_and_an_approval_round_trip(store: &Store) {
         .say("Created Globex.");
     let agent = scripted_agent(store, model, WritePolicy::Approve);
     let s = start(store, "chat", ServerConfig::default(), Some(agent)).await;
-    let session = expect(
-        s.post(&s.rep, "/api/v1/sessions", json!({"title": "morning"}))
-            .send()
-            .await
-            .unwrap(),
+    let session = call(
+        s.post(&s.rep, "/api/v1/sessions", json!({"title": "morning"})),
         StatusCode::CREATED,
     )
     .await;
@@ -801,35 +669,25 @@ async fn chat_streams_events_and_an_approval_round_trip(store: &Store) {
     assert_eq!(done["outcome"], "awaiting_approval");
     let pid = done["proposal"]["id"].as_i64().unwrap();
     assert_eq!(events[1].1["proposal"]["id"], pid);
-    let none = expect(
-        s.get(&s.rep, "/api/v1/companies").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let none = call(s.get(&s.rep, "/api/v1/companies"), StatusCode::OK).await;
     assert_eq!(none["items"], json!([]), "nothing written before approval");
 
     // Someone else cannot decide it: the session is not theirs.
-    expect(
+    call(
         s.post(
             &s.admin,
             &format!("/api/v1/sessions/{sid}/proposals/{pid}"),
             json!({"decision": "approve"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::NOT_FOUND,
     )
     .await;
-    let p = expect(
+    let p = call(
         s.post(
             &s.rep,
             &format!("/api/v1/sessions/{sid}/proposals/{pid}"),
             json!({"decision": "edit"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -858,33 +716,23 @@ async fn chat_streams_events_and_an_approval_round_trip(store: &Store) {
             .any(|(n, v)| n == "final" && v["text"] == "Created Globex.")
     );
 
-    let companies = expect(
-        s.get(&s.rep, "/api/v1/companies").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let companies = call(s.get(&s.rep, "/api/v1/companies"), StatusCode::OK).await;
     assert_eq!(companies["items"][0]["name"], "Globex");
     assert_eq!(companies["items"][0]["owner_id"], s.fx.rep.id);
     // Deciding twice is a conflict.
-    let p = expect(
+    let p = call(
         s.post(
             &s.rep,
             &format!("/api/v1/sessions/{sid}/proposals/{pid}"),
             json!({"decision": "approve"}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::CONFLICT,
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("already decided"));
 
-    let history = expect(
-        s.get(&s.rep, &format!("/api/v1/sessions/{sid}"))
-            .send()
-            .await
-            .unwrap(),
+    let history = call(
+        s.get(&s.rep, &format!("/api/v1/sessions/{sid}")),
         StatusCode::OK,
     )
     .await;
@@ -901,11 +749,8 @@ async fn chat_streams_events_and_an_approval_round_trip(store: &Store) {
         "Created Globex."
     );
     // Another user sees no such session.
-    expect(
-        s.get(&s.admin, &format!("/api/v1/sessions/{sid}"))
-            .send()
-            .await
-            .unwrap(),
+    call(
+        s.get(&s.admin, &format!("/api/v1/sessions/{sid}")),
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -913,24 +758,26 @@ async fn chat_streams_events_and_an_approval_round_trip(store: &Store) {
 }
 
 async fn a_client_that_disconnects_mid_turn_leaves_a_whole_session(store: &Store) {
+    // The model's second step waits until the test has checked the refusal
+    // and left. The wait is asynchronous: the test runtime has one thread,
+    // and a blocking wait would stall the server along with the model.
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
     let model = ScriptedBackend::new()
         .call("create_company", json!({"name": "Slow Co"}))
-        .then(|_| {
-            // The model takes its time: the client will have left.
-            std::thread::sleep(Duration::from_millis(800));
-            LlmReply {
+        .after(
+            async move {
+                let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+            },
+            |_| LlmReply {
                 content: "Created Slow Co.".into(),
                 ..Default::default()
-            }
-        })
+            },
+        )
         .say("Still here.");
     let agent = scripted_agent(store, model, WritePolicy::Direct);
     let s = start(store, "leaver", ServerConfig::default(), Some(agent)).await;
-    let sid = expect(
-        s.post(&s.rep, "/api/v1/sessions", json!({}))
-            .send()
-            .await
-            .unwrap(),
+    let sid = call(
+        s.post(&s.rep, "/api/v1/sessions", json!({})),
         StatusCode::CREATED,
     )
     .await["id"]
@@ -944,25 +791,20 @@ async fn a_client_that_disconnects_mid_turn_leaves_a_whole_session(store: &Store
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     // A second turn while the first runs is refused, not interleaved.
-    let p = expect(
-        s.post(&s.rep, &path, json!({"text": "and another"}))
-            .send()
-            .await
-            .unwrap(),
+    let p = call(
+        s.post(&s.rep, &path, json!({"text": "and another"})),
         StatusCode::CONFLICT,
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("already running"));
     drop(res); // the client leaves mid-turn
+    release.send(()).unwrap();
     // The turn finishes on its own and the session is whole.
     let mut answered = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let h = expect(
-            s.get(&s.rep, &format!("/api/v1/sessions/{sid}"))
-                .send()
-                .await
-                .unwrap(),
+        let h = call(
+            s.get(&s.rep, &format!("/api/v1/sessions/{sid}")),
             StatusCode::OK,
         )
         .await;
@@ -972,11 +814,7 @@ async fn a_client_that_disconnects_mid_turn_leaves_a_whole_session(store: &Store
         }
     }
     assert!(answered, "the turn ran to its end after the client left");
-    let companies = expect(
-        s.get(&s.rep, "/api/v1/companies").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let companies = call(s.get(&s.rep, "/api/v1/companies"), StatusCode::OK).await;
     assert_eq!(companies["items"].as_array().unwrap().len(), 1);
     // And the session takes the next message normally.
     let res = s
@@ -1063,11 +901,7 @@ async fn the_rate_limit_answers_429_with_retry_after(store: &Store) {
     };
     let s = start(store, "rate", config, None).await;
     for _ in 0..3 {
-        expect(
-            s.get(&s.rep, "/api/v1/me").send().await.unwrap(),
-            StatusCode::OK,
-        )
-        .await;
+        call(s.get(&s.rep, "/api/v1/me"), StatusCode::OK).await;
     }
     let res = s.get(&s.rep, "/api/v1/me").send().await.unwrap();
     let retry: u64 = res.headers()["retry-after"]
@@ -1079,11 +913,7 @@ async fn the_rate_limit_answers_429_with_retry_after(store: &Store) {
     let p = expect(res, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(p["code"], "rate_limited");
     // Each key has its own budget.
-    expect(
-        s.get(&s.viewer, "/api/v1/me").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    call(s.get(&s.viewer, "/api/v1/me"), StatusCode::OK).await;
     s.stop().await;
 }
 
@@ -1094,15 +924,12 @@ async fn an_oversized_body_is_refused_with_413(store: &Store) {
     };
     let s = start(store, "big", config, None).await;
     let big = "x".repeat(10_000);
-    let p = expect(
+    let p = call(
         s.post(
             &s.rep,
             "/api/v1/companies",
             json!({"name": "Big", "description": big}),
-        )
-        .send()
-        .await
-        .unwrap(),
+        ),
         StatusCode::PAYLOAD_TOO_LARGE,
     )
     .await;
@@ -1119,11 +946,7 @@ async fn an_oversized_body_is_refused_with_413(store: &Store) {
         .await
         .unwrap();
     expect(res, StatusCode::PAYLOAD_TOO_LARGE).await;
-    let none = expect(
-        s.get(&s.rep, "/api/v1/companies").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let none = call(s.get(&s.rep, "/api/v1/companies"), StatusCode::OK).await;
     assert_eq!(none["items"], json!([]));
     s.stop().await;
 }
@@ -1144,16 +967,8 @@ async fn health_metrics_openapi_and_request_ids(store: &Store) {
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     expect(res, StatusCode::OK).await;
-    expect(
-        s.get(&s.rep, "/api/v1/companies").send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
-    expect(
-        s.get(&s.rep, "/api/v1/nothing-here").send().await.unwrap(),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    call(s.get(&s.rep, "/api/v1/companies"), StatusCode::OK).await;
+    call(s.get(&s.rep, "/api/v1/nothing-here"), StatusCode::NOT_FOUND).await;
     let metrics = s
         .http
         .get(s.url("/metrics"))
@@ -1170,11 +985,7 @@ async fn health_metrics_openapi_and_request_ids(store: &Store) {
         "{metrics}"
     );
     assert!(metrics.contains("rapport_http_request_duration_seconds_bucket"));
-    let doc = expect(
-        s.http.get(s.url("/api/openapi.json")).send().await.unwrap(),
-        StatusCode::OK,
-    )
-    .await;
+    let doc = call(s.http.get(s.url("/api/openapi.json")), StatusCode::OK).await;
     assert_eq!(doc["openapi"], "3.1.0");
     for (_, plural) in RECORDS {
         for p in ["", "/{id}", "/bulk", "/{id}/history"] {

@@ -6,6 +6,7 @@
 //! back (e.g. answer with the id a tool returned).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Mutex;
 
 use rapport_tools::BoxFuture;
@@ -13,7 +14,13 @@ use serde_json::Value;
 
 use super::{BackendError, DeltaSink, LlmBackend, LlmReply, LlmRequest, RawCall};
 
-type Step = Box<dyn FnOnce(&LlmRequest) -> LlmReply + Send>;
+type Reply = Box<dyn FnOnce(&LlmRequest) -> LlmReply + Send>;
+
+/// One scripted reply, optionally held back until a gate opens.
+struct Step {
+    gate: Option<BoxFuture<'static, ()>>,
+    reply: Reply,
+}
 
 #[derive(Default)]
 pub struct ScriptedBackend {
@@ -59,10 +66,25 @@ impl ScriptedBackend {
 
     /// Next, answer with whatever `f` makes of the request.
     pub fn then(self, f: impl FnOnce(&LlmRequest) -> LlmReply + Send + 'static) -> Self {
+        self.push(None, Box::new(f))
+    }
+
+    /// Next, wait until `gate` completes, then answer as `f` says: a slow
+    /// model whose pace the test controls. The wait is asynchronous, so a
+    /// single-threaded test runtime keeps serving everything else meanwhile.
+    pub fn after(
+        self,
+        gate: impl Future<Output = ()> + Send + 'static,
+        f: impl FnOnce(&LlmRequest) -> LlmReply + Send + 'static,
+    ) -> Self {
+        self.push(Some(Box::pin(gate)), Box::new(f))
+    }
+
+    fn push(self, gate: Option<BoxFuture<'static, ()>>, reply: Reply) -> Self {
         self.steps
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back(Box::new(f));
+            .push_back(Step { gate, reply });
         self
     }
 
@@ -98,7 +120,10 @@ impl LlmBackend for ScriptedBackend {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop_front()
                 .ok_or_else(|| BackendError::Script("no reply left in the script".into()))?;
-            let reply = step(request);
+            if let Some(gate) = step.gate {
+                gate.await;
+            }
+            let reply = (step.reply)(request);
             if !reply.content.is_empty() {
                 on_delta(&reply.content);
             }
