@@ -16,16 +16,19 @@ regression gate CI runs.
 - [`grade`]: pure graders over the run's data; [`stats`]: Wilson intervals,
   pass^k, exact McNemar, paired bootstrap; [`report`]: JSON and Markdown
   reports, the gate against a baseline, A/B comparison.
+- [`quality`]: one report of every quality figure (agent suites, sentiment,
+  retrieval, lead-score and churn AUC) against committed baselines.
 
 It leaves the model, the loop and the tools to `rapport-agent` and
 `rapport-tools`, and the command line to the `rapport` binary
-(`rapport eval run|ab`).
+(`rapport eval run|ab|quality`).
 */
 
 pub mod config;
 mod error;
 pub mod grade;
 pub mod matcher;
+pub mod quality;
 pub mod report;
 pub mod runner;
 pub mod stats;

@@ -71,6 +71,9 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// At most this many tasks (after `only`).
     pub limit: Option<usize>,
+    /// Run each trial in a scratch database on this PostgreSQL server
+    /// (created and dropped per trial) instead of a temporary SQLite file.
+    pub postgres: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -81,6 +84,7 @@ impl Default for RunOptions {
             timeout: Duration::from_secs(600),
             only: Vec::new(),
             limit: None,
+            postgres: None,
         }
     }
 }
@@ -169,7 +173,9 @@ impl Harness {
             .map(|(i, _)| {
                 let (_, task) = tasks[i];
                 async move {
-                    let trial = self.trial_with_timeout(task, opts.timeout).await;
+                    let trial = self
+                        .trial_with_timeout(task, opts.timeout, opts.postgres.as_deref())
+                        .await;
                     bar.inc(1);
                     bar.set_message(format!("{} {:?}", task.id, trial.status));
                     (i, trial)
@@ -187,9 +193,20 @@ impl Harness {
         reports
     }
 
-    async fn trial_with_timeout(&self, task: &Task, timeout: Duration) -> Trial {
+    async fn trial_with_timeout(
+        &self,
+        task: &Task,
+        timeout: Duration,
+        postgres: Option<&str>,
+    ) -> Trial {
         let started = Instant::now();
-        match tokio::time::timeout(timeout, self.trial(task)).await {
+        let trial = async {
+            match postgres {
+                None => self.trial(task).await,
+                Some(admin) => self.trial_on_postgres(task, admin).await,
+            }
+        };
+        match tokio::time::timeout(timeout, trial).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => {
                 warn!(task = %task.id, error = %e, "trial failed to run");
@@ -203,15 +220,41 @@ impl Harness {
         }
     }
 
-    /// One trial: fresh database, the conversation, the grade.
+    /// One trial on a fresh SQLite file: the conversation, the grade.
     pub async fn trial(&self, task: &Task) -> Result<Trial> {
-        let started = Instant::now();
-        let dir = tempfile::tempdir().map_err(|e| Error::io(std::path::Path::new("tempdir"), e))?;
+        let dir = tempdir()?;
         let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
+        self.trial_on(&store, dir.path(), task).await
+    }
+
+    /// One trial in a scratch database on the PostgreSQL server `admin_url`
+    /// points at, dropped afterwards whatever the outcome.
+    pub async fn trial_on_postgres(&self, task: &Task, admin_url: &str) -> Result<Trial> {
+        use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
+        let dir = tempdir()?;
+        let name = format!("rapport_eval_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let url = create_scratch_database(admin_url, &name).await?;
+        let result = async {
+            let store = Store::connect(&url).await?;
+            let trial = self.trial_on(&store, dir.path(), task).await;
+            store.close().await;
+            trial
+        }
+        .await;
+        if let Err(e) = drop_scratch_database(admin_url, &name).await {
+            warn!(database = %name, error = %e, "scratch database not dropped");
+        }
+        result
+    }
+
+    /// One trial on `store` (empty), with `dir` for its search index.
+    async fn trial_on(&self, store: &Store, dir: &std::path::Path, task: &Task) -> Result<Trial> {
+        let started = Instant::now();
+        let store = store.clone();
         let world = setup(&store, task).await?;
         let services = match (&self.memory_models, task.index) {
             (Some((embedder, chunker)), true) => {
-                let index = EdgeIndex::open(&dir.path().join("index"), embedder.dim())
+                let index = EdgeIndex::open(&dir.join("index"), embedder.dim())
                     .await
                     .map_err(|e| Error::Model(e.to_string()))?;
                 let memory = Memory::new(
@@ -552,4 +595,8 @@ async fn tags_for(
 /// Where recordings of an arm live: `DIR/NAME.json`.
 pub fn recording_path(dir: &std::path::Path, spec: &AgentSpec) -> PathBuf {
     dir.join(format!("{}.json", spec.name))
+}
+
+fn tempdir() -> Result<tempfile::TempDir> {
+    tempfile::tempdir().map_err(|e| Error::io(std::path::Path::new("tempdir"), e))
 }

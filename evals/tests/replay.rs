@@ -154,6 +154,46 @@ fn repo() -> PathBuf {
 /// the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_recordings_replay_without_regression() {
+    let (baseline, current) = replay_baseline(None).await;
+    let stale: Vec<&str> = current
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Stale)
+        .map(|t| t.id.as_str())
+        .collect();
+    let gate = report::gate(&baseline, &current);
+    assert!(gate.passed, "{}\nstale: {stale:?}", gate.markdown());
+    assert!(stale.is_empty(), "stale tasks: {stale:?}");
+    assert_eq!(current.summary.tasks, baseline.summary.tasks);
+}
+
+/// The same replay with every trial in its own scratch database on
+/// PostgreSQL (`RunOptions::postgres`): the runner works on the scale-out
+/// backend, and the graded outcomes do not depend on the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_recordings_replay_the_same_on_postgresql() {
+    let admin = std::env::var("RAPPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (baseline, current) = replay_baseline(Some(admin)).await;
+    let outcomes = |r: &Report| -> Vec<(String, Status)> {
+        let mut v: Vec<(String, Status)> =
+            r.tasks.iter().map(|t| (t.id.clone(), t.status)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let errors: Vec<String> = current
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::Error)
+        .flat_map(|t| t.trials.iter().filter_map(|x| x.error.clone()))
+        .collect();
+    assert!(errors.is_empty(), "trials that did not run: {errors:?}");
+    assert_eq!(outcomes(&current), outcomes(&baseline));
+}
+
+/// The committed baseline, and a replay of its graded tasks from the
+/// committed recordings (on SQLite, or on PostgreSQL at `postgres`).
+async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
     let spec = AgentSpec::load(&repo().join("agents/qwen05-constrained.toml")).unwrap();
     let baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
     let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
@@ -165,6 +205,7 @@ async fn committed_recordings_replay_without_regression() {
             .map(|t| t.id.clone())
             .collect(),
         jobs: 2,
+        postgres,
         ..RunOptions::default()
     };
     let current = rapport_evals::run(
@@ -176,14 +217,5 @@ async fn committed_recordings_replay_without_regression() {
     )
     .await
     .unwrap();
-    let stale: Vec<&str> = current
-        .tasks
-        .iter()
-        .filter(|t| t.status == Status::Stale)
-        .map(|t| t.id.as_str())
-        .collect();
-    let gate = report::gate(&baseline, &current);
-    assert!(gate.passed, "{}\nstale: {stale:?}", gate.markdown());
-    assert!(stale.is_empty(), "stale tasks: {stale:?}");
-    assert_eq!(current.summary.tasks, baseline.summary.tasks);
+    (baseline, current)
 }

@@ -1,6 +1,6 @@
-//! `rapport eval run|ab|retrieval`: thin over `rapport_evals` (agent suites,
-//! A/B experiments, the gate) and `rapport_pipelines::memory::eval`
-//! (retrieval quality).
+//! `rapport eval run|ab|retrieval|quality`: thin over `rapport_evals` (agent
+//! suites, A/B experiments, the gate, the quality report) and
+//! `rapport_pipelines::memory::eval` (retrieval quality).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +23,47 @@ pub enum EvalCmd {
     /// Run (or compare the reports of) two agent configurations on the same
     /// tasks: per-arm pass^1 and pass^k, paired difference, McNemar, flips.
     Ab(AbArgs),
+    /// One report of every quality figure (agent suites, sentiment accuracy,
+    /// retrieval recall@10, lead-score and churn ROC AUC) against the committed
+    /// baselines; exits non-zero when a figure falls below its tolerance.
+    Quality(QualityArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Agent,
+    Sentiment,
+    Retrieval,
+    Tabular,
+}
+
+#[derive(Debug, Args)]
+pub struct QualityArgs {
+    /// Agent suite reports to include (default: every report in evals/reports).
+    #[arg(long = "agent-report", value_name = "FILE")]
+    pub agent_reports: Vec<PathBuf>,
+    /// Data sets from scripts/fetch-data (default: $RAPPORT_DATA_CACHE or ~/.cache/rapport/data).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Leave a source out (repeatable).
+    #[arg(long, value_enum)]
+    pub skip: Vec<Source>,
+    /// Demo CRM size for the retrieval eval.
+    #[arg(long, default_value_t = 30)]
+    pub companies: usize,
+    /// Committed baselines to judge against.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "evals/baselines/quality.json"
+    )]
+    pub baseline: PathBuf,
+    /// Write the measured figures as the new baseline (keeping tolerances and references).
+    #[arg(long)]
+    pub update_baseline: bool,
+    /// Where quality.json and quality.md go.
+    #[arg(long, default_value = "eval-out")]
+    pub out: PathBuf,
 }
 
 /// What both `run` and `ab` take.
@@ -54,6 +95,10 @@ pub struct Common {
     /// Where reports go.
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
+    /// Run each trial in its own scratch database on this PostgreSQL server
+    /// (an admin URL; created and dropped per trial) instead of a SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
 }
 
 impl Common {
@@ -64,6 +109,7 @@ impl Common {
             timeout: Duration::from_secs(self.timeout),
             only: self.only.clone(),
             limit: self.limit,
+            postgres: self.postgres.clone(),
         }
     }
 
@@ -112,6 +158,7 @@ pub async fn run(cmd: EvalCmd) -> anyhow::Result<()> {
         EvalCmd::Retrieval(args) => memory::eval_retrieval(args).await,
         EvalCmd::Run(args) => eval_run(args).await,
         EvalCmd::Ab(args) => eval_ab(args).await,
+        EvalCmd::Quality(args) => eval_quality(args).await,
     }
 }
 
@@ -192,5 +239,98 @@ async fn eval_ab(args: AbArgs) -> anyhow::Result<()> {
     let md = ab.markdown();
     std::fs::write(c.out.join(format!("{name}.md")), &md)?;
     println!("{md}");
+    Ok(())
+}
+
+async fn eval_quality(args: QualityArgs) -> anyhow::Result<()> {
+    use rapport_evals::quality::{self, Baseline, sources};
+    let wants = |s: Source| !args.skip.contains(&s);
+    let mut measures = Vec::new();
+    // A source that cannot run here (no data fetched, no head trained) is
+    // reported as not measured, not as a failure of the others.
+    let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("quality: {what} not measured: {e}");
+    };
+    if wants(Source::Agent) {
+        let reports = if args.agent_reports.is_empty() {
+            sources::agent_reports_in(Path::new("evals/reports"))?
+        } else {
+            let mut v = Vec::new();
+            for p in &args.agent_reports {
+                v.push((p.clone(), Report::load(p)?));
+            }
+            v
+        };
+        for (path, r) in &reports {
+            eprintln!("quality: agent report {}", path.display());
+            measures.extend(sources::agent(r));
+        }
+    }
+    if wants(Source::Sentiment) {
+        match rapport_models::Store::open_default()
+            .map_err(|e| e.to_string())
+            .and_then(|s| sources::sentiment(s.root()).map_err(|e| e.to_string()))
+        {
+            Ok(m) => measures.extend(m),
+            Err(e) => unavailable("sentiment", &e),
+        }
+    }
+    if wants(Source::Retrieval) {
+        let bar = progress_bar("retrieval eval: ingest");
+        match sources::retrieval(args.companies, &bar).await {
+            Ok(m) => measures.extend(m),
+            Err(e) => unavailable("retrieval", &e),
+        }
+        bar.finish_and_clear();
+    }
+    if wants(Source::Tabular) {
+        let data = args.data.clone().unwrap_or_else(super::pipelines::data_dir);
+        let sets = sources::tabular_sets(&data);
+        let bar = progress_bar("tabular models");
+        bar.set_length(sets.len() as u64);
+        for set in sets {
+            bar.set_message(set.name);
+            if !(set.train.exists() && set.test.exists()) {
+                unavailable(
+                    set.name,
+                    &format!("{} missing (run scripts/fetch-data)", set.train.display()),
+                );
+            } else {
+                match tokio::task::spawn_blocking(move || sources::tabular(&set)).await? {
+                    Ok(m) => measures.push(m),
+                    Err(e) => unavailable("a tabular set", &e),
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    }
+    let baseline = if args.baseline.exists() {
+        Baseline::load(&args.baseline)?
+    } else {
+        eprintln!(
+            "quality: no baseline at {}; every figure is new",
+            args.baseline.display()
+        );
+        Baseline::default()
+    };
+    let report = quality::compare(&measures, &baseline);
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("quality.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let md = report.markdown();
+    std::fs::write(args.out.join("quality.md"), &md)?;
+    println!("{md}");
+    if args.update_baseline {
+        let next = Baseline::from_measures(&measures, 0.02, &baseline);
+        std::fs::write(&args.baseline, serde_json::to_string_pretty(&next)? + "\n")?;
+        eprintln!("quality: baseline written to {}", args.baseline.display());
+        return Ok(());
+    }
+    if !report.passed {
+        anyhow::bail!("quality regressed: {}", report.regressions().join("; "));
+    }
     Ok(())
 }
