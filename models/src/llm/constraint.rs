@@ -10,6 +10,12 @@
 //! JSON Schema. With
 //! `required` only calls are allowed, and with a named function only calls of
 //! that function. After the last call the grammar accepts only end-of-turn.
+//! With `none` and tools in the prompt only text is allowed: a small model
+//! told to answer otherwise imitates the calls above it as JSON.
+//!
+//! Arrays get an upper bound on their length (the number of allowed values
+//! for an array of an enum, [`MAX_ITEMS`] otherwise): a 0.5B model can loop
+//! on `"types": ["deal", "deal", …]` until it runs out of tokens.
 //!
 //! JSON is written with the separators the model was trained on (`", "` and
 //! `": "`) and no free whitespace, which keeps the model on familiar tokens
@@ -23,6 +29,12 @@ use super::{LlmError, Result};
 /// Most calls one constrained turn may contain.
 pub const MAX_CALLS: usize = 4;
 
+/// Most items of an array argument whose schema sets no bound.
+pub const MAX_ITEMS: usize = 16;
+
+/// Plain text: anything that does not open a call.
+const TEXT_RULE: &str = "TEXT: /[^<{`](.|\\n)*/";
+
 /// The grammar for `tools` under `choice`, or `None` when nothing is constrained
 /// (no tools offered, or `tool_choice: none`). `parallel` allows up to
 /// [`MAX_CALLS`] calls in the turn, otherwise one.
@@ -32,7 +44,10 @@ pub fn tool_grammar(
     parallel: bool,
 ) -> Result<Option<String>> {
     let offered: Vec<&ToolSpec> = match choice {
-        ToolChoice::None => return Ok(None),
+        ToolChoice::None if tools.is_empty() => return Ok(None),
+        ToolChoice::None => {
+            return Ok(Some(format!("%llguidance {{}}\nstart: TEXT\n{TEXT_RULE}\n")));
+        }
         ToolChoice::Function(name) => {
             let t = tools.iter().find(|t| &t.name == name).ok_or_else(|| {
                 LlmError::InvalidRequest(format!(
@@ -64,7 +79,7 @@ pub fn tool_grammar(
     Ok(Some(format!(
         "%llguidance {{}}\n\
          {start}\n\
-         TEXT: /[^<{{`](.|\\n)*/\n\
+         {TEXT_RULE}\n\
          calls: {calls}\n\
          call: \"<tool_call>\\n\" body \"\\n</tool_call>\"\n\
          fenced: \"```json\\n\" body \"\\n```\"\n\
@@ -81,7 +96,7 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
                 "type": "object",
                 "properties": {
                     "name": {"const": t.name},
-                    "arguments": inline_refs(&t.parameters),
+                    "arguments": bound_arrays(inline_refs(&t.parameters)),
                 },
                 "required": ["name", "arguments"],
                 "additionalProperties": false,
@@ -119,6 +134,36 @@ pub fn inline_refs(schema: &Value) -> Value {
         m.remove("definitions");
     }
     out
+}
+
+/// The schema with a `maxItems` on every array that has none: the number
+/// of allowed values for an array of an enum, [`MAX_ITEMS`] otherwise.
+pub fn bound_arrays(mut schema: Value) -> Value {
+    bound_in(&mut schema);
+    schema
+}
+
+fn bound_in(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let is_array = match m.get("type") {
+                Some(Value::String(t)) => t == "array",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "array"),
+                _ => m.contains_key("items"),
+            };
+            if is_array && !m.contains_key("maxItems") {
+                let distinct = m
+                    .get("items")
+                    .and_then(|i| i.get("enum"))
+                    .and_then(Value::as_array)
+                    .map_or(MAX_ITEMS, Vec::len);
+                m.insert("maxItems".into(), json!(distinct.min(MAX_ITEMS)));
+            }
+            m.values_mut().for_each(bound_in);
+        }
+        Value::Array(a) => a.iter_mut().for_each(bound_in),
+        _ => {}
+    }
 }
 
 fn resolve(v: &Value, defs: &Value, depth: usize) -> Value {
@@ -311,14 +356,43 @@ mod tests {
     }
 
     #[test]
-    fn none_and_no_tools_are_unconstrained_and_bad_choices_fail() {
-        assert_eq!(
-            tool_grammar(&tools(), &ToolChoice::None, true).unwrap(),
-            None
-        );
+    fn none_allows_text_only_no_tools_is_unconstrained_and_bad_choices_fail() {
+        let g = tool_grammar(&tools(), &ToolChoice::None, true)
+            .unwrap()
+            .unwrap();
+        assert!(accepts(&g, "Created Jane Doe (contact 4)."));
+        assert!(!accepts(&g, CALL));
+        assert!(!accepts(&g, "{\"name\": \"create_contact\"}"));
+        assert_eq!(tool_grammar(&[], &ToolChoice::None, true).unwrap(), None);
         assert_eq!(tool_grammar(&[], &ToolChoice::Auto, true).unwrap(), None);
         assert!(tool_grammar(&[], &ToolChoice::Required, true).is_err());
         assert!(tool_grammar(&tools(), &ToolChoice::Function("nope".into()), true).is_err());
+    }
+
+    #[test]
+    fn arrays_are_bounded_so_a_repeating_model_must_stop() {
+        let t = ToolSpec::new(
+            "find_records",
+            "Find",
+            json!({"type": "object",
+                   "properties": {"query": {"type": "string"},
+                                  "types": {"type": ["array", "null"],
+                                            "items": {"enum": ["company", "deal"]}},
+                                  "tags": {"type": "array", "items": {"type": "string"}}},
+                   "required": ["query"], "additionalProperties": false}),
+        );
+        let s = call_schema(&[&t]);
+        let args = &s["properties"]["arguments"]["properties"];
+        assert_eq!(args["types"]["maxItems"], 2);
+        assert_eq!(args["tags"]["maxItems"], MAX_ITEMS);
+        let g = tool_grammar(&[t], &ToolChoice::Required, false)
+            .unwrap()
+            .unwrap();
+        let call = |types: &str| {
+            format!("<tool_call>\n{{\"name\": \"find_records\", \"arguments\": {{\"query\": \"Globex\", \"types\": [{types}]}}}}\n</tool_call>")
+        };
+        assert!(accepts(&g, &call("\"company\", \"deal\"")));
+        assert!(!accepts(&g, &call("\"company\", \"deal\", \"deal\"")));
     }
 
     #[test]

@@ -415,7 +415,7 @@ impl Worker<'_> {
     /// Renders and tokenizes the request, applying the context policy.
     fn fit_prompt(&self, request: &ChatRequest) -> Result<(Vec<LlamaToken>, usize)> {
         let n_ctx = self.ctx.n_ctx() as usize;
-        let tools = request.offered_tools();
+        let tools = &request.tools;
         let mut messages = request.messages.clone();
         loop {
             let tokens = self.render_tokens(&messages, tools)?;
@@ -463,9 +463,12 @@ impl Worker<'_> {
         let n_ctx = self.ctx.n_ctx() as usize;
 
         let mut samplers = Vec::new();
+        // `tool_choice: none` still lists the tools (the prompt, and so the
+        // cached prefix, stays the same as the turn's other steps); the
+        // grammar then allows only text.
         if request.options.constrained
             && let Some(grammar) = tool_grammar(
-                offered,
+                &request.tools,
                 &request.tool_choice,
                 request.options.parallel_tool_calls,
             )?
