@@ -22,10 +22,13 @@ use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
 use crate::known::{Known, KnownIds};
-use crate::mentions;
+use crate::mentions::{self, Ambiguous, Mentions};
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
 use crate::select::{self, Selection};
+
+/// The tool whose results the answer cites (`[activity ID]`).
+const CITING_TOOL: &str = "search_interactions";
 
 /// Knobs of the loop.
 #[derive(Clone)]
@@ -264,6 +267,34 @@ impl Agent {
         self.run(&t).await
     }
 
+    /// Has the model evaluate what every prompt of `user`'s turns starts
+    /// with (the system prompt and the tools always offered) in the
+    /// background, so the first message does not wait for it. Returns at
+    /// once; a backend without a prompt cache ignores it.
+    pub fn warm(&self, user: &User) -> Result<()> {
+        let tools = select::always_offered(
+            &self.config.selection,
+            &self.registry,
+            |tool| tool.roles().contains(&user.role),
+            self.config.compact_tools,
+        );
+        // The same variables `ask_model` renders, or the prefix differs.
+        let vars = PromptVars {
+            user_name: user.name.clone(),
+            user_role: role_name(user.role).into(),
+            timezone: user.timezone.clone(),
+            now: self.config.now.unwrap_or_else(Utc::now),
+            cite: tools.iter().any(|t| t.name == CITING_TOOL),
+        };
+        self.backend.warm(&LlmRequest {
+            messages: vec![ChatMessage::system(self.prompt.render(&vars)?)],
+            tools,
+            tool_choice: ToolChoice::None,
+            max_tokens: Some(1),
+        });
+        Ok(())
+    }
+
     async fn open<'a>(
         &self,
         session_id: Id,
@@ -354,10 +385,18 @@ impl Agent {
                 };
                 return self.answer(t, text).await;
             }
+            // A small model may write the same call twice in one reply: run it once.
+            let mut raw = reply.tool_calls;
+            let mut seen = Vec::new();
+            raw.retain(|c| {
+                let key = (c.name.clone(), c.arguments.clone());
+                let first = !seen.contains(&key);
+                seen.push(key);
+                first
+            });
             // Ids unique within the session: models reuse `call_0` turn after
             // turn, and results are matched to calls by id.
-            let calls: Vec<ToolCall> = reply
-                .tool_calls
+            let calls: Vec<ToolCall> = raw
                 .into_iter()
                 .enumerate()
                 .map(|(i, c)| ToolCall {
@@ -397,7 +436,7 @@ impl Agent {
             user_role: role_name(t.user.role).into(),
             timezone: t.user.timezone.clone(),
             now: self.config.now.unwrap_or_else(Utc::now),
-            cite: log.turn_tools.iter().any(|n| n == "search_interactions"),
+            cite: log.turn_tools.iter().any(|n| n == CITING_TOOL),
         };
         let mut messages = vec![ChatMessage::system(self.prompt.render(&vars)?)];
         messages.extend(log.for_prompt(self.config.history_chars));
@@ -406,7 +445,7 @@ impl Agent {
         {
             m.content = format!(
                 "{}\n\n(Records named in this request, found by lookup:\n{})",
-                m.content, log.turn_mentions
+                m.content, log.turn_mentions.text
             );
         }
         if answer_only {
@@ -414,10 +453,12 @@ impl Agent {
             // answer, as the last user words, gets words back.
             messages.push(ChatMessage::user(ANSWER_NOW));
         }
+        // Answering still lists the turn's tools (with `tool_choice: none`):
+        // the prompt then shares its prefix with the turn's earlier steps,
+        // which a local model has cached.
         let tools: Vec<ToolSpec> = log
             .turn_tools
             .iter()
-            .filter(|_| !answer_only)
             .filter_map(|n| self.registry.get(n))
             .map(|tool| select::spec(tool, self.config.compact_tools))
             .collect();
@@ -516,6 +557,17 @@ impl Agent {
             match self.check_call(t, &call, log, &known) {
                 Err(e) => self.record_result(t, &call, Err(&e)).await?,
                 Ok(effect) => {
+                    if effect != rapport_tools::Effect::Read
+                        && let Some(a) = ambiguous_pick(&call, &log.turn_mentions)
+                    {
+                        // The request named one of several records and the
+                        // model picked one: ask, do not guess.
+                        let question = a.question();
+                        let e = ToolError::new(ErrorCode::Ambiguous, question.clone())
+                            .with_hint("ask the user which record is meant");
+                        self.record_result(t, &call, Err(&e)).await?;
+                        return Ok(Pending::Stop(self.answer(t, question).await?));
+                    }
                     if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
                         let p = self.propose(t, &call, reason).await?;
                         let p = Box::new(p);
@@ -889,6 +941,18 @@ fn a_or_an(noun: &str) -> String {
 }
 
 /// An argument naming a record by id.
+/// The ambiguous name of the request a write's id argument picked from.
+fn ambiguous_pick<'m>(call: &ToolCall, mentions: &'m Mentions) -> Option<&'m Ambiguous> {
+    call.arguments.as_object()?.iter().find_map(|(k, v)| {
+        let n = v.as_i64().filter(|_| is_id_key(k))?;
+        let record_type = match k.as_str() {
+            "id" => crate::known::tool_record_type(&call.name),
+            _ => crate::known::key_type(k),
+        };
+        mentions.ambiguity(record_type, n)
+    })
+}
+
 fn is_id_key(k: &str) -> bool {
     k == "id" || k.ends_with("_id")
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::known::KnownIds;
+use crate::mentions::Mentions;
 
 /// Entry kinds in the session log.
 pub mod kind {
@@ -18,7 +19,7 @@ pub mod kind {
     pub const MODEL_CALL: &str = "model_call";
     /// The tools offered for a turn (names), chosen once per user message.
     pub const TOOLS: &str = "tools";
-    /// The records the names in a user message may mean (text for the model).
+    /// The records the names in a user message may mean ([`Mentions`](crate::mentions::Mentions)).
     pub const MENTIONS: &str = "mentions";
 }
 
@@ -45,7 +46,7 @@ pub struct Log {
     /// The tools offered in the current turn.
     pub turn_tools: Vec<String>,
     /// The records named in the current turn's message.
-    pub turn_mentions: String,
+    pub turn_mentions: Mentions,
     /// Every mention text of the session (their ids count as known).
     all_mentions: Vec<String>,
 }
@@ -61,7 +62,7 @@ impl Log {
                             log.turn_start = log.messages.len();
                             log.turn_calls.clear();
                             log.turn_tools.clear();
-                            log.turn_mentions.clear();
+                            log.turn_mentions = Mentions::default();
                         }
                         log.messages.push(m);
                     }
@@ -75,9 +76,16 @@ impl Log {
                     log.turn_tools = serde_json::from_value(e.body.clone()).unwrap_or_default();
                 }
                 kind::MENTIONS => {
-                    let text = e.body.as_str().unwrap_or_default().to_owned();
-                    log.all_mentions.push(text.clone());
-                    log.turn_mentions = text;
+                    // Sessions stored before ambiguity was kept hold plain text.
+                    let m = match e.body.as_str() {
+                        Some(text) => Mentions {
+                            text: text.to_owned(),
+                            ..Mentions::default()
+                        },
+                        None => serde_json::from_value(e.body.clone()).unwrap_or_default(),
+                    };
+                    log.all_mentions.push(m.text.clone());
+                    log.turn_mentions = m;
                 }
                 _ => {}
             }
@@ -289,11 +297,34 @@ fn has_free_text(v: &Value) -> bool {
 /// A successful result as the model sees it: JSON, inside `<data>` when it
 /// carries free text, cut at `max_chars`.
 pub fn ok_content(result: &Value, max_chars: usize) -> String {
-    let body = truncate(json!({"ok": true, "result": result}).to_string(), max_chars);
+    let body = truncate(
+        json!({"ok": true, "result": lean(result)}).to_string(),
+        max_chars,
+    );
     if has_free_text(result) {
         format!("{DATA_OPEN}\n{body}\n{DATA_CLOSE}")
     } else {
         body
+    }
+}
+
+/// The result without what tells the model nothing: null fields, empty
+/// objects and the workspace id. About a third of a created record's JSON,
+/// and every prompt token costs a local model time.
+pub fn lean(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, x)| {
+                    k.as_str() != "workspace_id"
+                        && !x.is_null()
+                        && x.as_object().is_none_or(|o| !o.is_empty())
+                })
+                .map(|(k, x)| (k.clone(), lean(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(lean).collect()),
+        other => other.clone(),
     }
 }
 
@@ -323,6 +354,16 @@ mod tests {
             name: name.into(),
             arguments: args,
         }
+    }
+
+    #[test]
+    fn results_leave_out_nulls_empty_objects_and_the_workspace() {
+        let r = json!({"activity": {"id": 7, "workspace_id": 1, "deal_id": null, "custom": {},
+                       "tags": [], "body": "hi"}, "follow_up_task": null, "items": [{"id": 1, "x": null}]});
+        assert_eq!(
+            lean(&r),
+            json!({"activity": {"id": 7, "tags": [], "body": "hi"}, "items": [{"id": 1}]})
+        );
     }
 
     #[test]

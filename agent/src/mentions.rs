@@ -4,10 +4,13 @@
 //! So the runtime finds the capitalised names in the request ("Dana Lee at
 //! Acme Logistics", "Aisha"), looks each up with the store's loose lookup and
 //! shows the model what they match — one record, or several when the name is
-//! ambiguous, so the model can ask which one. The lookup is the same the
-//! `find_records` tool uses; nothing here guesses.
+//! ambiguous. A write that names one of several same-type matches is not
+//! run: the loop asks the user which one is meant, since a small model picks
+//! one at random. The lookup is the same the `find_records` tool uses;
+//! nothing here guesses.
 
-use rapport_crm::{Candidate, Ctx, LookupQuery, Store};
+use rapport_crm::{Candidate, Ctx, LookupQuery, RecordType, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
@@ -65,24 +68,91 @@ pub fn names_in(text: &str) -> Vec<String> {
     names
 }
 
-/// The records each name may mean, as lines for the model; empty when none match.
-pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<String> {
+/// One record a name may mean.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mentioned {
+    pub record_type: String,
+    pub id: i64,
+    /// "Sam Carter <sam@lumen.io>, Lumen".
+    pub label: String,
+}
+
+/// A name that matched several records of one type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ambiguous {
+    pub name: String,
+    pub candidates: Vec<Mentioned>,
+}
+
+/// What the names in a request matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mentions {
+    /// One line per name, for the model.
+    pub text: String,
+    /// Names that could mean several records of one type: a write naming
+    /// one of them waits for the user to say which (see [`Mentions::question`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+impl Mentions {
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The ambiguous name a `record_type` id `id` was picked from, if any.
+    pub fn ambiguity(&self, record_type: Option<&str>, id: i64) -> Option<&Ambiguous> {
+        self.ambiguous.iter().find(|a| {
+            a.candidates
+                .iter()
+                .any(|c| c.id == id && record_type.is_none_or(|t| c.record_type == t))
+        })
+    }
+}
+
+impl Ambiguous {
+    /// The clarifying question to ask instead of picking one.
+    pub fn question(&self) -> String {
+        let options: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|c| format!("{} {} ({})", c.record_type, c.id, c.label))
+            .collect();
+        let (last, rest) = options.split_last().expect("an ambiguous name has candidates");
+        format!(
+            "\"{}\" could be {} or {}. Which one do you mean? I have not changed anything yet.",
+            self.name,
+            rest.join(", "),
+            last
+        )
+    }
+}
+
+/// The records each name in `text` may mean. A name that a longer one in the
+/// same request already narrowed down ("Sam" after "Sam at Lumen") adds
+/// nothing of the record types it was narrowed to.
+pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<Mentions> {
     let mut lines = Vec::new();
-    let mut seen: Vec<(rapport_crm::RecordType, i64)> = Vec::new();
+    let mut ambiguous = Vec::new();
+    let mut seen: Vec<(RecordType, i64)> = Vec::new();
     for name in names_in(text) {
         let mut q = LookupQuery::new(name.clone());
         q.limit = Some(PER_NAME);
-        let hits: Vec<Candidate> = store
+        let all: Vec<Candidate> = store
             .lookup(ctx, &q)
             .await?
             .into_iter()
             .filter(|c| c.score >= MIN_SCORE)
-            .filter(|c| !seen.contains(&(c.record_type, c.id)))
             .collect();
+        let narrowed = |t: RecordType| {
+            all.iter()
+                .any(|c| c.record_type == t && seen.contains(&(t, c.id)))
+        };
+        let hits: Vec<&Candidate> = all.iter().filter(|c| !narrowed(c.record_type)).collect();
+        seen.extend(all.iter().map(|c| (c.record_type, c.id)));
         if hits.is_empty() {
             continue;
         }
-        seen.extend(hits.iter().map(|c| (c.record_type, c.id)));
         let list: Vec<String> = hits
             .iter()
             .map(|c| format!("{} {} ({})", c.record_type, c.id, c.label))
@@ -97,8 +167,36 @@ pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<String> {
             )
         };
         lines.push(line);
+        ambiguous.extend(same_type_groups(&name, &hits));
     }
-    Ok(lines.join("\n"))
+    Ok(Mentions {
+        text: lines.join("\n"),
+        ambiguous,
+    })
+}
+
+/// Per record type with two or more hits, the name's candidates of that type.
+fn same_type_groups(name: &str, hits: &[&Candidate]) -> Vec<Ambiguous> {
+    let mut groups: Vec<Ambiguous> = Vec::new();
+    for c in hits {
+        let t = c.record_type.to_string();
+        if hits.iter().filter(|o| o.record_type == c.record_type).count() < 2 {
+            continue;
+        }
+        let m = Mentioned {
+            record_type: t.clone(),
+            id: c.id,
+            label: c.label.clone(),
+        };
+        match groups.iter_mut().find(|g| g.candidates[0].record_type == t) {
+            Some(g) => g.candidates.push(m),
+            None => groups.push(Ambiguous {
+                name: name.to_owned(),
+                candidates: vec![m],
+            }),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]

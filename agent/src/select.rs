@@ -152,6 +152,26 @@ pub async fn select(
         .collect())
 }
 
+/// The tools every request is offered, in the order they lead the tools
+/// block: all of them, or [`CORE`] when the rest is chosen per request.
+pub fn always_offered(
+    selection: &Selection,
+    registry: &Registry,
+    allowed: impl Fn(&dyn DynTool) -> bool,
+    compact: bool,
+) -> Vec<ToolSpec> {
+    let names: Vec<&str> = match selection {
+        Selection::All => registry.tools().map(|t| t.name()).collect(),
+        Selection::TopK { .. } => CORE.to_vec(),
+    };
+    names
+        .into_iter()
+        .filter_map(|n| registry.get(n))
+        .filter(|t| allowed(*t))
+        .map(|t| spec(t, compact))
+        .collect()
+}
+
 /// Words that ask for a change; a request with none of them that is phrased
 /// as a question only asks.
 /// (Verbs only: nouns like "email" or "note" are as common in questions.)

@@ -25,6 +25,7 @@ rapport_crm::both_backends!(
     the_step_limit_stops_a_looping_model,
     the_same_failing_call_twice_stops_the_turn,
     a_call_repeated_after_it_worked_ends_the_turn,
+    a_write_that_picks_one_of_two_same_named_contacts_asks_first,
     approval_approve_reject_and_edit,
     an_approval_of_a_stale_proposal_is_a_conflict,
     destructive_calls_always_wait,
@@ -747,6 +748,65 @@ async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
     let _ = acme;
 }
 
+async fn a_write_that_picks_one_of_two_same_named_contacts_asks_first(store: &Store) {
+    let fx = setup(store, "two_sams").await;
+    let ctx = fx.admin_ctx();
+    let lumen = company(store, &fx, "Lumen").await;
+    let sable = company(store, &fx, "Sable").await;
+    let mut sams = Vec::new();
+    for (last, co) in [("Carter", &lumen), ("Okafor", &sable)] {
+        let c: Contact = store
+            .create(
+                &ctx,
+                json!({"first_name": "Sam", "last_name": last, "company_id": co.id}),
+            )
+            .await
+            .unwrap();
+        sams.push(c.id);
+    }
+    let (carter, okafor) = (sams[0], sams[1]);
+    let model = ScriptedBackend::new()
+        // "Sam" matches both: the model picks Okafor anyway.
+        .then(move |req| {
+            let user = req.messages.iter().rev().find(|m| m.role == MsgRole::User);
+            assert!(user.unwrap().content.contains("may be any of 2 records"));
+            call(
+                "log_activity",
+                json!({"kind": "call", "body": "wants the pricing sheet", "contact_id": okafor}),
+            )
+        })
+        // Next turn the user said which: the lookup of "Sam Carter" is unique.
+        .call(
+            "log_activity",
+            json!({"kind": "call", "body": "wants the pricing sheet", "contact_id": carter}),
+        )
+        .say("Logged the call with Sam Carter.");
+    let (agent, _) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(&agent, s.id, &fx.rep, "Log a call with Sam: he wants the pricing sheet.").await;
+    let TurnOutcome::Answer(question) = out else {
+        panic!("expected a question, got {out:?}");
+    };
+    assert!(question.contains("Sam Carter") && question.contains("Sam Okafor"), "{question}");
+    assert!(question.contains("Which one"), "{question}");
+    let count = store
+        .list::<rapport_crm::model::Activity>(&ctx, &ListQuery::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(count, 0, "nothing is written while it is unclear which Sam");
+    let out = send(&agent, s.id, &fx.rep, "Sam Carter").await;
+    assert_eq!(out, TurnOutcome::Answer("Logged the call with Sam Carter.".into()));
+    let logged = store
+        .list::<rapport_crm::model::Activity>(&ctx, &ListQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].contact_id, Some(carter));
+}
+
 async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
     let fx = setup(store, "repeat_ok").await;
     let args = json!({"name": "Globex"});
@@ -755,7 +815,11 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .call("create_company", args.clone())
         .call("create_company", args.clone())
         .then(|req| {
-            assert!(req.tools.is_empty(), "no tools offered after a repeat");
+            assert_eq!(
+                req.tool_choice,
+                rapport_models::llm::ToolChoice::None,
+                "no calls allowed after a repeat"
+            );
             assert_eq!(last_result(req)["result"]["already_done"], true);
             say("Globex is in the CRM now.")
         })
@@ -768,6 +832,17 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .call("create_company", json!({"name": "Umbrella"}))
         .call("create_company", json!({"name": "Umbrella"}))
         .say("This exact call already ran; its result is above.")
+        // Fourth turn: the same call twice in one reply runs once.
+        .calls(vec![
+            ("create_company", json!({"name": "Hooli"})),
+            ("create_company", json!({"name": "Hooli"})),
+        ])
+        .then(|req| {
+            let results = req.messages.iter().filter(|m| m.role == MsgRole::Tool);
+            let hooli = results.filter(|m| m.content.contains("Hooli")).count();
+            assert_eq!(hooli, 1, "one result for the doubled call");
+            say("Hooli is in.")
+        })
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
@@ -783,6 +858,8 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         panic!("{out:?}")
     };
     assert!(text.starts_with("Done: create company (id "), "{text}");
+    let out = send(&agent, s.id, &fx.rep, "add Hooli").await;
+    assert_eq!(out, TurnOutcome::Answer("Hooli is in.".into()));
     assert_eq!(backend.remaining(), 1);
     let n = store
         .list::<Company>(&fx.admin_ctx(), &ListQuery::default())
@@ -790,5 +867,5 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .unwrap()
         .items
         .len();
-    assert_eq!(n, 3, "each created once");
+    assert_eq!(n, 4, "each created once");
 }

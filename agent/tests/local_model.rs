@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use rapport_agent::backend::local::LocalBackend;
+use rapport_agent::history::{ModelCall, kind};
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{Agent, AgentConfig, Events, Selection, TurnOutcome};
 use rapport_crm::model::Contact;
@@ -48,6 +49,8 @@ async fn the_local_model_creates_a_contact_and_answers_about_it() {
     )
     .unwrap();
     let s = agent.start_session(&fx.rep, "local").await.unwrap();
+    // The system prompt and core tools are evaluated before the first message.
+    agent.warm(&fx.rep).unwrap();
 
     let out = agent
         .send(
@@ -71,6 +74,21 @@ async fn the_local_model_creates_a_contact_and_answers_about_it() {
     assert_eq!(found.len(), 1, "the contact was created: {out:?}");
     assert_eq!(found[0].first_name, "Jane");
     assert!(matches!(out, TurnOutcome::Answer(_)), "{out:?}");
+    let entries = db
+        .store
+        .session_entries(&fx.admin_ctx(), s.id)
+        .await
+        .unwrap();
+    let first: ModelCall = entries
+        .iter()
+        .find(|e| e.kind == kind::MODEL_CALL)
+        .map(|e| serde_json::from_value(e.body.clone()).unwrap())
+        .expect("a model call");
+    println!("first model call: {first:?}");
+    assert!(
+        first.cached_tokens >= 300,
+        "the warmed prefix was reused: {first:?}"
+    );
 
     let out = agent
         .send(

@@ -3,12 +3,13 @@
 //! Generation is greedy (deterministic, as evals need) and, by default,
 //! schema-constrained so that a small model's tool calls parse and validate.
 //! The model keeps its KV cache between requests, so the system prompt and
-//! tools — rendered identically turn after turn — are evaluated once.
+//! tools — rendered identically turn after turn — are evaluated once, and
+//! [`LlmBackend::warm`] evaluates them before the first request arrives.
 
 use std::sync::Arc;
 
 use rapport_models::llm::{
-    ChatModel, ChatRequest, ContextPolicy, Event, GenerateOptions, Sampling,
+    ChatModel, ChatRequest, ContextPolicy, Event, GenerateOptions, Sampling, ToolChoice,
 };
 use rapport_tools::BoxFuture;
 
@@ -43,6 +44,22 @@ impl LlmBackend for LocalBackend {
 
     fn prefers_small_prompts(&self) -> bool {
         true
+    }
+
+    fn warm(&self, request: &LlmRequest) {
+        let req = ChatRequest::new(request.messages.clone())
+            .with_tools(request.tools.clone(), ToolChoice::None)
+            .with_options(GenerateOptions {
+                max_tokens: Some(1),
+                sampling: Sampling::Greedy,
+                constrained: false,
+                context_policy: ContextPolicy::TrimOldest,
+                ..GenerateOptions::default()
+            });
+        let mut events = self.model.submit(req);
+        // The worker evaluates the prompt whether or not anyone listens; the
+        // receiver is drained so the one token it samples is not "cancelled".
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
     }
 
     fn complete<'a>(

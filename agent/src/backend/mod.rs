@@ -92,6 +92,12 @@ pub trait LlmBackend: Send + Sync {
         request: &'a LlmRequest,
         on_delta: DeltaSink<'a>,
     ) -> BoxFuture<'a, Result<LlmReply, BackendError>>;
+    /// Starts evaluating `request`'s prompt in the background, so that a
+    /// later request sharing its prefix finds it cached. Returns at once;
+    /// backends without a prompt cache of their own do nothing.
+    fn warm(&self, request: &LlmRequest) {
+        let _ = request;
+    }
 }
 
 /// Parses a call's arguments, tolerating what servers send: a JSON string
