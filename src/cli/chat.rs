@@ -17,7 +17,6 @@ use rapport_agent::{
 use rapport_crm::model::{Proposal, User};
 use rapport_crm::{Id, Store};
 use rapport_models::llm::{ChatModel, LoadOptions, Role};
-use rapport_pipelines::memory::Memory;
 use rapport_tools::{Registry, Services};
 
 use super::GlobalArgs;
@@ -123,10 +122,7 @@ pub async fn tool_services(g: &GlobalArgs, store: &Store) -> Services {
 
 /// Semantic memory over the configured index, as tool services.
 pub async fn memory_services(g: &GlobalArgs, store: &Store) -> anyhow::Result<Services> {
-    let index = super::memory::open_index(g, 384).await?;
-    let memory = Memory::open(store.clone(), index)
-        .await
-        .context("cannot load the sentence embedder")?;
+    let memory = super::memory::memory_for(g, store).await?;
     Ok(Services {
         memory: Some(Arc::new(memory)),
     })
@@ -290,6 +286,11 @@ pub async fn run_chat(agent: &Agent, user: &User, resume: Option<Id>) -> anyhow:
         Some(id) => id,
         None => agent.start_session(user, "chat").await?.id,
     };
+    // While the user types, a local model evaluates the system prompt and
+    // the always-offered tools, which every request starts with.
+    if let Err(e) = agent.warm(user) {
+        tracing::warn!(error = %e, "could not warm the model's prompt cache");
+    }
     println!(
         "Rapport chat as {} ({}), model {}, session {session}. /undo /history /new /quit",
         user.name,

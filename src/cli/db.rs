@@ -48,6 +48,9 @@ pub struct DemoArgs {
     /// Stop after showing the data instead of starting `rapport chat`.
     #[arg(long)]
     pub no_chat: bool,
+    /// Chat without indexing emails, calls and notes for semantic search first.
+    #[arg(long)]
+    pub no_index: bool,
     #[command(flatten)]
     pub agent: super::chat::AgentArgs,
 }
@@ -267,7 +270,11 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     }
     let id = s.ctx.actor_id.context("no acting user")?;
     let user: User = s.store.get(&s.ctx, id).await?;
-    let services = super::chat::tool_services(g, &s.store).await;
+    let services = if args.no_index {
+        super::chat::tool_services(g, &s.store).await
+    } else {
+        super::memory::indexed_services(g, &s).await?
+    };
     let agent = super::chat::build_agent(s.store.clone(), services, &args.agent, false).await?;
     super::chat::run_chat(&agent, &user, None).await
 }

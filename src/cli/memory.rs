@@ -7,9 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
-use rapport_crm::{Id, LookupQuery, RecordType};
+use rapport_crm::{Id, LookupQuery, RecordType, Store};
 use rapport_index::{EdgeIndex, VectorIndex};
 use rapport_pipelines::memory::{self, IngestOptions, Memory, Mode, SearchFilters};
+
+use rapport_tools::Services;
 
 use super::GlobalArgs;
 use super::db::{self, Session, progress_bar};
@@ -131,11 +133,34 @@ async fn open_server(url: &str, _dim: usize) -> anyhow::Result<Arc<dyn VectorInd
 /// The store, the acting context and the loaded semantic memory.
 pub async fn open_memory(g: &GlobalArgs) -> anyhow::Result<(Session, Memory)> {
     let session = db::open(g).await?;
-    let index = open_index(g, 384).await?;
-    let memory = Memory::open(session.store.clone(), index)
-        .await
-        .context("cannot load the sentence embedder")?;
+    let memory = memory_for(g, &session.store).await?;
     Ok((session, memory))
+}
+
+/// Semantic memory over `store` and the configured index.
+pub async fn memory_for(g: &GlobalArgs, store: &Store) -> anyhow::Result<Memory> {
+    let index = open_index(g, 384).await?;
+    Memory::open(store.clone(), index)
+        .await
+        .context("cannot load the sentence embedder")
+}
+
+/// Semantic memory as tool services, after indexing what the workspace's
+/// outbox still holds (all of it on a first run; nothing on a rerun).
+pub async fn indexed_services(g: &GlobalArgs, s: &Session) -> anyhow::Result<Services> {
+    let memory = memory_for(g, &s.store).await?;
+    let opts = IngestOptions {
+        batch: 128,
+        workspace_id: Some(s.ctx.workspace_id),
+        max_rounds: None,
+    };
+    let bar = progress_bar("index");
+    let report = memory.ingest(&opts, &bar).await?;
+    bar.finish_and_clear();
+    tracing::info!(?report, "semantic memory up to date");
+    Ok(Services {
+        memory: Some(Arc::new(memory)),
+    })
 }
 
 pub async fn ingest(g: &GlobalArgs, args: IngestArgs) -> anyhow::Result<()> {
