@@ -1043,14 +1043,20 @@ async fn lookup_resolves_loose_references(store: &Store) {
         "{}",
         hits[0].label
     );
+    // A type listed twice still returns each record once.
     let hits = store
-        .lookup(&ctx, &LookupQuery::new("dana").of(RecordType::Contact))
+        .lookup(
+            &ctx,
+            &LookupQuery::new("dana")
+                .of(RecordType::Contact)
+                .of(RecordType::Contact),
+        )
         .await
         .unwrap();
     let ids: Vec<_> = hits.iter().map(|h| h.id).collect();
     assert!(
         ids.contains(&dana.id) && ids.contains(&dana2.id) && ids.len() == 2,
-        "two Danas: ambiguous, both returned: {hits:?}"
+        "two Danas: ambiguous, both returned once: {hits:?}"
     );
     let hits = store
         .lookup(&ctx, &LookupQuery::new("dana@globex.com"))

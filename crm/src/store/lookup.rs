@@ -113,14 +113,21 @@ pub async fn lookup(mut conn: Conn<'_>, ctx: &Ctx, q: &LookupQuery) -> Result<Ve
             "give 1 to 200 characters to look up",
         ));
     }
-    let types: &[RecordType] = if q.types.is_empty() {
-        &DEFAULT_TYPES
+    // Each type once: a caller (a small model) listing "deal" three times
+    // would otherwise get every deal three times.
+    let mut types: Vec<RecordType> = Vec::new();
+    for &t in if q.types.is_empty() {
+        &DEFAULT_TYPES[..]
     } else {
-        &q.types
-    };
+        &q.types[..]
+    } {
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
     let (who, org) = split_org(raw);
     let mut out = Vec::new();
-    for &rt in types {
+    for rt in types {
         let fields = rt.def().label_fields;
         if fields.is_empty() {
             continue;
