@@ -17,7 +17,7 @@ use rapport_tools::{AgentInfo, Caller, ErrorCode, Registry, Snapshot, ToolError}
 use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
-use crate::backend::{LlmBackend, LlmReply, LlmRequest};
+use crate::backend::{LlmBackend, LlmReply, LlmRequest, RawCall};
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
@@ -291,6 +291,7 @@ impl Agent {
             tools,
             tool_choice: ToolChoice::None,
             max_tokens: Some(1),
+            withheld: Vec::new(),
         });
         Ok(())
     }
@@ -352,9 +353,9 @@ impl Agent {
     async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
         loop {
             let log = self.log(t).await?;
-            let repeated = match self.run_pending(t, &log).await? {
+            let (repeated, spent) = match self.run_pending(t, &log).await? {
                 Pending::Stop(outcome) => return Ok(outcome),
-                Pending::Ask { repeated } => repeated,
+                Pending::Ask { repeated, spent } => (repeated, spent),
             };
             let log = self.log(t).await?;
             if let Some(reason) = self.guard(&log) {
@@ -365,16 +366,19 @@ impl Agent {
                     .await?;
                 return Ok(TurnOutcome::Stopped(reason));
             }
-            let reply = self.ask_model(t, &log, repeated.is_some()).await?;
+            let reply = self
+                .ask_model(t, &log, repeated.is_some(), spent)
+                .await?;
             if let Some(done) = repeated.filter(|_| {
                 !reply.tool_calls.is_empty()
                     || reply.content.contains("from the tool results")
                     || reply.content.contains("already ran")
+                    || parrots(&reply.content, log.turn_request())
             }) {
                 // Told to answer and still calling (or parroting the request
-                // to answer, or the repeat's note — seen from the 0.5B model
-                // as "This exact call already ran; its result is above."):
-                // say what was done, from the result.
+                // to answer, the repeat's note — seen from the 0.5B model
+                // as "This exact call already ran; its result is above." —
+                // or the user's own words): say what was done, from the result.
                 return self.answer(t, done).await;
             }
             if reply.tool_calls.is_empty() {
@@ -386,14 +390,15 @@ impl Agent {
                 return self.answer(t, text).await;
             }
             // A small model may write the same call twice in one reply: run it once.
-            let mut raw = reply.tool_calls;
-            let mut seen = Vec::new();
-            raw.retain(|c| {
-                let key = (c.name.clone(), c.arguments.clone());
-                let first = !seen.contains(&key);
-                seen.push(key);
-                first
-            });
+            let mut raw: Vec<RawCall> = Vec::new();
+            for c in reply.tool_calls {
+                let doubled = raw.iter().any(|r| {
+                    r.name == c.name && history::same_arguments(&r.arguments, &c.arguments)
+                });
+                if !doubled {
+                    raw.push(c);
+                }
+            }
             // Ids unique within the session: models reuse `call_0` turn after
             // turn, and results are matched to calls by id.
             let calls: Vec<ToolCall> = raw
@@ -430,7 +435,13 @@ impl Agent {
 
     /// Asks the model for the next step; `answer_only` offers no tools, so
     /// the model must answer in words.
-    async fn ask_model(&self, t: &Turn<'_>, log: &Log, answer_only: bool) -> Result<LlmReply> {
+    async fn ask_model(
+        &self,
+        t: &Turn<'_>,
+        log: &Log,
+        answer_only: bool,
+        withheld: Vec<String>,
+    ) -> Result<LlmReply> {
         let vars = PromptVars {
             user_name: t.user.name.clone(),
             user_role: role_name(t.user.role).into(),
@@ -471,6 +482,7 @@ impl Agent {
             },
             tools,
             max_tokens: self.config.max_tokens,
+            withheld,
         };
         let events = t.events.clone();
         let on_delta = move |d: &str| {
@@ -519,6 +531,7 @@ impl Agent {
     /// Runs the calls of the last assistant message that have no result yet.
     async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Pending> {
         let mut repeated = None;
+        let mut spent = Vec::new();
         let tainted_before = log.tainted();
         let mut tainted = tainted_before;
         let mut known = log.known_ids();
@@ -544,12 +557,23 @@ impl Agent {
                 return Ok(Pending::Stop(TurnOutcome::Stopped(reason)));
             }
             // A small model may repeat a call that already worked instead of
-            // answering: do not run it twice; the model is asked to answer
-            // from the result it has, with no tools offered.
+            // going on: do not run it twice. A read repeated once is withheld
+            // from the next reply (so the model moves on to the call the
+            // request needs, or answers); a write, or a read repeated again,
+            // means the model must answer from the result it has.
             if let Some(done) = log.success_of(&call.name, &call.arguments) {
-                repeated = Some(done_answer(&call.name, &done.content));
-                let note = json!({"already_done": true,
-                    "note": "this exact call already ran; its result is above. Answer the user now."});
+                let read = self
+                    .registry
+                    .get(&call.name)
+                    .is_some_and(|tool| tool.effect() == rapport_tools::Effect::Read);
+                let note = if read && log.successes_of(&call.name, &call.arguments) < 2 {
+                    spent.push(call.name.clone());
+                    REPEATED_READ
+                } else {
+                    repeated = Some(done_answer(&call.name, &done.content));
+                    REPEATED_WRITE
+                };
+                let note = json!({"already_done": true, "note": note});
                 self.record_result(t, &call, Ok(&note)).await?;
                 continue;
             }
@@ -594,7 +618,7 @@ impl Agent {
         if tainted && !tainted_before {
             debug!(session = t.session.id, "untrusted text entered the turn");
         }
-        Ok(Pending::Ask { repeated })
+        Ok(Pending::Ask { repeated, spent })
     }
 
     /// Ends the turn with `text` as the answer.
@@ -868,6 +892,25 @@ impl Agent {
     }
 }
 
+/// Whether `answer` only repeats (part of) the user's request.
+fn parrots(answer: &str, request: &str) -> bool {
+    let norm = |s: &str| {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (a, r) = (norm(answer), norm(request));
+    a.len() >= 12 && r.contains(&a)
+}
+
+/// What a repeated read is answered with; the read is withheld next.
+const REPEATED_READ: &str = "this exact call already ran; its result is above. Use it: make the next call the request needs with the ids it gave, or answer.";
+/// What a repeated write (or a read repeated again) is answered with.
+const REPEATED_WRITE: &str =
+    "this exact call already ran; its result is above. Answer the user now.";
+
 /// The nudge after a repeated call: answer from the results, no more calls.
 const ANSWER_NOW: &str =
     "Now reply to my request in one or two plain sentences, from the tool results. No tool calls.";
@@ -876,10 +919,14 @@ const ANSWER_NOW: &str =
 enum Pending {
     /// The turn ends here (a guard, or a call waiting for approval).
     Stop(TurnOutcome),
-    /// Ask the model. `repeated`: a call that had already worked was asked
+    /// Ask the model. `repeated`: a write that had already worked was asked
     /// for again; the model must now answer, and if it calls tools anyway
-    /// this summary of what was done is the answer.
-    Ask { repeated: Option<String> },
+    /// this summary of what was done is the answer. `spent`: reads repeated
+    /// with the same arguments, which the next reply may not call again.
+    Ask {
+        repeated: Option<String>,
+        spent: Vec<String>,
+    },
 }
 
 /// The answer for a turn whose model repeated a call that had worked: what
@@ -1004,6 +1051,17 @@ mod tests {
                 .to_string()
                 .contains("only the proposed fields")
         );
+    }
+
+    #[test]
+    fn an_answer_that_repeats_the_request_is_a_parrot() {
+        let request = "Add a new company: Brightwater Foods, brightwaterfoods.com, they're a food & beverage business in Portland.";
+        assert!(parrots(
+            "Brightwater Foods, brightwaterfoods.com, they're a food & beverage business in Portland.",
+            request
+        ));
+        assert!(!parrots("Created Brightwater Foods (company 4).", request));
+        assert!(!parrots("Done.", request));
     }
 
     #[test]

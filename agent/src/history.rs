@@ -151,6 +151,13 @@ impl Log {
             .find(|r| !is_error(&r.content))
     }
 
+    /// How often this exact call succeeded in this turn (a repeat's note included).
+    pub fn successes_of(&self, name: &str, arguments: &Value) -> usize {
+        self.results_of(name, arguments)
+            .filter(|r| !is_error(&r.content))
+            .count()
+    }
+
     /// Results in the current turn of calls with this name and these arguments.
     fn results_of<'a>(
         &'a self,
@@ -161,7 +168,7 @@ impl Log {
         turn.iter()
             .filter(|m| m.role == Role::Assistant)
             .flat_map(|m| &m.tool_calls)
-            .filter(move |c| c.name == name && &c.arguments == arguments)
+            .filter(move |c| c.name == name && same_arguments(&c.arguments, arguments))
             .filter_map(move |c| {
                 turn.iter().find(|r| {
                     r.role == Role::Tool && r.tool_call_id.as_deref() == Some(c.id.as_str())
@@ -308,6 +315,28 @@ pub fn ok_content(result: &Value, max_chars: usize) -> String {
     }
 }
 
+/// Whether two calls' arguments are the same: numbers compare by value
+/// (`1000000` and `1000000.0` are one call, as small models write them), and
+/// a null argument is the same as a missing one.
+pub fn same_arguments(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Object(x), Value::Object(y)) => {
+            let present = |m: &serde_json::Map<String, Value>| {
+                m.iter().filter(|(_, v)| !v.is_null()).count()
+            };
+            present(x) == present(y)
+                && x.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_arguments(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_arguments(v, w))
+        }
+        _ => a == b,
+    }
+}
+
 /// The result without what tells the model nothing: null fields, empty
 /// objects and the workspace id. About a third of a created record's JSON,
 /// and every prompt token costs a local model time.
@@ -354,6 +383,20 @@ mod tests {
             name: name.into(),
             arguments: args,
         }
+    }
+
+    #[test]
+    fn arguments_match_across_number_forms_and_nulls() {
+        assert!(same_arguments(
+            &json!({"name": "B", "revenue": 1000000, "city": null}),
+            &json!({"revenue": 1000000.0, "name": "B"})
+        ));
+        assert!(!same_arguments(
+            &json!({"name": "B", "revenue": 1}),
+            &json!({"name": "B", "revenue": 2})
+        ));
+        assert!(!same_arguments(&json!({"name": "B"}), &json!({"name": "C"})));
+        assert!(!same_arguments(&json!([1, 2]), &json!([1])));
     }
 
     #[test]

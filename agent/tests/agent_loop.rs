@@ -843,6 +843,17 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
             assert_eq!(hooli, 1, "one result for the doubled call");
             say("Hooli is in.")
         })
+        // Fifth turn: a read repeated once is withheld from the next reply,
+        // which may still call other tools.
+        .call("find_records", json!({"query": "Hooli"}))
+        .call("find_records", json!({"query": "Hooli"}))
+        .then(|req| {
+            assert_eq!(req.withheld, ["find_records"]);
+            assert_eq!(req.tool_choice, rapport_models::llm::ToolChoice::Auto);
+            let note = last_result(req)["result"]["note"].clone();
+            assert!(note.as_str().unwrap().contains("next call"), "{note}");
+            say("Hooli is a company.")
+        })
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
@@ -860,6 +871,8 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
     assert!(text.starts_with("Done: create company (id "), "{text}");
     let out = send(&agent, s.id, &fx.rep, "add Hooli").await;
     assert_eq!(out, TurnOutcome::Answer("Hooli is in.".into()));
+    let out = send(&agent, s.id, &fx.rep, "what is Hooli?").await;
+    assert_eq!(out, TurnOutcome::Answer("Hooli is a company.".into()));
     assert_eq!(backend.remaining(), 1);
     let n = store
         .list::<Company>(&fx.admin_ctx(), &ListQuery::default())

@@ -102,6 +102,7 @@ fn request() -> LlmRequest {
         )],
         tool_choice: ToolChoice::Auto,
         max_tokens: Some(50),
+        withheld: Vec::new(),
     }
 }
 

@@ -203,6 +203,7 @@ pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>)
         "tools": request.tools,
         "tool_choice": choice,
         "max_tokens": request.max_tokens,
+        "withheld": request.withheld,
     });
     let text = mask_scores(&mask_wall_clock(&canonical(&doc).to_string(), wall_clock));
     hex::encode(Sha256::digest(text.as_bytes()))

@@ -75,6 +75,7 @@ impl LlmBackend for LocalBackend {
                     sampling: Sampling::Greedy,
                     constrained: self.constrained,
                     context_policy: ContextPolicy::TrimOldest,
+                    withheld_tools: request.withheld.clone(),
                     ..GenerateOptions::default()
                 });
             let mut events = self.model.submit(req);

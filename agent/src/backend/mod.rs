@@ -46,6 +46,10 @@ pub struct LlmRequest {
     pub tools: Vec<ToolSpec>,
     pub tool_choice: ToolChoice,
     pub max_tokens: Option<u32>,
+    /// Tools listed in the prompt that this reply may not call (a read the
+    /// model just repeated). Listed still, so a local model's cached prompt
+    /// prefix holds; a backend that cannot withhold drops them from `tools`.
+    pub withheld: Vec<String>,
 }
 
 /// A tool call as the model wrote it. `arguments` is the parsed object, or

@@ -98,7 +98,14 @@ impl OpenAiBackend {
             body["max_tokens"] = json!(n);
         }
         if !request.tools.is_empty() && request.tool_choice != ToolChoice::None {
-            body["tools"] = Value::Array(request.tools.iter().map(|t| t.to_openai()).collect());
+            body["tools"] = Value::Array(
+                request
+                    .tools
+                    .iter()
+                    .filter(|t| !request.withheld.contains(&t.name))
+                    .map(|t| t.to_openai())
+                    .collect(),
+            );
             body["tool_choice"] = match &request.tool_choice {
                 ToolChoice::Auto => json!("auto"),
                 ToolChoice::None => json!("none"),

@@ -35,7 +35,7 @@ use super::template::ChatTemplate;
 use super::toolcall::parse_tool_calls;
 use super::types::{
     ChatMessage, ChatRequest, Completion, ContextPolicy, FinishReason, Role, Sampling, Timings,
-    ToolChoice, Usage,
+    ToolChoice, ToolSpec, Usage,
 };
 use super::{LlmError, Result};
 
@@ -466,10 +466,28 @@ impl Worker<'_> {
         // `tool_choice: none` still lists the tools (the prompt, and so the
         // cached prefix, stays the same as the turn's other steps); the
         // grammar then allows only text.
+        let withheld = &request.options.withheld_tools;
+        let callable: Vec<ToolSpec> = request
+            .tools
+            .iter()
+            .filter(|t| !withheld.contains(&t.name))
+            .cloned()
+            .collect();
+        // Everything withheld: the reply can only be text.
+        let choice = if callable.is_empty() && request.tool_choice == ToolChoice::Auto {
+            ToolChoice::None
+        } else {
+            request.tool_choice.clone()
+        };
+        let grammar_tools = if choice == ToolChoice::None {
+            &request.tools
+        } else {
+            &callable
+        };
         if request.options.constrained
             && let Some(grammar) = tool_grammar(
-                &request.tools,
-                &request.tool_choice,
+                grammar_tools,
+                &choice,
                 request.options.parallel_tool_calls,
             )?
         {
@@ -617,7 +635,10 @@ impl Worker<'_> {
             let calls: Vec<_> = parsed
                 .tool_calls
                 .into_iter()
-                .filter(|c| offered.iter().any(|t| t.name == c.name))
+                .filter(|c| {
+                    offered.iter().any(|t| t.name == c.name)
+                        && !request.options.withheld_tools.contains(&c.name)
+                })
                 .collect();
             if calls.is_empty() {
                 (Some(text.clone()), calls)

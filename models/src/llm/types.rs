@@ -188,6 +188,9 @@ pub struct GenerateOptions {
     pub parallel_tool_calls: bool,
     /// Keep generating past end-of-turn until `max_tokens` (for benchmarks).
     pub ignore_eos: bool,
+    /// Offered tools this turn may not call: they stay in the prompt (so a
+    /// cached prefix still matches) but not in the constraint grammar.
+    pub withheld_tools: Vec<String>,
 }
 
 impl Default for GenerateOptions {
@@ -200,6 +203,7 @@ impl Default for GenerateOptions {
             context_policy: ContextPolicy::Fail,
             parallel_tool_calls: true,
             ignore_eos: false,
+            withheld_tools: Vec::new(),
         }
     }
 }
