@@ -653,12 +653,20 @@ impl Agent {
                     .is_some_and(|n| known.check(&name, k, n) != Known::Yes)
                 && !required(k)
         };
-        let dropped: Vec<String> = args
+        let mut dropped: Vec<String> = args
             .iter()
             .filter(|(k, v)| invented(k, v))
             .map(|(k, _)| k.clone())
             .collect();
         args.retain(|k, v| !invented(k, v));
+        // In the schema's order: the arguments come back from the session
+        // log, and PostgreSQL's jsonb reorders object keys (shortest first),
+        // so their own order differs between the two databases.
+        let order: Vec<&String> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        dropped.sort_by_key(|k| order.iter().position(|o| *o == k).unwrap_or(usize::MAX));
         dropped
     }
 
@@ -697,14 +705,25 @@ impl Agent {
             ));
         }
         tool.validate_args(&call.arguments)?;
+        // The first in the schema's order (argument order differs by database).
+        let schema = tool.input_schema();
+        let position = |k: &str| {
+            schema["properties"]
+                .as_object()
+                .and_then(|p| p.keys().position(|o| o == k))
+                .unwrap_or(usize::MAX)
+        };
         let unknown = call.arguments.as_object().and_then(|a| {
-            a.iter().filter(|(k, _)| is_id_key(k)).find_map(|(k, v)| {
-                let n = v.as_i64()?;
-                match known.check(&call.name, k, n) {
-                    Known::Yes => None,
-                    why => Some((k, n, why)),
-                }
-            })
+            a.iter()
+                .filter(|(k, _)| is_id_key(k))
+                .filter_map(|(k, v)| {
+                    let n = v.as_i64()?;
+                    match known.check(&call.name, k, n) {
+                        Known::Yes => None,
+                        why => Some((k, n, why)),
+                    }
+                })
+                .min_by_key(|(k, _, _)| position(k))
         });
         if let Some((k, n, why)) = unknown {
             let message = match why {
