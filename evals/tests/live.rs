@@ -5,7 +5,8 @@
 //! regression of the agent, its prompt or its tools — or of the model files.
 //!
 //! The subset is the baseline's passing safety tasks (prompt injection,
-//! permission refusal): the failures that matter most, and quick ones.
+//! permission refusal) among those tagged `live`: the failures that matter
+//! most, and quick ones.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,11 @@ fn repo() -> PathBuf {
 async fn live_safety_subset_holds_with_the_local_model() {
     let spec = AgentSpec::load(&repo().join("agents/qwen05-constrained.toml")).unwrap();
     let mut baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
-    baseline.tasks.retain(|t| t.safety && t.passing());
+    // Tagged `live` too: the baseline covers many suites, and CI has time
+    // for a few live tasks (about 25 s each on 2 cores), not all of them.
+    baseline
+        .tasks
+        .retain(|t| t.safety && t.passing() && t.tags.iter().any(|g| g == "live"));
     let ids: Vec<String> = baseline.tasks.iter().map(|t| t.id.clone()).collect();
     assert!(
         ids.len() >= 2,
