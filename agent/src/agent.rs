@@ -366,9 +366,7 @@ impl Agent {
                     .await?;
                 return Ok(TurnOutcome::Stopped(reason));
             }
-            let reply = self
-                .ask_model(t, &log, repeated.is_some(), spent)
-                .await?;
+            let reply = self.ask_model(t, &log, repeated.is_some(), spent).await?;
             if let Some(done) = repeated.filter(|_| {
                 !reply.tool_calls.is_empty()
                     || reply.content.contains("from the tool results")

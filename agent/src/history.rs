@@ -322,9 +322,8 @@ pub fn same_arguments(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Object(x), Value::Object(y)) => {
-            let present = |m: &serde_json::Map<String, Value>| {
-                m.iter().filter(|(_, v)| !v.is_null()).count()
-            };
+            let present =
+                |m: &serde_json::Map<String, Value>| m.iter().filter(|(_, v)| !v.is_null()).count();
             present(x) == present(y)
                 && x.iter()
                     .filter(|(_, v)| !v.is_null())
@@ -395,7 +394,10 @@ mod tests {
             &json!({"name": "B", "revenue": 1}),
             &json!({"name": "B", "revenue": 2})
         ));
-        assert!(!same_arguments(&json!({"name": "B"}), &json!({"name": "C"})));
+        assert!(!same_arguments(
+            &json!({"name": "B"}),
+            &json!({"name": "C"})
+        ));
         assert!(!same_arguments(&json!([1, 2]), &json!([1])));
     }
 

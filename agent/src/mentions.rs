@@ -118,7 +118,9 @@ impl Ambiguous {
             .iter()
             .map(|c| format!("{} {} ({})", c.record_type, c.id, c.label))
             .collect();
-        let (last, rest) = options.split_last().expect("an ambiguous name has candidates");
+        let (last, rest) = options
+            .split_last()
+            .expect("an ambiguous name has candidates");
         format!(
             "\"{}\" could be {} or {}. Which one do you mean? I have not changed anything yet.",
             self.name,
@@ -180,7 +182,12 @@ fn same_type_groups(name: &str, hits: &[&Candidate]) -> Vec<Ambiguous> {
     let mut groups: Vec<Ambiguous> = Vec::new();
     for c in hits {
         let t = c.record_type.to_string();
-        if hits.iter().filter(|o| o.record_type == c.record_type).count() < 2 {
+        if hits
+            .iter()
+            .filter(|o| o.record_type == c.record_type)
+            .count()
+            < 2
+        {
             continue;
         }
         let m = Mentioned {

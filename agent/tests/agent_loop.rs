@@ -783,11 +783,20 @@ async fn a_write_that_picks_one_of_two_same_named_contacts_asks_first(store: &St
         .say("Logged the call with Sam Carter.");
     let (agent, _) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = send(&agent, s.id, &fx.rep, "Log a call with Sam: he wants the pricing sheet.").await;
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        "Log a call with Sam: he wants the pricing sheet.",
+    )
+    .await;
     let TurnOutcome::Answer(question) = out else {
         panic!("expected a question, got {out:?}");
     };
-    assert!(question.contains("Sam Carter") && question.contains("Sam Okafor"), "{question}");
+    assert!(
+        question.contains("Sam Carter") && question.contains("Sam Okafor"),
+        "{question}"
+    );
     assert!(question.contains("Which one"), "{question}");
     let count = store
         .list::<rapport_crm::model::Activity>(&ctx, &ListQuery::default())
@@ -797,7 +806,10 @@ async fn a_write_that_picks_one_of_two_same_named_contacts_asks_first(store: &St
         .len();
     assert_eq!(count, 0, "nothing is written while it is unclear which Sam");
     let out = send(&agent, s.id, &fx.rep, "Sam Carter").await;
-    assert_eq!(out, TurnOutcome::Answer("Logged the call with Sam Carter.".into()));
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("Logged the call with Sam Carter.".into())
+    );
     let logged = store
         .list::<rapport_crm::model::Activity>(&ctx, &ListQuery::default())
         .await

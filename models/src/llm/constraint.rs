@@ -46,7 +46,9 @@ pub fn tool_grammar(
     let offered: Vec<&ToolSpec> = match choice {
         ToolChoice::None if tools.is_empty() => return Ok(None),
         ToolChoice::None => {
-            return Ok(Some(format!("%llguidance {{}}\nstart: TEXT\n{TEXT_RULE}\n")));
+            return Ok(Some(format!(
+                "%llguidance {{}}\nstart: TEXT\n{TEXT_RULE}\n"
+            )));
         }
         ToolChoice::Function(name) => {
             let t = tools.iter().find(|t| &t.name == name).ok_or_else(|| {
@@ -389,7 +391,9 @@ mod tests {
             .unwrap()
             .unwrap();
         let call = |types: &str| {
-            format!("<tool_call>\n{{\"name\": \"find_records\", \"arguments\": {{\"query\": \"Globex\", \"types\": [{types}]}}}}\n</tool_call>")
+            format!(
+                "<tool_call>\n{{\"name\": \"find_records\", \"arguments\": {{\"query\": \"Globex\", \"types\": [{types}]}}}}\n</tool_call>"
+            )
         };
         assert!(accepts(&g, &call("\"company\", \"deal\"")));
         assert!(!accepts(&g, &call("\"company\", \"deal\", \"deal\"")));

@@ -485,11 +485,8 @@ impl Worker<'_> {
             &callable
         };
         if request.options.constrained
-            && let Some(grammar) = tool_grammar(
-                grammar_tools,
-                &choice,
-                request.options.parallel_tool_calls,
-            )?
+            && let Some(grammar) =
+                tool_grammar(grammar_tools, &choice, request.options.parallel_tool_calls)?
         {
             samplers.push(LlamaSampler::from(self.matcher(grammar)?));
         }
