@@ -278,22 +278,28 @@ impl Agent {
             |tool| tool.roles().contains(&user.role),
             self.config.compact_tools,
         );
-        // The same variables `ask_model` renders, or the prefix differs.
-        let vars = PromptVars {
-            user_name: user.name.clone(),
-            user_role: role_name(user.role).into(),
-            timezone: user.timezone.clone(),
-            now: self.config.now.unwrap_or_else(Utc::now),
-            cite: tools.iter().any(|t| t.name == CITING_TOOL),
-        };
+        let cite = tools.iter().any(|t| t.name == CITING_TOOL);
         self.backend.warm(&LlmRequest {
-            messages: vec![ChatMessage::system(self.prompt.render(&vars)?)],
+            messages: vec![self.system_message(user, cite)?],
             tools,
             tool_choice: ToolChoice::None,
             max_tokens: Some(1),
             withheld: Vec::new(),
         });
         Ok(())
+    }
+
+    /// The system prompt for `user`; `warm` and `ask_model` must render it
+    /// alike, or the cached prefix does not match.
+    fn system_message(&self, user: &User, cite: bool) -> Result<ChatMessage> {
+        let vars = PromptVars {
+            user_name: user.name.clone(),
+            user_role: role_name(user.role).into(),
+            timezone: user.timezone.clone(),
+            now: self.config.now.unwrap_or_else(Utc::now),
+            cite,
+        };
+        Ok(ChatMessage::system(self.prompt.render(&vars)?))
     }
 
     async fn open<'a>(
@@ -440,14 +446,8 @@ impl Agent {
         answer_only: bool,
         withheld: Vec<String>,
     ) -> Result<LlmReply> {
-        let vars = PromptVars {
-            user_name: t.user.name.clone(),
-            user_role: role_name(t.user.role).into(),
-            timezone: t.user.timezone.clone(),
-            now: self.config.now.unwrap_or_else(Utc::now),
-            cite: log.turn_tools.iter().any(|n| n == CITING_TOOL),
-        };
-        let mut messages = vec![ChatMessage::system(self.prompt.render(&vars)?)];
+        let cite = log.turn_tools.iter().any(|n| n == CITING_TOOL);
+        let mut messages = vec![self.system_message(t.user, cite)?];
         messages.extend(log.for_prompt(self.config.history_chars));
         if !log.turn_mentions.is_empty()
             && let Some(m) = messages.iter_mut().rev().find(|m| m.role == MsgRole::User)

@@ -276,24 +276,15 @@ fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
 
 /// `rapport eval retrieval`.
 pub async fn eval_retrieval(args: EvalRetrievalArgs) -> anyhow::Result<()> {
-    let (embedder, chunker) = load_models().await?;
+    let (embedder, chunker) = memory::eval::load_models().await?;
     let bar = progress_bar("ingest");
     let report = memory::eval::run_demo(embedder, chunker, args.companies, &bar).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
-async fn load_models() -> anyhow::Result<(rapport_models::Embedder, memory::Chunker)> {
-    tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
-        let embedder = rapport_models::Embedder::load_default(Default::default())?;
-        let chunker = memory::Chunker::minilm(Default::default())?;
-        Ok((embedder, chunker))
-    })
-    .await?
-}
-
 pub async fn bench_search(args: BenchSearchArgs) -> anyhow::Result<()> {
-    let (embedder, chunker) = load_models().await?;
+    let (embedder, chunker) = memory::eval::load_models().await?;
     // The benchmark builds its own indexes in a temporary directory; the store is unused.
     let dir = tempfile::tempdir()?;
     let store = rapport_crm::Store::connect(&rapport_crm::Store::sqlite_url_in(dir.path())).await?;

@@ -104,59 +104,29 @@ pub fn sentiment(models_root: &Path) -> Result<Vec<Measure>> {
         "head {version}, {} test rows",
         m["data"]["test"].as_u64().unwrap_or(0)
     );
-    Ok(vec![
-        Measure::new(
-            "sentiment",
-            "sentiment.accuracy",
-            "sentiment accuracy",
-            num(&m["head"]["accuracy"], "head.accuracy")?,
+    [
+        ("accuracy", "sentiment accuracy"),
+        ("macro_f1", "sentiment macro-F1"),
+    ]
+    .into_iter()
+    .map(|(key, label)| {
+        let at = |part: &str| num(&m[part][key], &format!("{part}.{key}"));
+        Ok(
+            Measure::new("sentiment", &format!("sentiment.{key}"), label, at("head")?)
+                .reference("majority class", at("majority_baseline")?)
+                .reference("VADER", at("vader_baseline")?)
+                .note(note.clone()),
         )
-        .reference(
-            "majority class",
-            num(
-                &m["majority_baseline"]["accuracy"],
-                "majority_baseline.accuracy",
-            )?,
-        )
-        .reference(
-            "VADER",
-            num(&m["vader_baseline"]["accuracy"], "vader_baseline.accuracy")?,
-        )
-        .note(note.clone()),
-        Measure::new(
-            "sentiment",
-            "sentiment.macro_f1",
-            "sentiment macro-F1",
-            num(&m["head"]["macro_f1"], "head.macro_f1")?,
-        )
-        .reference(
-            "majority class",
-            num(
-                &m["majority_baseline"]["macro_f1"],
-                "majority_baseline.macro_f1",
-            )?,
-        )
-        .reference(
-            "VADER",
-            num(&m["vader_baseline"]["macro_f1"], "vader_baseline.macro_f1")?,
-        )
-        .note(note),
-    ])
+    })
+    .collect()
 }
 
 /// Recall@10 and MRR of hybrid search on a freshly seeded demo CRM, beside
 /// dense-only and BM25-only search on the same queries.
 pub async fn retrieval(companies: usize, progress: &ProgressBar) -> Result<Vec<Measure>> {
-    let (embedder, chunker) = tokio::task::spawn_blocking(|| -> Result<_> {
-        let model = |e: &dyn std::fmt::Display| Error::Model(e.to_string());
-        let embedder =
-            rapport_models::Embedder::load_default(Default::default()).map_err(|e| model(&e))?;
-        let chunker = rapport_pipelines::memory::Chunker::minilm(Default::default())
-            .map_err(|e| model(&e))?;
-        Ok((embedder, chunker))
-    })
-    .await
-    .map_err(|e| Error::Model(e.to_string()))??;
+    let (embedder, chunker) = rapport_pipelines::memory::eval::load_models()
+        .await
+        .map_err(|e| Error::Model(e.to_string()))?;
     let r = rapport_pipelines::memory::eval::run_demo(embedder, chunker, companies, progress)
         .await
         .map_err(|e| Error::Model(format!("retrieval eval: {e}")))?;

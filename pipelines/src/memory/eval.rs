@@ -329,6 +329,17 @@ pub async fn run(
     })
 }
 
+/// The default embedder and its chunker, loaded off the async runtime
+/// (fetched first if missing): what [`run_demo`] and the search benchmark take.
+pub async fn load_models() -> Result<(rapport_models::Embedder, super::Chunker)> {
+    tokio::task::spawn_blocking(|| -> Result<_> {
+        let embedder = rapport_models::Embedder::load_default(Default::default())?;
+        let chunker = super::Chunker::minilm(Default::default())?;
+        Ok((embedder, chunker))
+    })
+    .await?
+}
+
 /// Seeds a fresh demo CRM of `companies` companies (fixed seed and date) into a
 /// temporary SQLite file, ingests it into a temporary qdrant-edge shard with
 /// `embedder` and `chunker`, and evaluates. Nothing outside the temporary
