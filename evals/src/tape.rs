@@ -2,7 +2,8 @@
 //! and deterministically.
 //!
 //! Every request is keyed by the SHA-256 of its exact content — model name,
-//! messages, offered tools with their schemas, tool choice, token limit —
+//! messages, offered tools with their schemas (and the version of the form a
+//! local model reads them in), tool choice, token limit —
 //! serialized canonically (object keys sorted). One thing is masked first:
 //! timestamps within a day and a half of the wall clock. Records the tools
 //! create get `created_at = now`, and that text reaches the model in tool
@@ -204,6 +205,8 @@ pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>)
         "tool_choice": choice,
         "max_tokens": request.max_tokens,
         "withheld": request.withheld,
+        // How a local model reads the tools: a change re-keys every request.
+        "prompt_schema": rapport_models::llm::prompt_schema::VERSION,
     });
     let text = mask_scores(&mask_wall_clock(&canonical(&doc).to_string(), wall_clock));
     hex::encode(Sha256::digest(text.as_bytes()))

@@ -56,6 +56,10 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     pub name: String,
+    /// Print the tool as a small local model reads it in its prompt (compact
+    /// description, schema in prompt form) instead of the full schema.
+    #[arg(long)]
+    pub prompt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +96,11 @@ pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
                     args.name
                 )
             })?;
+            if args.prompt {
+                let spec = rapport_agent::select::spec(t, true);
+                println!("{}", serde_json::to_string_pretty(&spec.to_prompt())?);
+                return Ok(());
+            }
             let out = serde_json::json!({
                 "name": t.name(),
                 "description": t.description(),

@@ -13,6 +13,8 @@ prompt plus tool schemas). Candle stays the engine for embeddings.
 The pieces, in reading order:
 
 - [`types`]: messages, tools, tool choice, generation options and results.
+- [`prompt_schema`]: the shorter form of a tool's schema the model reads
+  (the full one constrains its output).
 - [`template`]: the GGUF's Jinja2 chat template rendered with minijinja (with
   a tools block added for templates that have none).
 - [`toolcall`]: parsing `<tool_call>…</tool_call>`, fenced JSON and bare JSON
@@ -37,6 +39,7 @@ println!("{}", out.text);
 pub mod bench;
 pub mod constraint;
 pub mod engine;
+pub mod prompt_schema;
 pub mod template;
 pub mod toolcall;
 pub mod types;

@@ -73,7 +73,7 @@ impl ChatTemplate {
             (
                 messages.iter().map(native_message).collect::<Vec<_>>(),
                 (!tools.is_empty())
-                    .then(|| tools.iter().map(ToolSpec::to_openai).collect::<Vec<_>>()),
+                    .then(|| tools.iter().map(ToolSpec::to_prompt).collect::<Vec<_>>()),
             )
         } else {
             (inline_tools(messages, tools), None)
@@ -121,7 +121,7 @@ pub fn tools_block(tools: &[ToolSpec]) -> String {
     );
     for t in tools {
         s.push('\n');
-        s.push_str(&py_json(&t.to_openai(), None));
+        s.push_str(&py_json(&t.to_prompt(), None));
     }
     s.push_str(
         "\n</tools>\n\nFor each function call, return a json object with function name and arguments \
@@ -338,7 +338,7 @@ mod tests {
         assert!(
             out.contains(&format!(
                 "<tools>\n{}\n</tools>",
-                py_json(&weather().to_openai(), None)
+                py_json(&weather().to_prompt(), None)
             )),
             "{out}"
         );

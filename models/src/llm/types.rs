@@ -110,8 +110,18 @@ impl ToolSpec {
         }
     }
 
+    /// The tool as a local model reads it in its prompt: the OpenAI shape
+    /// that chat templates expect, with the schema in its shorter
+    /// [prompt form](super::prompt_schema::for_prompt). The full schema
+    /// still constrains and validates the call.
+    pub fn to_prompt(&self) -> Value {
+        let mut v = self.to_openai();
+        v["function"]["parameters"] = super::prompt_schema::for_prompt(&self.parameters);
+        v
+    }
+
     /// The tool in the OpenAI `tools` array shape (`{"type":"function","function":{…}}`),
-    /// which is also what chat templates expect.
+    /// as sent over the wire.
     pub fn to_openai(&self) -> Value {
         serde_json::json!({
             "type": "function",
