@@ -252,7 +252,10 @@ impl Harness {
         let started = Instant::now();
         let store = store.clone();
         let world = setup(&store, task).await?;
-        let services = match (&self.memory_models, task.index) {
+        // The tasks' fixed clock for the tools too: next-best-action
+        // priorities age with "now", and what the model reads must not
+        // change between the recording and its replay.
+        let mut services = match (&self.memory_models, task.index) {
             (Some((embedder, chunker)), true) => {
                 let index = EdgeIndex::open(&dir.join("index"), embedder.dim())
                     .await
@@ -274,10 +277,12 @@ impl Harness {
                     .map_err(|e| Error::Model(e.to_string()))?;
                 Services {
                     memory: Some(Arc::new(memory)),
+                    ..Services::default()
                 }
             }
             _ => Services::default(),
         };
+        services.now = Some(eval_now());
         let registry = Arc::new(Registry::new().with_services(services));
         let backend = Arc::new(TrialBackend::new(self.mode.clone(), self.prefers_small));
         let config = self

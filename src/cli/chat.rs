@@ -125,6 +125,7 @@ pub async fn memory_services(g: &GlobalArgs, store: &Store) -> anyhow::Result<Se
     let memory = super::memory::memory_for(g, store).await?;
     Ok(Services {
         memory: Some(Arc::new(memory)),
+        ..Services::default()
     })
 }
 

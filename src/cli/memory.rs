@@ -160,6 +160,7 @@ pub async fn indexed_services(g: &GlobalArgs, s: &Session) -> anyhow::Result<Ser
     tracing::info!(?report, "semantic memory up to date");
     Ok(Services {
         memory: Some(Arc::new(memory)),
+        ..Services::default()
     })
 }
 

@@ -122,9 +122,16 @@ impl Tool for NextBestActions {
             .await
             .map_err(|e| ToolError::from(e).with_field("rep_id"))?;
         let cfg = NbaConfig::default();
-        let list = nba::for_rep(&cx.store, &cx.ctx, rep, &cfg, limit as usize, Utc::now())
-            .await
-            .map_err(|e| from_nba(e, "rep_id"))?;
+        let list = nba::for_rep(
+            &cx.store,
+            &cx.ctx,
+            rep,
+            &cfg,
+            limit as usize,
+            cx.services.now(),
+        )
+        .await
+        .map_err(|e| from_nba(e, "rep_id"))?;
         nba::record_exposures(&mut cx.tx, &cx.ctx, &cfg, &list)
             .await
             .map_err(|e| from_nba(e, "rep_id"))?;
@@ -222,9 +229,15 @@ impl Tool for NbaFeedback {
             reason: a.reason.filter(|r| !r.trim().is_empty()),
             until: a.until,
         };
-        let fb = nba::record_feedback(&mut cx.tx, &cx.ctx, cx.caller.user_id, &input, Utc::now())
-            .await
-            .map_err(|e| from_nba(e, "action_key"))?;
+        let fb = nba::record_feedback(
+            &mut cx.tx,
+            &cx.ctx,
+            cx.caller.user_id,
+            &input,
+            cx.services.now(),
+        )
+        .await
+        .map_err(|e| from_nba(e, "action_key"))?;
         Ok(FeedbackOutput {
             id: fb.id,
             action_key: fb.action_key,

@@ -63,6 +63,12 @@ impl Registry {
         self
     }
 
+    /// Whether `tool` can run with this registry's services, so it is worth
+    /// offering to a model (see [`Tool::available`](crate::Tool::available)).
+    pub fn ready(&self, tool: &dyn DynTool) -> bool {
+        tool.available(&self.services)
+    }
+
     /// Adds a tool; a second tool with the same name is a bug.
     pub fn register(&mut self, tool: impl DynTool + 'static) {
         let name = tool.name();

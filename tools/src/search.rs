@@ -97,6 +97,9 @@ impl Tool for SearchInteractions {
     fn example(&self) -> Value {
         json!({"query": "concerns about pricing", "company_id": 1, "limit": 5})
     }
+    fn available(&self, services: &crate::Services) -> bool {
+        services.has_memory()
+    }
     async fn call(&self, cx: &mut Call, args: SearchArgs) -> Result<SearchOutput> {
         let Some(mem) = cx.services.memory.clone() else {
             return Err(ToolError::new(

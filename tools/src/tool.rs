@@ -202,6 +202,12 @@ pub trait Tool: Send + Sync + 'static {
     }
     /// Minimal valid arguments, for documentation and the registry-wide test.
     fn example(&self) -> Value;
+    /// Whether the tool can run with these services. A tool that cannot is
+    /// still callable (and says how to set it up) but is not offered to a
+    /// model, which would otherwise call it, fail and try again.
+    fn available(&self, _services: &crate::Services) -> bool {
+        true
+    }
     /// The existing records a call with these arguments would change, so an
     /// approval can check that none changed since the call was proposed.
     fn targets(&self, _args: &Self::Args) -> Vec<(RecordType, Id)> {
@@ -227,6 +233,8 @@ pub trait DynTool: Send + Sync {
     fn input_schema(&self) -> Value;
     fn output_schema(&self) -> Value;
     fn example(&self) -> Value;
+    /// Whether the tool can run with these services (see [`Tool::available`]).
+    fn available(&self, services: &crate::Services) -> bool;
     /// Parses arguments into the tool's `Args` without running it.
     fn validate_args(&self, args: &Value) -> Result<()>;
     /// The existing records a call would change (see [`Tool::targets`]).
@@ -255,6 +263,9 @@ impl<T: Tool> DynTool for T {
     }
     fn example(&self) -> Value {
         Tool::example(self)
+    }
+    fn available(&self, services: &crate::Services) -> bool {
+        Tool::available(self, services)
     }
     fn validate_args(&self, args: &Value) -> Result<()> {
         serde_path_to_error::deserialize::<_, T::Args>(args)

@@ -95,6 +95,7 @@ async fn finds_interactions_with_citations_and_filters() {
         .unwrap();
     let tools = Registry::new().with_services(Services {
         memory: Some(Arc::new(memory)),
+        ..Services::default()
     });
     let viewer = Caller::user(&fx.viewer, Source::Agent);
 

@@ -130,6 +130,14 @@ fn days(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_seconds() as f64 / 86_400.0
 }
 
+/// Days since a record's own timestamp (created, entered a stage), never
+/// negative: under a fixed clock (evals replaying a recording) a record
+/// written during the run is stamped after "now", and its age must read 0,
+/// not a figure that changes with the wall clock.
+fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    days(since.min(now), now)
+}
+
 fn urgency(cfg: &NbaConfig, days_past: f64) -> f64 {
     (1.0 + days_past.max(0.0) / cfg.urgency_scale_days).min(cfg.max_urgency)
 }
@@ -371,7 +379,7 @@ pub fn follow_up_lead(
         .filter(|a| a.occurred_at <= now && a.direction == Some(Direction::Outbound))
         .map(|a| a.occurred_at)
         .max();
-    let since = days(last.unwrap_or(lead.created_at), now);
+    let since = age(last.unwrap_or(lead.created_at), now);
     if since < cfg.lead_followup_days {
         return None;
     }
@@ -428,7 +436,7 @@ fn deals(ix: &Index<'_>, cfg: &NbaConfig, rep: Id, now: DateTime<Utc>) -> Vec<Ca
         d.owner_id == Some(rep) && d.status == DealStatus::Open && ix.is_open_stage(d.stage_id)
     }) {
         let stage = ix.stage_name(d.stage_id);
-        let in_stage = days(d.stage_entered_at, now);
+        let in_stage = age(d.stage_entered_at, now);
         let typical = ix.typical_stage_days(cfg, d.stage_id);
         let base = Facts {
             probability: d.probability,
