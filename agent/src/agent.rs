@@ -275,7 +275,7 @@ impl Agent {
         let tools = select::always_offered(
             &self.config.selection,
             &self.registry,
-            |tool| tool.roles().contains(&user.role),
+            |tool| tool.roles().contains(&user.role) && self.registry.ready(tool),
             self.config.compact_tools,
         );
         let cite = tools.iter().any(|t| t.name == CITING_TOOL);
@@ -348,7 +348,7 @@ impl Agent {
         select::select(
             &self.config.selection,
             &self.registry,
-            |tool| tool.roles().contains(&role),
+            |tool| tool.roles().contains(&role) && self.registry.ready(tool),
             request,
             self.config.compact_tools,
         )
@@ -372,7 +372,11 @@ impl Agent {
                     .await?;
                 return Ok(TurnOutcome::Stopped(reason));
             }
-            let reply = self.ask_model(t, &log, repeated.is_some(), spent).await?;
+            let mut withheld = spent;
+            withheld.extend(log.unavailable_tools());
+            let reply = self
+                .ask_model(t, &log, repeated.is_some(), withheld)
+                .await?;
             if let Some(done) = repeated.filter(|_| {
                 !reply.tool_calls.is_empty()
                     || reply.content.contains("from the tool results")
@@ -575,9 +579,16 @@ impl Agent {
                 self.record_result(t, &call, Ok(&note)).await?;
                 continue;
             }
+            let mut notes = resolve_invented_ids(&mut call, &known, &log.turn_mentions);
             let dropped = self.drop_invented_ids(&mut call, &known);
+            if !dropped.is_empty() {
+                notes.push(left_out(&dropped));
+            }
             match self.check_call(t, &call, log, &known) {
-                Err(e) => self.record_result(t, &call, Err(&e)).await?,
+                Err(e) => {
+                    let e = noted_error(e, &notes);
+                    self.record_result(t, &call, Err(&e)).await?
+                }
                 Ok(effect) => {
                     if effect != rapport_tools::Effect::Read
                         && let Some(a) = ambiguous_pick(&call, &log.turn_mentions)
@@ -607,8 +618,8 @@ impl Agent {
                             history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
                     }
                     let result = result
-                        .map(|v| noted(v, &dropped))
-                        .map_err(|e| noted_error(e, &dropped));
+                        .map(|v| noted(v, &notes))
+                        .map_err(|e| noted_error(e, &notes));
                     self.record_result(t, &call, result.as_ref()).await?;
                 }
             }
@@ -968,14 +979,11 @@ fn done_answer(tool: &str, content: &str) -> String {
 /// A failed call whose invented ids were left out says so: "give exactly one
 /// of stage_id and stage" alone sends a model that did give a stage_id round
 /// in circles.
-fn noted_error(mut e: ToolError, dropped: &[String]) -> ToolError {
-    if dropped.is_empty() {
+fn noted_error(mut e: ToolError, notes: &[String]) -> ToolError {
+    if notes.is_empty() {
         return e;
     }
-    let note = format!(
-        "{} left out: not ids from this conversation; look them up with find_records, or name the record instead",
-        dropped.join(", ")
-    );
+    let note = notes.join("; ");
     e.hint = Some(match e.hint.take() {
         Some(h) => format!("{note}. {h}"),
         None => note,
@@ -983,15 +991,54 @@ fn noted_error(mut e: ToolError, dropped: &[String]) -> ToolError {
     e
 }
 
-/// A result with a note on the arguments that were left out.
-fn noted(mut result: Value, dropped: &[String]) -> Value {
-    if !dropped.is_empty() && result.is_object() {
-        result["note"] = json!(format!(
-            "left out {}: not ids from this conversation (look ids up with find_records)",
-            dropped.join(", ")
-        ));
+/// The note on optional id arguments left out because nothing showed them.
+fn left_out(dropped: &[String]) -> String {
+    format!(
+        "left out {}: not ids from this conversation (look ids up with find_records)",
+        dropped.join(", ")
+    )
+}
+
+/// A result with notes on the id arguments that were replaced or left out.
+fn noted(mut result: Value, notes: &[String]) -> Value {
+    if !notes.is_empty() && result.is_object() {
+        result["note"] = json!(notes.join("; "));
     }
     result
+}
+
+/// Replaces id arguments the model made up with the one record of that type
+/// the request named ("Move the Globex deal…", called with `deal_id: 12345`):
+/// the lookup found exactly one deal, so that is the deal meant. Where the
+/// request named none, or several, nothing is replaced and the id is left
+/// out or refused as before. Returns a note per replacement, for the model.
+fn resolve_invented_ids(call: &mut ToolCall, known: &KnownIds, mentions: &Mentions) -> Vec<String> {
+    let name = call.name.clone();
+    let Some(args) = call.arguments.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for (k, v) in args.iter_mut() {
+        let Some(n) = v.as_i64().filter(|_| is_id_key(k)) else {
+            continue;
+        };
+        if known.check(&name, k, n) == Known::Yes {
+            continue;
+        }
+        let expected = if k == "id" {
+            crate::known::tool_record_type(&name)
+        } else {
+            crate::known::key_type(k)
+        };
+        if let Some(m) = expected.and_then(|t| mentions.only(t)) {
+            notes.push(format!(
+                "{k} {n} was not from this conversation; used {} {} ({}), named in the request",
+                m.record_type, m.id, m.label
+            ));
+            *v = json!(m.id);
+        }
+    }
+    notes
 }
 
 /// "a deal", "an activity".
@@ -1085,10 +1132,10 @@ mod tests {
     fn a_failure_after_leaving_out_invented_ids_says_so() {
         let e = ToolError::invalid("stage", "give exactly one of stage_id and stage")
             .with_hint("stage names: Qualified, Proposal, Negotiation");
-        let e = noted_error(e, &["stage_id".to_string()]);
+        let e = noted_error(e, &[left_out(&["stage_id".to_string()])]);
         let hint = e.hint.unwrap();
         assert!(
-            hint.starts_with("stage_id left out: not ids from this conversation"),
+            hint.starts_with("left out stage_id: not ids from this conversation"),
             "{hint}"
         );
         assert!(

@@ -158,6 +158,29 @@ impl Log {
             .count()
     }
 
+    /// Tools that answered "not available" in this turn (a service not set
+    /// up, a model not trained): calling them again cannot help, so they are
+    /// withheld from the model's later replies.
+    pub fn unavailable_tools(&self) -> Vec<String> {
+        let turn = self.turn();
+        let mut names: Vec<String> = turn
+            .iter()
+            .filter(|m| m.role == Role::Assistant)
+            .flat_map(|m| &m.tool_calls)
+            .filter(|c| {
+                turn.iter().any(|r| {
+                    r.role == Role::Tool
+                        && r.tool_call_id.as_deref() == Some(c.id.as_str())
+                        && r.content.contains(NOT_AVAILABLE)
+                })
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Results in the current turn of calls with this name and these arguments.
     fn results_of<'a>(
         &'a self,
@@ -242,6 +265,9 @@ impl Log {
             .collect()
     }
 }
+
+/// How a "not available" tool error reads in a tool message.
+const NOT_AVAILABLE: &str = "\"code\":\"not_available\"";
 
 fn is_error(content: &str) -> bool {
     content.contains("\"ok\":false")
@@ -336,15 +362,20 @@ pub fn same_arguments(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Bookkeeping fields a model does not need. The record timestamps are
+/// among them: a small model copied a record's `created_at` into a call
+/// logged "yesterday" instead of working the date out from today's.
+const BOOKKEEPING: &[&str] = &["workspace_id", "created_at", "updated_at"];
+
 /// The result without what tells the model nothing: null fields, empty
-/// objects and the workspace id. About a third of a created record's JSON,
-/// and every prompt token costs a local model time.
+/// objects and bookkeeping. About a third of a created record's JSON, and
+/// every prompt token costs a local model time.
 pub fn lean(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .filter(|(k, x)| {
-                    k.as_str() != "workspace_id"
+                    !BOOKKEEPING.contains(&k.as_str())
                         && !x.is_null()
                         && x.as_object().is_none_or(|o| !o.is_empty())
                 })

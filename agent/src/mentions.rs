@@ -50,12 +50,20 @@ pub fn names_in(text: &str) -> Vec<String> {
         runs.push((start, current.join(" ")));
     }
     let sentence_start = |i: usize| i == 0 || words[i - 1].ends_with(['.', '?', '!', ':']);
+    // "Compare Acme Logistics with …": the verb that opens the sentence is
+    // capitalised too, and glued to the name it would spoil the lookup.
+    let runs: Vec<(usize, String)> = runs
+        .into_iter()
+        .filter_map(|(i, run)| match run.split_once(' ') {
+            Some((first, rest)) if sentence_start(i) && is_verb(first) => {
+                Some((i + 1, rest.to_owned()))
+            }
+            None if sentence_start(i) => None,
+            _ => Some((i, run)),
+        })
+        .collect();
     let mut names = Vec::new();
-    for (k, (i, run)) in runs.iter().enumerate() {
-        let single = !run.contains(' ');
-        if single && sentence_start(*i) {
-            continue;
-        }
+    for (k, (_, run)) in runs.iter().enumerate() {
         // "Dana Lee at Acme Logistics": the pair narrows the person down.
         if let Some((j, next)) = runs.get(k + 1)
             && words.get(j.wrapping_sub(1)) == Some(&"at")
@@ -66,6 +74,31 @@ pub fn names_in(text: &str) -> Vec<String> {
     }
     names.dedup();
     names
+}
+
+/// A word that opens a request rather than a name: the verbs and question
+/// words tool selection knows, and a few more a request starts with.
+fn is_verb(word: &str) -> bool {
+    let w = word.to_lowercase();
+    crate::select::CHANGE_WORDS.contains(&w.as_str())
+        || crate::select::QUESTION_WORDS.contains(&w.as_str())
+        || matches!(
+            w.as_str(),
+            "compare"
+                | "check"
+                | "give"
+                | "get"
+                | "call"
+                | "email"
+                | "draft"
+                | "summarize"
+                | "summarise"
+                | "prepare"
+                | "please"
+                | "follow"
+                | "reply"
+                | "ping"
+        )
 }
 
 /// One record a name may mean.
@@ -93,11 +126,30 @@ pub struct Mentions {
     /// one of them waits for the user to say which (see [`Mentions::question`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ambiguous: Vec<Ambiguous>,
+    /// Every record the names matched, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<Mentioned>,
 }
 
 impl Mentions {
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
+    }
+
+    /// The one `record_type` record the request named, if it named exactly
+    /// one of that type (and no name of that type was ambiguous): what an id
+    /// argument of that type the model made up must have meant.
+    pub fn only(&self, record_type: &str) -> Option<&Mentioned> {
+        if self
+            .ambiguous
+            .iter()
+            .any(|a| a.candidates.iter().any(|c| c.record_type == record_type))
+        {
+            return None;
+        }
+        let mut of_type = self.found.iter().filter(|m| m.record_type == record_type);
+        let first = of_type.next()?;
+        of_type.next().is_none().then_some(first)
     }
 
     /// The ambiguous name a `record_type` id `id` was picked from, if any.
@@ -136,6 +188,7 @@ impl Ambiguous {
 pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<Mentions> {
     let mut lines = Vec::new();
     let mut ambiguous = Vec::new();
+    let mut found: Vec<Mentioned> = Vec::new();
     let mut seen: Vec<(RecordType, i64)> = Vec::new();
     for name in names_in(text) {
         let mut q = LookupQuery::new(name.clone());
@@ -170,10 +223,24 @@ pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<Mentions> {
         };
         lines.push(line);
         ambiguous.extend(same_type_groups(&name, &hits));
+        for c in &hits {
+            let t = c.record_type.to_string();
+            if !found
+                .iter()
+                .any(|m: &Mentioned| m.record_type == t && m.id == c.id)
+            {
+                found.push(Mentioned {
+                    record_type: t,
+                    id: c.id,
+                    label: c.label.clone(),
+                });
+            }
+        }
     }
     Ok(Mentions {
         text: lines.join("\n"),
         ambiguous,
+        found,
     })
 }
 
@@ -208,7 +275,37 @@ fn same_type_groups(name: &str, hits: &[&Candidate]) -> Vec<Ambiguous> {
 
 #[cfg(test)]
 mod tests {
-    use super::names_in;
+    use super::{Ambiguous, Mentioned, Mentions, names_in};
+
+    fn m(t: &str, id: i64) -> Mentioned {
+        Mentioned {
+            record_type: t.into(),
+            id,
+            label: format!("{t} {id}"),
+        }
+    }
+
+    #[test]
+    fn only_is_the_single_unambiguous_record_of_a_type() {
+        let mentions = Mentions {
+            text: String::new(),
+            ambiguous: vec![Ambiguous {
+                name: "Sam".into(),
+                candidates: vec![m("contact", 1), m("contact", 2)],
+            }],
+            found: vec![
+                m("company", 4),
+                m("deal", 6),
+                m("deal", 7),
+                m("contact", 1),
+                m("contact", 2),
+            ],
+        };
+        assert_eq!(mentions.only("company"), Some(&m("company", 4)));
+        assert_eq!(mentions.only("deal"), None, "two deals named");
+        assert_eq!(mentions.only("contact"), None, "an ambiguous name");
+        assert_eq!(mentions.only("lead"), None, "none named");
+    }
 
     #[test]
     fn finds_names_and_pairs_and_skips_sentence_verbs() {
@@ -226,6 +323,11 @@ mod tests {
             ["Acme Logistics – Expense Cloud", "Negotiation"]
         );
         assert_eq!(names_in("Add a note to Aisha's account"), ["Aisha"]);
+        assert_eq!(
+            names_in("Compare Acme Logistics with Globex."),
+            ["Acme Logistics", "Globex"]
+        );
+        assert_eq!(names_in("Dana Lee called."), ["Dana Lee"]);
         assert!(names_in("what's overdue for me?").is_empty());
     }
 }

@@ -32,6 +32,8 @@ rapport_crm::both_backends!(
     text_in_an_email_cannot_trigger_a_write,
     undo_reverts_the_last_change_unless_it_changed_since,
     sessions_resume_in_a_new_agent_and_record_audit_links,
+    tools_that_cannot_run_are_not_offered_or_are_withheld,
+    an_invented_id_becomes_the_one_record_the_request_named,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -893,4 +895,103 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .items
         .len();
     assert_eq!(n, 4, "each created once");
+}
+
+async fn tools_that_cannot_run_are_not_offered_or_are_withheld(store: &Store) {
+    let fx = setup(store, "unavailable").await;
+    let acme = company(store, &fx, "Acme Logistics").await;
+    let id = acme.id;
+    let model = ScriptedBackend::new()
+        .then(move |req| {
+            // No semantic memory here: search is not offered at all.
+            let names: Vec<&str> = req.tools.iter().map(|t| t.name.as_str()).collect();
+            assert!(names.contains(&"find_records"), "{names:?}");
+            assert!(!names.contains(&"search_interactions"), "{names:?}");
+            call("find_records", json!({"query": "Acme Logistics"}))
+        })
+        // No churn model is trained: the tool says so ...
+        .call("churn_risk", json!({"company_id": id}))
+        .then(move |req| {
+            assert_eq!(last_result(req)["error"]["code"], "not_available");
+            // ... and is withheld for the rest of the turn, not retried.
+            assert_eq!(req.withheld, ["churn_risk"]);
+            call("get_company", json!({"id": id}))
+        })
+        .then(|req| {
+            assert_eq!(req.withheld, ["churn_risk"]);
+            say("No churn model yet; Acme Logistics is a company.")
+        })
+        // The next turn offers it again (it may have been trained since).
+        .then(|req| {
+            assert!(req.withheld.is_empty(), "{:?}", req.withheld);
+            say("ok")
+        });
+    let (agent, backend) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        "Is Acme Logistics at risk of churning?",
+    )
+    .await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("No churn model yet; Acme Logistics is a company.".into())
+    );
+    send(&agent, s.id, &fx.rep, "thanks").await;
+    assert_eq!(backend.remaining(), 0);
+}
+
+async fn an_invented_id_becomes_the_one_record_the_request_named(store: &Store) {
+    let fx = setup(store, "named_one").await;
+    let acme = company(store, &fx, "Acme Logistics").await;
+    company(store, &fx, "Globex").await;
+    let model = ScriptedBackend::new()
+        // The request named one company; the model made its id up.
+        .call(
+            "log_activity",
+            json!({"kind": "note", "body": "Renewal on track.", "company_id": 12345}),
+        )
+        .then(move |req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], true, "{r}");
+            let note = r["result"]["note"].as_str().unwrap();
+            assert!(
+                note.contains(&format!(
+                    "company_id 12345 was not from this conversation; used company {}",
+                    acme.id
+                )),
+                "{note}"
+            );
+            say("Noted on Acme Logistics.")
+        })
+        // Two companies named: which one is not guessed.
+        .call("get_company", json!({"id": 999}))
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], false, "{r}");
+            assert_eq!(r["error"]["field"], "id");
+            say("Which one?")
+        });
+    let (agent, _) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        "Add a note to Acme Logistics: renewal on track.",
+    )
+    .await;
+    assert_eq!(out, TurnOutcome::Answer("Noted on Acme Logistics.".into()));
+    let notes = store
+        .list::<rapport_crm::model::Activity>(
+            &fx.admin_ctx(),
+            &ListQuery::filtered(Filter::eq("company_id", acme.id)),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(notes.len(), 1, "the note is on Acme Logistics");
+    send(&agent, s.id, &fx.rep, "Compare Acme Logistics with Globex.").await;
 }
