@@ -230,7 +230,28 @@ impl Agent {
                 .await?;
         }
         tx.commit().await?;
+        if let Some(refusal) = self.read_only_refusal(user, text) {
+            // The model could only fail here, slowly: it would call a read
+            // tool with made-up arguments or claim it made the change.
+            return self.answer(&t, refusal).await;
+        }
         self.run(&t).await
+    }
+
+    /// The answer to a request for a change from a user whose role may use
+    /// no tool that changes anything (a viewer).
+    fn read_only_refusal(&self, user: &User, request: &str) -> Option<String> {
+        let can_change = self.registry.tools().any(|tool| {
+            tool.effect() != rapport_tools::Effect::Read && tool.roles().contains(&user.role)
+        });
+        (!can_change && select::asks_change(request)).then(|| {
+            format!(
+                "I can't change anything for you: your role ({}) can look records up but not \
+                 create, change or delete them. Ask a rep, a manager or an admin to make this \
+                 change, or ask me to look something up.",
+                role_name(user.role)
+            )
+        })
     }
 
     /// Applies the user's decision on a proposal, then lets the loop go on.
@@ -586,6 +607,12 @@ impl Agent {
             }
             match self.check_call(t, &call, log, &known) {
                 Err(e) => {
+                    if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
+                        // An id the conversation never showed: the next
+                        // reply looks it up (find_records) instead of
+                        // retrying the same call with another made-up id.
+                        spent.push(call.name.clone());
+                    }
                     let e = noted_error(e, &notes);
                     self.record_result(t, &call, Err(&e)).await?
                 }

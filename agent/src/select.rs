@@ -197,16 +197,28 @@ pub(crate) const QUESTION_WORDS: &[&str] = &[
     "were", "does", "do", "did", "any", "show", "list", "find", "tell",
 ];
 
+/// Whether `request` asks for a change: a word like "add", "log" or "move"
+/// in it ("Can you add Jane?", "Log a call with Dana").
+pub fn asks_change(request: &str) -> bool {
+    words(&request.to_lowercase())
+        .iter()
+        .any(|w| CHANGE_WORDS.contains(w))
+}
+
+fn words(request: &str) -> Vec<&str> {
+    request
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.split('\'').next().unwrap_or(w))
+        .collect()
+}
+
 /// Whether `request` only asks for information: phrased as a question (a
 /// question mark, or a question word first) with no word that asks for a
 /// change. "Can you add Jane?" asks for a change; "What's overdue?" does not.
 pub fn asks_only(request: &str) -> bool {
     let lower = request.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.split('\'').next().unwrap_or(w))
-        .collect();
+    let words = words(&lower);
     let question = lower.trim_end().ends_with('?')
         || words.first().is_some_and(|w| QUESTION_WORDS.contains(w));
     question && !words.iter().any(|w| CHANGE_WORDS.contains(w))
@@ -236,7 +248,9 @@ fn strip(v: &mut Value) {
 }
 
 /// Fields left out of compact schemas: they default sensibly when absent.
-const DEFAULTED: &[&str] = &["owner_id", "custom"];
+/// `expect_one` too: the 0.5B model set it on every lookup, and a name that
+/// matched a company and its deal then failed as ambiguous, again and again.
+const DEFAULTED: &[&str] = &["owner_id", "custom", "expect_one"];
 
 fn strip_in(v: &mut Value, is_properties: bool) {
     match v {

@@ -34,6 +34,7 @@ rapport_crm::both_backends!(
     sessions_resume_in_a_new_agent_and_record_audit_links,
     tools_that_cannot_run_are_not_offered_or_are_withheld,
     an_invented_id_becomes_the_one_record_the_request_named,
+    a_viewer_asking_for_a_change_is_told_at_once,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -731,6 +732,8 @@ async fn ids_the_model_made_up_are_left_out_or_refused(store: &Store) {
                     .unwrap()
                     .contains("find_records")
             );
+            // Not offered again in the next reply: look it up instead.
+            assert_eq!(req.withheld, ["get_company"]);
             say("Created Jane.")
         });
     let (agent, _) = agent(store, model, direct());
@@ -994,4 +997,22 @@ async fn an_invented_id_becomes_the_one_record_the_request_named(store: &Store) 
         .items;
     assert_eq!(notes.len(), 1, "the note is on Acme Logistics");
     send(&agent, s.id, &fx.rep, "Compare Acme Logistics with Globex.").await;
+}
+
+async fn a_viewer_asking_for_a_change_is_told_at_once(store: &Store) {
+    let fx = setup(store, "viewer_change").await;
+    // One scripted reply, for the question only: the change request never
+    // reaches the model.
+    let model = ScriptedBackend::new().say("Acme is a company.");
+    let (agent, backend) = agent(store, model, direct());
+    let s = agent.start_session(&fx.viewer, "chat").await.unwrap();
+    let out = send(&agent, s.id, &fx.viewer, "Add a company called Initech.").await;
+    let TurnOutcome::Answer(text) = out else {
+        panic!("{out:?}")
+    };
+    assert!(text.contains("viewer"), "{text}");
+    assert!(backend.requests().is_empty(), "no model call");
+    let out = send(&agent, s.id, &fx.viewer, "What is Acme?").await;
+    assert_eq!(out, TurnOutcome::Answer("Acme is a company.".into()));
+    assert_eq!(backend.requests().len(), 1);
 }
