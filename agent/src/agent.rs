@@ -1052,12 +1052,7 @@ fn resolve_invented_ids(call: &mut ToolCall, known: &KnownIds, mentions: &Mentio
         if known.check(&name, k, n) == Known::Yes {
             continue;
         }
-        let expected = if k == "id" {
-            crate::known::tool_record_type(&name)
-        } else {
-            crate::known::key_type(k)
-        };
-        if let Some(m) = expected.and_then(|t| mentions.only(t)) {
+        if let Some(m) = crate::known::expected_type(&name, k).and_then(|t| mentions.only(t)) {
             notes.push(format!(
                 "{k} {n} was not from this conversation; used {} {} ({}), named in the request",
                 m.record_type, m.id, m.label

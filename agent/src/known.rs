@@ -145,12 +145,7 @@ impl KnownIds {
         let Some(seen) = self.typed.get(&n) else {
             return Known::No;
         };
-        let expected = if key == "id" {
-            tool_record_type(tool)
-        } else {
-            key_type(key)
-        };
-        match expected {
+        match expected_type(tool, key) {
             Some(t) if !seen.contains(t) => {
                 let mut other: Vec<String> = seen.iter().cloned().collect();
                 other.sort();
@@ -158,6 +153,16 @@ impl KnownIds {
             }
             _ => Known::Yes,
         }
+    }
+}
+
+/// The record type argument `key` of `tool` must name: `id` is the tool's
+/// own record type, `<type>_id` that type.
+pub fn expected_type(tool: &str, key: &str) -> Option<&'static str> {
+    if key == "id" {
+        tool_record_type(tool)
+    } else {
+        key_type(key)
     }
 }
 
