@@ -140,17 +140,18 @@ pub async fn select(
                 })
             };
             let mut names: Vec<String> = CORE.iter().map(|s| (*s).to_owned()).collect();
-            let best = ranked
-                .iter()
-                .find(|(n, _)| !CORE.contains(&n.as_str()) && fits(n))
-                .map_or(0.0, |(_, s)| *s);
-            let chosen = ranked
+            let candidates: Vec<(String, f32)> = ranked
                 .into_iter()
                 .filter(|(n, _)| !CORE.contains(&n.as_str()) && fits(n))
                 .take(*k)
-                .take_while(|(_, s)| best - s <= MARGIN)
-                .map(|(n, _)| n);
-            names.extend(chosen);
+                .collect();
+            let best = candidates.first().map_or(0.0, |(_, s)| *s);
+            names.extend(
+                candidates
+                    .into_iter()
+                    .take_while(|(_, s)| best - s <= MARGIN)
+                    .map(|(n, _)| n),
+            );
             names
         }
     };
