@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use tracing::{debug, info};
 
 use crate::backend::{LlmBackend, LlmReply, LlmRequest, RawCall};
+use crate::confirm;
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
@@ -50,6 +51,10 @@ pub struct AgentConfig {
     pub max_tokens: Option<u32>,
     /// A fixed "now" for evals and tests; the clock otherwise.
     pub now: Option<DateTime<Utc>>,
+    /// Answer a request for one action that one write did from the write's
+    /// result, without asking the model again (see [`crate::confirm`]).
+    /// Saves a small model a request; a large one words the answer better.
+    pub confirm_writes: bool,
 }
 
 impl Default for AgentConfig {
@@ -64,6 +69,7 @@ impl Default for AgentConfig {
             compact_tools: false,
             max_tokens: Some(512),
             now: None,
+            confirm_writes: false,
         }
     }
 }
@@ -77,6 +83,7 @@ impl AgentConfig {
             selection,
             compact_tools: true,
             max_tokens: Some(320),
+            confirm_writes: true,
             ..AgentConfig::default()
         }
     }
@@ -380,10 +387,19 @@ impl Agent {
     async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
         loop {
             let log = self.log(t).await?;
-            let (repeated, spent) = match self.run_pending(t, &log).await? {
+            let (repeated, spent, wrote) = match self.run_pending(t, &log).await? {
                 Pending::Stop(outcome) => return Ok(outcome),
-                Pending::Ask { repeated, spent } => (repeated, spent),
+                Pending::Ask {
+                    repeated,
+                    spent,
+                    wrote,
+                } => (repeated, spent, wrote),
             };
+            if let Some(done) = wrote.filter(|_| {
+                self.config.confirm_writes && confirm::single_action(log.turn_request())
+            }) {
+                return self.answer(t, done).await;
+            }
             let log = self.log(t).await?;
             if let Some(reason) = self.guard(&log) {
                 t.events.emit(AgentEvent::Error {
@@ -555,11 +571,16 @@ impl Agent {
     async fn run_pending(&self, t: &Turn<'_>, log: &Log) -> Result<Pending> {
         let mut repeated = None;
         let mut spent = Vec::new();
+        // The one write this step ran cleanly, worded, if it was the step's
+        // only call and the turn's first write.
+        let pending = log.pending_calls();
+        let mut wrote = None;
+        let first_write = !log.wrote(|name| self.is_write(name));
         let tainted_before = log.tainted();
         let mut tainted = tainted_before;
         let mut known = log.known_ids();
         known.insert_typed("user", t.user.id);
-        for mut call in log.pending_calls() {
+        for mut call in pending.iter().cloned() {
             t.events.emit(AgentEvent::ToolCall {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
@@ -593,7 +614,7 @@ impl Agent {
                     spent.push(call.name.clone());
                     REPEATED_READ
                 } else {
-                    repeated = Some(done_answer(&call.name, &done.content));
+                    repeated = Some(done_answer(&call, &done.content));
                     REPEATED_WRITE
                 };
                 let note = json!({"already_done": true, "note": note});
@@ -644,6 +665,14 @@ impl Agent {
                         tainted |=
                             history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
                     }
+                    if let Ok(v) = &result
+                        && effect != rapport_tools::Effect::Read
+                        && notes.is_empty()
+                        && pending.len() == 1
+                        && first_write
+                    {
+                        wrote = Some(confirm::confirmation(&call.name, &call.arguments, v));
+                    }
                     let result = result
                         .map(|v| noted(v, &notes))
                         .map_err(|e| noted_error(e, &notes));
@@ -654,7 +683,18 @@ impl Agent {
         if tainted && !tainted_before {
             debug!(session = t.session.id, "untrusted text entered the turn");
         }
-        Ok(Pending::Ask { repeated, spent })
+        Ok(Pending::Ask {
+            repeated,
+            spent,
+            wrote,
+        })
+    }
+
+    /// Whether the tool of this name changes records.
+    fn is_write(&self, name: &str) -> bool {
+        self.registry
+            .get(name)
+            .is_some_and(|tool| tool.effect() != rapport_tools::Effect::Read)
     }
 
     /// Ends the turn with `text` as the answer.
@@ -978,28 +1018,28 @@ enum Pending {
     /// for again; the model must now answer, and if it calls tools anyway
     /// this summary of what was done is the answer. `spent`: reads repeated
     /// with the same arguments, which the next reply may not call again.
+    /// `wrote`: the step's only call was the turn's first write and it
+    /// worked; what it did, in words, the answer if the request asked for
+    /// nothing more.
     Ask {
         repeated: Option<String>,
         spent: Vec<String>,
+        wrote: Option<String>,
     },
 }
 
 /// The answer for a turn whose model repeated a call that had worked: what
 /// was done, from the result itself (never invented).
-fn done_answer(tool: &str, content: &str) -> String {
+fn done_answer(call: &ToolCall, content: &str) -> String {
     let body = content
         .trim_start_matches(history::DATA_OPEN)
         .trim_end_matches("</data>")
         .trim();
-    let result: Value = serde_json::from_str(body).unwrap_or_default();
-    let r = &result["result"];
-    let id = r["id"]
-        .as_i64()
-        .or_else(|| r["activity"]["id"].as_i64())
-        .or_else(|| r["deal"]["id"].as_i64());
-    match id {
-        Some(id) => format!("Done: {} (id {id}).", tool.replace('_', " ")),
-        None => format!("Done: {}.", tool.replace('_', " ")),
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) if v["result"].is_object() => {
+            confirm::confirmation(&call.name, &call.arguments, &v["result"])
+        }
+        _ => format!("Done: {}.", call.name.replace('_', " ")),
     }
 }
 

@@ -158,6 +158,16 @@ impl Log {
             .count()
     }
 
+    /// Whether a call of a tool that `is_write` says changes records
+    /// succeeded in the current turn.
+    pub fn wrote(&self, is_write: impl Fn(&str) -> bool) -> bool {
+        self.turn().iter().any(|m| {
+            m.role == Role::Tool
+                && !is_error(&m.content)
+                && m.name.as_deref().is_some_and(&is_write)
+        })
+    }
+
     /// Tools that answered "not available" in this turn (a service not set
     /// up, a model not trained): calling them again cannot help, so they are
     /// withheld from the model's later replies.

@@ -23,6 +23,8 @@ into tool calls, and the answers back into words.
   conflict, never an overwrite. Text from emails, notes and search results
   reaches the model inside `<data>` markers, and any write after such text in
   the same turn waits for approval whatever the policy.
+- [`confirm`]: a request for one action that one write did is answered
+  from the write's result, without another model request (small models).
 - [`undo`]: reverts the agent's last applied change from the audit log.
 - [`events`]: what the loop reports as it goes (text deltas, calls, approvals,
   results, the answer), for the CLI and the API's server-sent events.
@@ -42,6 +44,7 @@ match agent.send(session.id, &user, "What's overdue for me?", &Events::none()).a
 
 mod agent;
 pub mod backend;
+pub mod confirm;
 mod error;
 pub mod events;
 pub mod history;

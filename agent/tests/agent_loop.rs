@@ -35,6 +35,7 @@ rapport_crm::both_backends!(
     tools_that_cannot_run_are_not_offered_or_are_withheld,
     an_invented_id_becomes_the_one_record_the_request_named,
     a_viewer_asking_for_a_change_is_told_at_once,
+    a_request_one_write_did_is_answered_from_its_result,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -42,12 +43,20 @@ async fn setup(store: &Store, name: &str) -> Fixture {
 }
 
 fn agent(store: &Store, model: ScriptedBackend, policy: Policy) -> (Agent, Arc<ScriptedBackend>) {
-    let backend = Arc::new(model);
     let config = AgentConfig {
         policy,
         max_steps: 4,
         ..AgentConfig::default()
     };
+    agent_with(store, model, config)
+}
+
+fn agent_with(
+    store: &Store,
+    model: ScriptedBackend,
+    config: AgentConfig,
+) -> (Agent, Arc<ScriptedBackend>) {
+    let backend = Arc::new(model);
     let agent = Agent::new(
         store.clone(),
         Arc::new(Registry::new()),
@@ -880,12 +889,18 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")
     };
-    assert!(text.starts_with("Done: create company (id "), "{text}");
+    assert!(
+        text.starts_with("Created company \"Initech\" (company "),
+        "{text}"
+    );
     let out = send(&agent, s.id, &fx.rep, "add Umbrella").await;
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")
     };
-    assert!(text.starts_with("Done: create company (id "), "{text}");
+    assert!(
+        text.starts_with("Created company \"Umbrella\" (company "),
+        "{text}"
+    );
     let out = send(&agent, s.id, &fx.rep, "add Hooli").await;
     assert_eq!(out, TurnOutcome::Answer("Hooli is in.".into()));
     let out = send(&agent, s.id, &fx.rep, "what is Hooli?").await;
@@ -1015,4 +1030,80 @@ async fn a_viewer_asking_for_a_change_is_told_at_once(store: &Store) {
     let out = send(&agent, s.id, &fx.viewer, "What is Acme?").await;
     assert_eq!(out, TurnOutcome::Answer("Acme is a company.".into()));
     assert_eq!(backend.requests().len(), 1);
+}
+
+async fn a_request_one_write_did_is_answered_from_its_result(store: &Store) {
+    let fx = setup(store, "confirm").await;
+    let model = ScriptedBackend::new()
+        // One action, one clean write: no second request.
+        .call(
+            "create_company",
+            json!({"name": "Globex", "domain": "globex.com"}),
+        )
+        // Two actions asked for: the model goes on after the first write.
+        .call("create_company", json!({"name": "Initech"}))
+        .say("Added Initech; which call should I log?")
+        // An invented id left out of the write: the model hears of it.
+        .call(
+            "create_contact",
+            json!({"first_name": "Jo", "last_name": "Ng", "company_id": 98765}),
+        )
+        .say("Added Jo Ng, without a company.")
+        // Two calls in one step, then a second write: neither is confirmed.
+        .calls(vec![
+            ("create_company", json!({"name": "Hooli"})),
+            ("find_records", json!({"query": "Hooli"})),
+        ])
+        .call("create_company", json!({"name": "Hooli Labs"}))
+        .say("Hooli and Hooli Labs are in.");
+    let config = AgentConfig {
+        confirm_writes: true,
+        max_steps: 4,
+        ..AgentConfig::default()
+    };
+    let (agent, backend) = agent_with(store, model, config);
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+
+    let out = send(&agent, s.id, &fx.rep, "Add the company Globex (globex.com)").await;
+    let globex = store
+        .list::<Company>(
+            &fx.admin_ctx(),
+            &ListQuery::filtered(Filter::eq("name", "Globex")),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        out,
+        TurnOutcome::Answer(format!(
+            "Created company \"Globex\" (company {}).",
+            globex.id
+        ))
+    );
+    assert_eq!(backend.requests().len(), 1, "answered without the model");
+
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        "Add Initech and log a call with them",
+    )
+    .await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("Added Initech; which call should I log?".into())
+    );
+    let out = send(&agent, s.id, &fx.rep, "Add Jo Ng as a contact").await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("Added Jo Ng, without a company.".into())
+    );
+    let out = send(&agent, s.id, &fx.rep, "Add Hooli").await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("Hooli and Hooli Labs are in.".into())
+    );
+    assert_eq!(backend.remaining(), 0);
+    assert_eq!(backend.requests().len(), 8);
 }
