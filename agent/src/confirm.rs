@@ -13,7 +13,7 @@
 use chrono::DateTime;
 use serde_json::Value;
 
-use crate::select::{CHANGE_WORDS, QUESTION_WORDS};
+use crate::select::{CHANGE_WORDS, QUESTION_WORDS, words};
 
 /// Words that open a clause without being its action: "can you update…",
 /// "please log…", "and then move…".
@@ -37,13 +37,7 @@ const OTHER_ASKS: &[&str] = &["give", "open", "check", "answer", "explain", "sum
 /// several records ("update both").
 pub fn single_action(request: &str) -> bool {
     let lower = request.to_lowercase();
-    let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-            .map(|w| w.split('\'').next().unwrap_or(w).to_owned())
-            .collect()
-    };
-    if words(&lower).iter().any(|w| MANY.contains(&w.as_str())) {
+    if words(&lower).iter().any(|w| MANY.contains(w)) {
         return false;
     }
     let actions = clauses(&lower)
@@ -51,7 +45,7 @@ pub fn single_action(request: &str) -> bool {
         .filter(|clause| {
             words(clause)
                 .iter()
-                .find(|w| !LEAD_INS.contains(&w.as_str()))
+                .find(|w| !LEAD_INS.contains(*w))
                 .is_some_and(|w| is_action(w))
         })
         .count();

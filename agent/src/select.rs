@@ -206,7 +206,8 @@ pub fn asks_change(request: &str) -> bool {
         .any(|w| CHANGE_WORDS.contains(w))
 }
 
-fn words(request: &str) -> Vec<&str> {
+/// The words of `request`, apostrophe endings cut ("Dana's" → "Dana").
+pub(crate) fn words(request: &str) -> Vec<&str> {
     request
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .filter(|w| !w.is_empty())
