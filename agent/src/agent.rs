@@ -19,6 +19,7 @@ use tracing::{debug, info};
 
 use crate::backend::{LlmBackend, LlmReply, LlmRequest, RawCall};
 use crate::confirm;
+use crate::dates;
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
@@ -411,9 +412,29 @@ impl Agent {
             }
             let mut withheld = spent;
             withheld.extend(log.unavailable_tools());
-            let reply = self
-                .ask_model(t, &log, repeated.is_some(), withheld)
-                .await?;
+            let choice = if repeated.is_some() {
+                ToolChoice::None
+            } else {
+                ToolChoice::Auto
+            };
+            let mut reply = self.ask_model(t, &log, choice, withheld.clone()).await?;
+            if reply.tool_calls.is_empty()
+                && repeated.is_none()
+                && !log.turn_tools.is_empty()
+                && !log.turn_has_results()
+                && is_apology(&reply.content)
+            {
+                // The 0.5B model sometimes declines a plain CRM request
+                // ("I'm sorry, but I can't assist with that.") before looking
+                // at anything; asked again, it must pick one of the tools.
+                debug!(
+                    session = t.session.id,
+                    "the model declined at once; asking for a call"
+                );
+                reply = self
+                    .ask_model(t, &log, ToolChoice::Required, withheld)
+                    .await?;
+            }
             if let Some(done) = repeated.filter(|_| {
                 !reply.tool_calls.is_empty()
                     || reply.content.contains("from the tool results")
@@ -484,19 +505,25 @@ impl Agent {
         &self,
         t: &Turn<'_>,
         log: &Log,
-        answer_only: bool,
+        choice: ToolChoice,
         withheld: Vec<String>,
     ) -> Result<LlmReply> {
+        let answer_only = choice == ToolChoice::None;
         let cite = log.turn_tools.iter().any(|n| n == CITING_TOOL);
         let mut messages = vec![self.system_message(t.user, cite)?];
         messages.extend(log.for_prompt(self.config.history_chars));
-        if !log.turn_mentions.is_empty()
-            && let Some(m) = messages.iter_mut().rev().find(|m| m.role == MsgRole::User)
-        {
-            m.content = format!(
-                "{}\n\n(Records named in this request, found by lookup:\n{})",
-                m.content, log.turn_mentions.text
-            );
+        if let Some(m) = messages.iter_mut().rev().find(|m| m.role == MsgRole::User) {
+            if !log.turn_mentions.is_empty() {
+                m.content = format!(
+                    "{}\n\n(Records named in this request, found by lookup:\n{})",
+                    m.content, log.turn_mentions.text
+                );
+            }
+            // The same "today" as the system prompt's.
+            let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
+            if let Some(note) = dates::note(log.turn_request(), today) {
+                m.content = format!("{}\n\n{note}", m.content);
+            }
         }
         if answer_only {
             // Small models imitate the calls above them; a plain request to
@@ -514,11 +541,7 @@ impl Agent {
             .collect();
         let request = LlmRequest {
             messages,
-            tool_choice: if answer_only {
-                ToolChoice::None
-            } else {
-                ToolChoice::Auto
-            },
+            tool_choice: choice,
             tools,
             max_tokens: self.config.max_tokens,
             withheld,
@@ -708,41 +731,25 @@ impl Agent {
     /// Leaves out optional id arguments whose value appears nowhere in the
     /// conversation: small models fill `company_id: 12345` from thin air, and
     /// a record linked to the wrong company is worse than one linked to none.
-    /// Returns the arguments left out (required ones are refused later).
+    /// Objects nested in the arguments are checked alike (`follow_up` of
+    /// `log_activity` came with `assignee_id: 0`, which the tool then refused
+    /// as a task for another user, twice). Returns the arguments left out, as
+    /// dotted paths (required ones are refused later).
     fn drop_invented_ids(&self, call: &mut ToolCall, known: &KnownIds) -> Vec<String> {
         let Some(tool) = self.registry.get(&call.name) else {
             return Vec::new();
         };
         let schema = tool.input_schema();
-        let required = |k: &str| {
-            schema["required"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|x| x == k))
-        };
         let Some(args) = call.arguments.as_object_mut() else {
             return Vec::new();
         };
-        let name = call.name.clone();
-        let invented = |k: &str, v: &Value| {
-            is_id_key(k)
-                && v.as_i64()
-                    .is_some_and(|n| known.check(&name, k, n) != Known::Yes)
-                && !required(k)
+        let mut dropped = Vec::new();
+        let scope = IdScope {
+            tool: &call.name,
+            known,
+            root: &schema,
         };
-        let mut dropped: Vec<String> = args
-            .iter()
-            .filter(|(k, v)| invented(k, v))
-            .map(|(k, _)| k.clone())
-            .collect();
-        args.retain(|k, v| !invented(k, v));
-        // In the schema's order: the arguments come back from the session
-        // log, and PostgreSQL's jsonb reorders object keys (shortest first),
-        // so their own order differs between the two databases.
-        let order: Vec<&String> = schema["properties"]
-            .as_object()
-            .map(|p| p.keys().collect())
-            .unwrap_or_default();
-        dropped.sort_by_key(|k| order.iter().position(|o| *o == k).unwrap_or(usize::MAX));
+        scope.drop_in(args, &schema, "", &mut dropped);
         dropped
     }
 
@@ -823,6 +830,20 @@ impl Agent {
                 .with_hint(
                     "look the record up with find_records (or a list tool) and use the id it returns",
                 ));
+        }
+        if tool.effect() != rapport_tools::Effect::Read
+            && let Some(field) = refusal_in(&call.arguments, "")
+        {
+            // A small model that will not or cannot do a request sometimes
+            // writes its apology into the record ("I'm sorry, but I can't
+            // assist with that request." logged as a call's body).
+            return Err(ToolError::invalid(
+                field,
+                "this text is an apology, not something the user said to record",
+            )
+            .with_hint(
+                "fill text fields with the user's own words; if the tools cannot do the request, answer in words",
+            ));
         }
         if !tool.roles().contains(&t.caller.role) {
             // Let the registry produce its permission error.
@@ -1105,7 +1126,8 @@ fn resolve_invented_ids(call: &mut ToolCall, known: &KnownIds, mentions: &Mentio
 
 /// "a deal", "an activity".
 fn a_or_an(noun: &str) -> String {
-    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+    // "user" is the one record type that starts with a vowel but not its sound.
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) && !noun.starts_with("us") {
         "an"
     } else {
         "a"
@@ -1124,6 +1146,117 @@ fn ambiguous_pick<'m>(call: &ToolCall, mentions: &'m Mentions) -> Option<&'m Amb
         };
         mentions.ambiguity(record_type, n)
     })
+}
+
+/// What [`Agent::drop_invented_ids`] needs while it walks nested arguments.
+struct IdScope<'a> {
+    tool: &'a str,
+    known: &'a KnownIds,
+    /// The tool's whole input schema, for `$ref`s into its `$defs`.
+    root: &'a Value,
+}
+
+impl IdScope<'_> {
+    /// Leaves out the invented optional ids of `args` (described by
+    /// `schema`) and of the objects nested in it, adding their paths to
+    /// `dropped` in the schema's order: the arguments come back from the
+    /// session log, and PostgreSQL's jsonb reorders object keys (shortest
+    /// first), so their own order differs between the two databases.
+    fn drop_in(
+        &self,
+        args: &mut Map<String, Value>,
+        schema: &Value,
+        prefix: &str,
+        dropped: &mut Vec<String>,
+    ) {
+        let required = |k: &str| {
+            schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == k))
+        };
+        let invented = |k: &str, v: &Value| {
+            is_id_key(k)
+                && v.as_i64()
+                    .is_some_and(|n| self.known.check(self.tool, k, n) != Known::Yes)
+                && !required(k)
+        };
+        let order: Vec<&String> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        let mut keys: Vec<String> = args.keys().cloned().collect();
+        keys.sort_by_key(|k| order.iter().position(|o| *o == k).unwrap_or(usize::MAX));
+        for k in keys {
+            if args.get(&k).is_some_and(|v| invented(&k, v)) {
+                args.remove(&k);
+                dropped.push(format!("{prefix}{k}"));
+            } else if let Some(inner) = args.get_mut(&k).and_then(Value::as_object_mut) {
+                let sub = self.object_schema(&schema["properties"][&k]);
+                self.drop_in(inner, sub, &format!("{prefix}{k}."), dropped);
+            }
+        }
+    }
+
+    /// The object schema `s` stands for: its `$ref` followed, the object
+    /// alternative of an `anyOf`/`oneOf` (an optional field is `X or null`).
+    fn object_schema<'s>(&'s self, s: &'s Value) -> &'s Value {
+        if let Some(name) = s["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+            let defs = &self.root["$defs"];
+            let def = if defs.is_object() {
+                &defs[name]
+            } else {
+                &self.root["definitions"][name]
+            };
+            return self.object_schema(def);
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            if let Some(alts) = s[key].as_array()
+                && let Some(obj) = alts
+                    .iter()
+                    .map(|a| self.object_schema(a))
+                    .find(|a| a["properties"].is_object())
+            {
+                return obj;
+            }
+        }
+        s
+    }
+}
+
+/// Whether `text` reads as a model declining ("I'm sorry, but I can't assist
+/// with that request."), not as an answer or as CRM content.
+fn is_apology(text: &str) -> bool {
+    const REFUSALS: [&str; 6] = [
+        "i'm sorry, but i can",
+        "i apologize, but i can",
+        "i can't assist",
+        "i cannot assist",
+        "i'm unable to assist",
+        "as an ai",
+    ];
+    let text = text.to_lowercase().replace('\u{2019}', "'");
+    REFUSALS.iter().any(|r| text.contains(r))
+}
+
+/// The path of the first string argument (nested ones included) that reads
+/// as a model's refusal rather than CRM content.
+fn refusal_in(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::String(text) => is_apology(text).then(|| path.to_owned()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let inner = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            refusal_in(v, &inner)
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| refusal_in(v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 fn is_id_key(k: &str) -> bool {
@@ -1159,6 +1292,58 @@ pub(crate) fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invented_ids_are_left_out_of_nested_objects_too() {
+        // The shape schemars gives `log_activity`: an optional nested object
+        // is `$ref or null`, its fields in `$defs`.
+        let schema = json!({
+            "type": "object",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"type": "string"},
+                "contact_id": {"type": "integer"},
+                "company_id": {"type": "integer"},
+                "follow_up": {"anyOf": [{"$ref": "#/$defs/FollowUp"}, {"type": "null"}]}
+            },
+            "$defs": {"FollowUp": {
+                "type": "object",
+                "required": ["title"],
+                "properties": {"title": {"type": "string"}, "assignee_id": {"type": "integer"}}
+            }}
+        });
+        let mut known = KnownIds::default();
+        known.insert_typed("contact", 9);
+        let scope = IdScope {
+            tool: "log_activity",
+            known: &known,
+            root: &schema,
+        };
+        let mut args = json!({
+            "kind": "call", "contact_id": 9, "company_id": 0,
+            "follow_up": {"title": "Budget", "assignee_id": 0}
+        });
+        let mut dropped = Vec::new();
+        scope.drop_in(args.as_object_mut().unwrap(), &schema, "", &mut dropped);
+        assert_eq!(dropped, ["company_id", "follow_up.assignee_id"]);
+        assert_eq!(
+            args,
+            json!({"kind": "call", "contact_id": 9, "follow_up": {"title": "Budget"}})
+        );
+    }
+
+    #[test]
+    fn an_apology_in_a_text_argument_is_found() {
+        let args = json!({
+            "kind": "call",
+            "body": "I'm sorry, but I can't assist with that request."
+        });
+        assert_eq!(refusal_in(&args, "").as_deref(), Some("body"));
+        let nested = json!({"follow_up": {"title": "As an AI, I cannot set reminders"}});
+        assert_eq!(refusal_in(&nested, "").as_deref(), Some("follow_up.title"));
+        let fine = json!({"body": "Sorry we missed you; they can't assist until Q1."});
+        assert_eq!(refusal_in(&fine, ""), None);
+    }
 
     #[test]
     fn edits_touch_only_proposed_fields() {

@@ -127,6 +127,11 @@ impl Log {
             .collect()
     }
 
+    /// Whether any call of the current turn has a result yet.
+    pub fn turn_has_results(&self) -> bool {
+        self.turn().iter().any(|m| m.role == Role::Tool)
+    }
+
     /// Whether a tool result in the current turn carried untrusted text.
     pub fn tainted(&self) -> bool {
         self.turn()

@@ -10,13 +10,14 @@ into tool calls, and the answers back into words.
   from `prompts/`), the recent history ([`history`], trimmed to fit) and the
   tools chosen for the request ([`select`]: all of them, or the closest few by
   embedding for a small model), with the records its names may mean looked up
-  beforehand ([`mentions`]). Each call it makes is checked (known tool,
-  arguments that parse, ids the conversation showed as the right record
-  type: [`known`]), passed through the approval [`policy`], run through
-  the tool registry (one transaction, one audit entry carrying the session,
-  model and prompt version) and its result — or its structured error — goes
-  back to the model, until it answers or a guard (step limit, token budget, a
-  call failing the same way twice) stops the turn.
+  beforehand ([`mentions`]) and its relative dates worked out ([`dates`]).
+  Each call it makes is checked (known tool, arguments that parse, ids the
+  conversation showed as the right record type: [`known`]), passed through
+  the approval [`policy`], run through the tool registry (one transaction,
+  one audit entry carrying the session, model and prompt version) and its
+  result — or its structured error — goes back to the model, until it
+  answers or a guard (step limit, token budget, a call failing the same way
+  twice) stops the turn.
 - Approvals: a call that must wait becomes a [`Proposal`](rapport_crm::model::Proposal)
   holding a snapshot of the records it would change; approving re-checks them
   in the transaction that runs the call, so a stale proposal ends in a
@@ -45,6 +46,7 @@ match agent.send(session.id, &user, "What's overdue for me?", &Events::none()).a
 mod agent;
 pub mod backend;
 pub mod confirm;
+pub mod dates;
 mod error;
 pub mod events;
 pub mod history;

@@ -10,10 +10,10 @@ use rapport_agent::{
     Agent, AgentConfig, AgentEvent, Decision, Events, LlmReply, LlmRequest, Policy, TurnOutcome,
     WritePolicy,
 };
-use rapport_crm::model::{Company, Contact, Deal, ProposalStatus, Role, Task};
+use rapport_crm::model::{Activity, Company, Contact, Deal, ProposalStatus, Role, Task};
 use rapport_crm::testing::Fixture;
 use rapport_crm::{Filter, ListQuery, Store};
-use rapport_models::llm::Role as MsgRole;
+use rapport_models::llm::{Role as MsgRole, ToolChoice};
 use rapport_tools::Registry;
 use serde_json::{Value, json};
 
@@ -36,6 +36,8 @@ rapport_crm::both_backends!(
     an_invented_id_becomes_the_one_record_the_request_named,
     a_viewer_asking_for_a_change_is_told_at_once,
     a_request_one_write_did_is_answered_from_its_result,
+    relative_dates_reach_the_model_worked_out_and_apologies_are_not_written,
+    a_model_that_declines_at_once_is_asked_for_a_call,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -1106,4 +1108,88 @@ async fn a_request_one_write_did_is_answered_from_its_result(store: &Store) {
     );
     assert_eq!(backend.remaining(), 0);
     assert_eq!(backend.requests().len(), 8);
+}
+
+async fn relative_dates_reach_the_model_worked_out_and_apologies_are_not_written(store: &Store) {
+    let fx = setup(store, "dates").await;
+    let model = ScriptedBackend::new()
+        .then(|req| {
+            let request = req
+                .messages
+                .iter()
+                .rev()
+                .find(|m| m.role == MsgRole::User)
+                .expect("the request");
+            assert!(
+                request
+                    .content
+                    .ends_with("(Dates in this request: tomorrow = 2026-11-03 (Tuesday).)"),
+                "{}",
+                request.content
+            );
+            call(
+                "log_activity",
+                json!({"kind": "call", "body": "I'm sorry, but I can't assist with that request."}),
+            )
+        })
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], false, "{r}");
+            assert_eq!(r["error"]["field"], "body");
+            say("I could not add that reminder.")
+        });
+    let config = AgentConfig {
+        policy: direct(),
+        max_steps: 4,
+        now: Some("2026-11-02T15:00:00Z".parse().unwrap()),
+        ..AgentConfig::default()
+    };
+    let (agent, backend) = agent_with(store, model, config);
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(
+        &agent,
+        s.id,
+        &fx.rep,
+        "Remind me tomorrow to chase Globex for the signed order form.",
+    )
+    .await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("I could not add that reminder.".into())
+    );
+    assert_eq!(backend.remaining(), 0);
+    let logged = store
+        .list::<Activity>(&fx.admin_ctx(), &ListQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(logged.is_empty(), "nothing written: {logged:?}");
+}
+
+async fn a_model_that_declines_at_once_is_asked_for_a_call(store: &Store) {
+    let fx = setup(store, "declines").await;
+    company(store, &fx, "Globex").await;
+    let model = ScriptedBackend::new()
+        .then(|req| {
+            assert_eq!(req.tool_choice, ToolChoice::Auto);
+            say("I'm sorry, but I can't assist with that.")
+        })
+        .then(|req| {
+            assert_eq!(req.tool_choice, ToolChoice::Required);
+            call("find_records", json!({"query": "Globex"}))
+        })
+        .then(|req| {
+            assert_eq!(req.tool_choice, ToolChoice::Auto);
+            // Declining after the tools answered is an answer, not retried.
+            say("I'm sorry, but I can't assist with jokes.")
+        });
+    let (agent, backend) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(&agent, s.id, &fx.rep, "Find Globex and tell me a joke").await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("I'm sorry, but I can't assist with jokes.".into())
+    );
+    assert_eq!(backend.remaining(), 0);
+    assert_eq!(backend.requests().len(), 3);
 }
