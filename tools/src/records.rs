@@ -364,6 +364,12 @@ impl Tool for ListRecords {
     fn effect(&self) -> Effect {
         Effect::Read
     }
+    fn input_schema(&self) -> Value {
+        let mut s = schema::of::<ListArgs>();
+        let fields: Vec<&str> = self.0.def().fields.iter().map(|f| f.name).collect();
+        schema::filter::restrict_fields(&mut s, &fields);
+        s
+    }
     fn example(&self) -> Value {
         json!({"filter": {"field": "id", "op": "gt", "value": 0}, "sort": {"field": "id", "direction": "desc"}, "limit": 10})
     }

@@ -149,7 +149,30 @@ pub fn update_args(def: &TableDef) -> Value {
 pub mod filter {
     use schemars::JsonSchema;
     use serde::Deserialize;
-    use serde_json::Value;
+    use serde_json::{Value, json};
+
+    /// Narrows the `field` of filter conditions and of the sort in a list
+    /// tool's schema to the record type's `fields` (or `custom.KEY`). A
+    /// constrained model then cannot name a field the type lacks (the 0.5B
+    /// model filtered activities on "label" and "company", and repeated the
+    /// call until the loop stopped it), and a client reads the choices.
+    pub fn restrict_fields(schema: &mut Value, fields: &[&str]) {
+        let choice = json!({
+            "anyOf": [
+                {"type": "string", "enum": fields},
+                {"type": "string", "pattern": "^custom\\.[A-Za-z0-9_]+$"}
+            ]
+        });
+        for def in ["Condition", "Sort"] {
+            if let Some(field) = schema.pointer_mut(&format!("/$defs/{def}/properties/field")) {
+                let description = field.get("description").cloned();
+                *field = choice.clone();
+                if let Some(d) = description {
+                    field["description"] = d;
+                }
+            }
+        }
+    }
 
     /// A condition on one field, or an `and` / `or` group of filters.
     #[derive(Deserialize, JsonSchema)]
