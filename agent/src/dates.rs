@@ -116,8 +116,8 @@ fn phrase_at(w: &[String], i: usize, today: NaiveDate) -> Option<(usize, When)> 
         return Some((1, day(upcoming(today, wd))));
     }
     if let Some(m) = month(at(0)) {
-        // "may" is also a verb; only a capitalised-looking position after
-        // "in", "of", "since", "during" or "for" counts for it.
+        // "may" is also a verb ("May I see…"): it counts as the month only
+        // after "in", "of", "since", "during" or "for".
         let after = i.checked_sub(1).map(|j| w[j].as_str()).unwrap_or("");
         if m != 5 || matches!(after, "in" | "of" | "since" | "during" | "for") {
             return Some((1, nearest_month(today, m)));
