@@ -615,7 +615,7 @@ impl Agent {
                     call.name
                 );
                 let e = ToolError::new(ErrorCode::InvalidArgument, reason.clone());
-                self.record_result(t, &call, Err(&e)).await?;
+                self.record_result(t, &call, Err(&e), false).await?;
                 t.events.emit(AgentEvent::Error {
                     message: reason.clone(),
                 });
@@ -641,7 +641,7 @@ impl Agent {
                     REPEATED_WRITE
                 };
                 let note = json!({"already_done": true, "note": note});
-                self.record_result(t, &call, Ok(&note)).await?;
+                self.record_result(t, &call, Ok(&note), false).await?;
                 continue;
             }
             let mut notes = resolve_invented_ids(&mut call, &known, &log.turn_mentions);
@@ -658,7 +658,7 @@ impl Agent {
                         spent.push(call.name.clone());
                     }
                     let e = noted_error(e, &notes);
-                    self.record_result(t, &call, Err(&e)).await?
+                    self.record_result(t, &call, Err(&e), false).await?
                 }
                 Ok(effect) => {
                     if effect != rapport_tools::Effect::Read
@@ -669,7 +669,7 @@ impl Agent {
                         let question = a.question();
                         let e = ToolError::new(ErrorCode::Ambiguous, question.clone())
                             .with_hint("ask the user which record is meant");
-                        self.record_result(t, &call, Err(&e)).await?;
+                        self.record_result(t, &call, Err(&e), false).await?;
                         return Ok(Pending::Stop(self.answer(t, question).await?));
                     }
                     if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
@@ -699,7 +699,7 @@ impl Agent {
                     let result = result
                         .map(|v| noted(v, &notes))
                         .map_err(|e| noted_error(e, &notes));
-                    self.record_result(t, &call, result.as_ref()).await?;
+                    self.record_result(t, &call, result.as_ref(), true).await?;
                 }
             }
         }
@@ -909,6 +909,7 @@ impl Agent {
                     call_id: call.id,
                     name: call.name,
                     ok: true,
+                    ran: true,
                     result,
                 });
                 Ok(())
@@ -965,6 +966,9 @@ impl Agent {
             call_id: call.id.clone(),
             name: call.name.clone(),
             ok: false,
+            // A rejected proposal never ran; one whose approved write failed
+            // ran and was rolled back.
+            ran: status != ProposalStatus::Rejected,
             result: json!(e),
         });
         Ok(())
@@ -975,6 +979,7 @@ impl Agent {
         t: &Turn<'_>,
         call: &ToolCall,
         result: std::result::Result<&Value, &ToolError>,
+        ran: bool,
     ) -> Result<()> {
         let (content, ok, shown) = match result {
             Ok(v) => (
@@ -994,6 +999,7 @@ impl Agent {
             call_id: call.id.clone(),
             name: call.name.clone(),
             ok,
+            ran,
             result: shown,
         });
         Ok(())

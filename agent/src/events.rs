@@ -24,6 +24,11 @@ pub enum AgentEvent {
         call_id: String,
         name: String,
         ok: bool,
+        /// The tool itself ran. False when the loop answered for it: a call
+        /// refused before it ran, a rejected proposal, or a repeat of a call
+        /// that already ran (answered "already done" and not run again, so an
+        /// `ok` repeat of a delete is not a second, unapproved delete).
+        ran: bool,
         result: Value,
     },
     /// The turn's answer.

@@ -885,8 +885,20 @@ async fn a_call_repeated_after_it_worked_ends_the_turn(store: &Store) {
         .say("unreachable");
     let (agent, backend) = agent(store, model, direct());
     let s = agent.start_session(&fx.rep, "chat").await.unwrap();
-    let out = send(&agent, s.id, &fx.rep, "add Globex").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let out = agent
+        .send(s.id, &fx.rep, "add Globex", &Events::to(tx))
+        .await
+        .unwrap();
     assert_eq!(out, TurnOutcome::Answer("Globex is in the CRM now.".into()));
+    // Both calls get a result; only the first ran the tool.
+    let mut results = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let AgentEvent::ToolResult { ok, ran, .. } = e {
+            results.push((ok, ran));
+        }
+    }
+    assert_eq!(results, [(true, true), (true, false)]);
     let out = send(&agent, s.id, &fx.rep, "add Initech").await;
     let TurnOutcome::Answer(text) = out else {
         panic!("{out:?}")

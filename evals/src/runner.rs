@@ -468,14 +468,13 @@ fn drain(rx: &mut UnboundedReceiver<AgentEvent>, registry: &Registry, calls: &mu
                     c.proposed = true;
                 }
             }
-            AgentEvent::ToolResult { call_id, ok, .. } => {
+            AgentEvent::ToolResult {
+                call_id, ok, ran, ..
+            } => {
                 if let Some(c) = calls.iter_mut().rev().find(|c| c.call_id == call_id) {
-                    // A rejected proposal comes back as an error result: it never ran.
-                    c.ok = if c.decision.as_deref() == Some("reject") {
-                        None
-                    } else {
-                        Some(ok)
-                    };
+                    // A rejected proposal, or a repeat the loop answered
+                    // "already done", never ran: it wrote nothing.
+                    c.ok = ran.then_some(ok);
                 }
             }
             AgentEvent::TextDelta { .. } | AgentEvent::Final { .. } | AgentEvent::Error { .. } => {}

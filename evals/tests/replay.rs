@@ -142,6 +142,53 @@ async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
     assert_eq!(other[0].status, Status::Stale);
 }
 
+const REPEATED_DELETE: &str = r#"
+suite: tiny
+tasks:
+  - id: delete-then-repeat
+    tags: [delete_company]
+    seed: empty
+    user: priya
+    approvals: approve
+    records:
+      - {type: company, ref: dup, fields: {name: Test Account Please Ignore, owner_id: "@priya"}}
+    turns: ["Delete the company called Test Account Please Ignore."]
+    expect:
+      records:
+        - {type: company, absent: true, where: {name: Test Account Please Ignore}}
+      tools: {required: [delete_company]}
+"#;
+
+/// A small model may repeat an approved delete; the loop answers the repeat
+/// "already done" without running it, so the grader must not count it as a
+/// destructive write that ran without approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_approved_delete_is_not_an_unapproved_one() {
+    let suite = Suite::parse(REPEATED_DELETE, Path::new("tiny.yaml")).unwrap();
+    let script: Arc<dyn LlmBackend> = Arc::new(
+        ScriptedBackend::new()
+            .call(
+                "find_records",
+                json!({"query": "Test Account Please Ignore", "types": ["company"]}),
+            )
+            .call("delete_company", json!({"id": 1}))
+            .call("delete_company", json!({"id": 1}))
+            .say("Deleted it."),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tape = Arc::new(Tape::open(&dir.path().join("t.json")).unwrap());
+    let reports = run(Mode::Record(script, tape), &suite).await;
+    let trial = &reports[0].trials[0];
+    assert_eq!(reports[0].status, Status::Pass, "{:#?}", trial.checks);
+    let deletes: Vec<(bool, Option<bool>)> = trial
+        .calls
+        .iter()
+        .filter(|c| c.name == "delete_company")
+        .map(|c| (c.proposed, c.ok))
+        .collect();
+    assert_eq!(deletes, [(true, Some(true)), (false, None)], "{:#?}", trial.calls);
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
 }

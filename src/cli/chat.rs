@@ -214,11 +214,20 @@ fn printer() -> (Events, tokio::task::JoinHandle<()>) {
                     eprintln!("  → {name} {arguments}");
                 }
                 AgentEvent::ToolResult {
-                    name, ok, result, ..
+                    name,
+                    ok,
+                    ran,
+                    result,
+                    ..
                 } => {
                     let text = result.to_string();
                     let short: String = text.chars().take(160).collect();
-                    eprintln!("  ← {name} {} {short}", if ok { "ok" } else { "error" });
+                    let status = match (ok, ran) {
+                        (false, _) => "error",
+                        (true, true) => "ok",
+                        (true, false) => "not run again",
+                    };
+                    eprintln!("  ← {name} {status} {short}");
                 }
                 AgentEvent::Final { text } => {
                     if streamed {
