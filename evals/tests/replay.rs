@@ -186,7 +186,12 @@ async fn a_repeated_approved_delete_is_not_an_unapproved_one() {
         .filter(|c| c.name == "delete_company")
         .map(|c| (c.proposed, c.ok))
         .collect();
-    assert_eq!(deletes, [(true, Some(true)), (false, None)], "{:#?}", trial.calls);
+    assert_eq!(
+        deletes,
+        [(true, Some(true)), (false, None)],
+        "{:#?}",
+        trial.calls
+    );
 }
 
 fn repo() -> PathBuf {
