@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rapport_crm::model::{AgentSession, Proposal, ProposalStatus, Role, User};
-use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, Source, Store};
+use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, RecordType, Source, Store};
 use rapport_models::llm::{ChatMessage, Role as MsgRole, ToolCall, ToolChoice, ToolSpec};
 use rapport_tools::{AgentInfo, Caller, ErrorCode, Registry, Snapshot, ToolError};
 use serde_json::{Map, Value, json};
@@ -24,6 +24,7 @@ use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
 use crate::known::{Known, KnownIds};
+use crate::linked;
 use crate::mentions::{self, Ambiguous, Mentions};
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
@@ -650,12 +651,17 @@ impl Agent {
                 notes.push(left_out(&dropped));
             }
             match self.check_call(t, &call, log, &known) {
-                Err(e) => {
+                Err(mut e) => {
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
-                        // An id the conversation never showed: the next
-                        // reply looks it up (find_records) instead of
-                        // retrying the same call with another made-up id.
-                        spent.push(call.name.clone());
+                        e.candidates = self.linked_to_wrong_id(t, &call, &known).await?;
+                        if e.candidates.is_empty() {
+                            // An id the conversation never showed: the next
+                            // reply looks it up (find_records) instead of
+                            // retrying the same call with another made-up id.
+                            spent.push(call.name.clone());
+                        } else {
+                            e.hint = Some(LINKED_HINT.to_owned());
+                        }
                     }
                     let e = noted_error(e, &notes);
                     self.record_result(t, &call, Err(&e), false).await?
@@ -788,27 +794,7 @@ impl Agent {
             ));
         }
         tool.validate_args(&call.arguments)?;
-        // The first in the schema's order (argument order differs by database).
-        let schema = tool.input_schema();
-        let position = |k: &str| {
-            schema["properties"]
-                .as_object()
-                .and_then(|p| p.keys().position(|o| o == k))
-                .unwrap_or(usize::MAX)
-        };
-        let unknown = call.arguments.as_object().and_then(|a| {
-            a.iter()
-                .filter(|(k, _)| is_id_key(k))
-                .filter_map(|(k, v)| {
-                    let n = v.as_i64()?;
-                    match known.check(&call.name, k, n) {
-                        Known::Yes => None,
-                        why => Some((k, n, why)),
-                    }
-                })
-                .min_by_key(|(k, _, _)| position(k))
-        });
-        if let Some((k, n, why)) = unknown {
+        if let Some((k, n, why)) = self.unshown_id(call, known) {
             let message = match why {
                 Known::AsOther(types) => format!(
                     "{k} {n} is the id of {}, not of {}",
@@ -818,15 +804,14 @@ impl Agent {
                         .collect::<Vec<_>>()
                         .join(" or "),
                     a_or_an(
-                        crate::known::key_type(k)
-                            .or_else(|| crate::known::tool_record_type(&call.name))
+                        crate::known::expected_type_in(&call.name, &k, &call.arguments)
                             .unwrap_or("record of this kind")
                     )
                 ),
                 _ => format!("{k} {n} does not come from this conversation"),
             };
             return Err(ToolError::new(ErrorCode::NotFound, message)
-                .with_field(k.clone())
+                .with_field(k)
                 .with_hint(
                     "look the record up with find_records (or a list tool) and use the id it returns",
                 ));
@@ -850,6 +835,54 @@ impl Agent {
             return Ok(rapport_tools::Effect::Read);
         }
         Ok(tool.effect())
+    }
+
+    /// The first id argument (in the schema's order: argument order differs
+    /// by database) that the conversation did not show as the type it needs.
+    fn unshown_id(&self, call: &ToolCall, known: &KnownIds) -> Option<(String, i64, Known)> {
+        let schema = self.registry.get(&call.name)?.input_schema();
+        let position = |k: &str| {
+            schema["properties"]
+                .as_object()
+                .and_then(|p| p.keys().position(|o| o == k))
+                .unwrap_or(usize::MAX)
+        };
+        call.arguments.as_object().and_then(|a| {
+            a.iter()
+                .filter(|(k, _)| is_id_key(k))
+                .filter_map(|(k, v)| {
+                    let n = v.as_i64()?;
+                    let expected = crate::known::expected_type_in(&call.name, k, &call.arguments);
+                    match known.check_as(expected, n) {
+                        Known::Yes => None,
+                        why => Some((k.clone(), n, why)),
+                    }
+                })
+                .min_by_key(|(k, _, _)| position(k))
+        })
+    }
+
+    /// For an id the model gave as the wrong type of record (a deal's id as
+    /// `task_id`): the records of the right type linked to that one.
+    async fn linked_to_wrong_id(
+        &self,
+        t: &Turn<'_>,
+        call: &ToolCall,
+        known: &KnownIds,
+    ) -> Result<Vec<rapport_crm::Candidate>> {
+        let Some((k, n, Known::AsOther(types))) = self.unshown_id(call, known) else {
+            return Ok(Vec::new());
+        };
+        let wanted = crate::known::expected_type_in(&call.name, &k, &call.arguments)
+            .and_then(|w| RecordType::parse(w).ok());
+        let Some(wanted) = wanted else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for given in types.iter().filter_map(|g| RecordType::parse(g).ok()) {
+            out.extend(linked::linked(&self.store, &t.ctx, wanted, given, n).await?);
+        }
+        Ok(out)
     }
 
     async fn propose(&self, t: &Turn<'_>, call: &ToolCall, reason: &str) -> Result<Proposal> {
@@ -1028,6 +1061,9 @@ fn parrots(answer: &str, request: &str) -> bool {
 }
 
 /// What a repeated read is answered with; the read is withheld next.
+/// The hint of a wrong-type id refusal that lists the linked records.
+const LINKED_HINT: &str = "candidates lists the records of the right type linked to the one you named: call again with the id of the one the user means, or look it up with find_records";
+
 const REPEATED_READ: &str = "this exact call already ran; its result is above. Use it: make the next call the request needs with the ids it gave, or answer.";
 /// What a repeated write (or a read repeated again) is answered with.
 const REPEATED_WRITE: &str =
@@ -1108,6 +1144,7 @@ fn noted(mut result: Value, notes: &[String]) -> Value {
 /// out or refused as before. Returns a note per replacement, for the model.
 fn resolve_invented_ids(call: &mut ToolCall, known: &KnownIds, mentions: &Mentions) -> Vec<String> {
     let name = call.name.clone();
+    let given = call.arguments.clone();
     let Some(args) = call.arguments.as_object_mut() else {
         return Vec::new();
     };
@@ -1116,10 +1153,11 @@ fn resolve_invented_ids(call: &mut ToolCall, known: &KnownIds, mentions: &Mentio
         let Some(n) = v.as_i64().filter(|_| is_id_key(k)) else {
             continue;
         };
-        if known.check(&name, k, n) == Known::Yes {
+        let expected = crate::known::expected_type_in(&name, k, &given);
+        if known.check_as(expected, n) == Known::Yes {
             continue;
         }
-        if let Some(m) = crate::known::expected_type(&name, k).and_then(|t| mentions.only(t)) {
+        if let Some(m) = expected.and_then(|t| mentions.only(t)) {
             notes.push(format!(
                 "{k} {n} was not from this conversation; used {} {} ({}), named in the request",
                 m.record_type, m.id, m.label
@@ -1146,10 +1184,7 @@ fn a_or_an(noun: &str) -> String {
 fn ambiguous_pick<'m>(call: &ToolCall, mentions: &'m Mentions) -> Option<&'m Ambiguous> {
     call.arguments.as_object()?.iter().find_map(|(k, v)| {
         let n = v.as_i64().filter(|_| is_id_key(k))?;
-        let record_type = match k.as_str() {
-            "id" => crate::known::tool_record_type(&call.name),
-            _ => crate::known::key_type(k),
-        };
+        let record_type = crate::known::expected_type_in(&call.name, k, &call.arguments);
         mentions.ambiguity(record_type, n)
     })
 }

@@ -222,10 +222,10 @@ impl Log {
         for m in &self.messages {
             match m.role {
                 Role::User => known.add_text(&m.content),
-                // Error results echo the bad value back: they do not make it known.
-                Role::Tool if !is_error(&m.content) => {
-                    known.add_result(m.name.as_deref().unwrap_or(""), &m.content)
-                }
+                // Error results echo the bad value back: only the records
+                // they offer as candidates become known.
+                Role::Tool if is_error(&m.content) => known.add_error_candidates(&m.content),
+                Role::Tool => known.add_result(m.name.as_deref().unwrap_or(""), &m.content),
                 _ => {}
             }
         }

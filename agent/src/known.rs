@@ -93,6 +93,18 @@ impl KnownIds {
         }
     }
 
+    /// An error result: only the records it lists as `candidates` (the
+    /// records linked to a wrong-type id, or the ones an ambiguous name may
+    /// mean). The rest echoes the refused value back, which does not make it
+    /// known.
+    pub fn add_error_candidates(&mut self, content: &str) {
+        if let Ok(v) = serde_json::from_str::<Value>(content.trim())
+            && let Some(c) = v.pointer("/error/candidates")
+        {
+            self.walk(c, None);
+        }
+    }
+
     fn walk(&mut self, v: &Value, record_type: Option<&str>) {
         match v {
             Value::Object(map) => {
@@ -139,13 +151,18 @@ impl KnownIds {
 
     /// Whether `n`, passed as argument `key` of `tool`, was shown.
     pub fn check(&self, tool: &str, key: &str, n: i64) -> Known {
+        self.check_as(expected_type(tool, key), n)
+    }
+
+    /// Whether `n` was shown as the id of an `expected` record (any, if `None`).
+    pub fn check_as(&self, expected: Option<&str>, n: i64) -> Known {
         if self.untyped.contains(&n) {
             return Known::Yes;
         }
         let Some(seen) = self.typed.get(&n) else {
             return Known::No;
         };
-        match expected_type(tool, key) {
+        match expected {
             Some(t) if !seen.contains(t) => {
                 let mut other: Vec<String> = seen.iter().cloned().collect();
                 other.sort();
@@ -164,6 +181,18 @@ pub fn expected_type(tool: &str, key: &str) -> Option<&'static str> {
     } else {
         key_type(key)
     }
+}
+
+/// The record type an id argument of a call must name: as [`expected_type`],
+/// and for the `id` of a tool over several record types (`add_tag`,
+/// `reassign_owner`, `timeline`) the one its `record_type` argument names.
+pub fn expected_type_in(tool: &str, key: &str, args: &Value) -> Option<&'static str> {
+    expected_type(tool, key).or_else(|| {
+        let named = args.get("record_type").and_then(Value::as_str)?;
+        (key == "id")
+            .then(|| TYPES.iter().find(|t| **t == named).copied())
+            .flatten()
+    })
 }
 
 /// The record type a `<type>_id` key names (`owner_id` and `assignee_id` are users).
@@ -234,6 +263,33 @@ mod tests {
         // A number the user typed may be any record's id.
         k.add_text("move deal 45 to won");
         assert_eq!(k.check("create_contact", "company_id", 45), Known::Yes);
+    }
+
+    #[test]
+    fn the_id_of_a_tool_over_several_types_is_typed_by_its_record_type() {
+        let args = serde_json::json!({"record_type": "deal", "id": 6, "tag": "at-risk"});
+        assert_eq!(expected_type_in("remove_tag", "id", &args), Some("deal"));
+        assert_eq!(expected_type_in("get_deal", "id", &args), Some("deal"));
+        assert_eq!(
+            expected_type_in("add_tag", "id", &serde_json::json!({})),
+            None
+        );
+        let mut k = KnownIds::default();
+        k.add_mentions("\"Lumen Clinics\" is company 6 (Lumen Clinics)");
+        assert_eq!(
+            k.check_as(expected_type_in("remove_tag", "id", &args), 6),
+            Known::AsOther(vec!["company".into()])
+        );
+    }
+
+    #[test]
+    fn an_error_makes_only_its_candidates_known() {
+        let mut k = KnownIds::default();
+        k.add_error_candidates(
+            r#"{"ok":false,"error":{"code":"not_found","message":"task_id 6 is the id of a deal, not of a task","field":"task_id","candidates":[{"record_type":"task","id":7,"label":"Send whitepaper","score":1.0}],"retryable":false}}"#,
+        );
+        assert_eq!(k.check("reschedule_task", "task_id", 7), Known::Yes);
+        assert_eq!(k.check("reschedule_task", "task_id", 6), Known::No);
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod error;
 pub mod events;
 pub mod history;
 pub mod known;
+pub mod linked;
 pub mod mentions;
 pub mod policy;
 pub mod prompt;

@@ -14,6 +14,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+/// What a name in a request may be: the lookup's default types plus
+/// pipelines ("rename the Partners pipeline": the 0.5B model otherwise
+/// invented the pipeline's id). Not stages: every pipeline may have its own
+/// "Negotiation", and a name matching several would hold up the move.
+const TYPES: [RecordType; 6] = [
+    RecordType::Contact,
+    RecordType::Company,
+    RecordType::Lead,
+    RecordType::Deal,
+    RecordType::User,
+    RecordType::Pipeline,
+];
+
 /// Best matches kept per name.
 const PER_NAME: usize = 4;
 /// Only close matches: a capitalised word that is not a name should match nothing.
@@ -193,6 +206,7 @@ pub async fn lookup(store: &Store, ctx: &Ctx, text: &str) -> Result<Mentions> {
     for name in names_in(text) {
         let mut q = LookupQuery::new(name.clone());
         q.limit = Some(PER_NAME);
+        q.types = TYPES.to_vec();
         let all: Vec<Candidate> = store
             .lookup(ctx, &q)
             .await?

@@ -246,40 +246,53 @@ pub fn spec(t: &dyn DynTool, compact: bool) -> ToolSpec {
 /// `properties` map are field names (a task has a `title`): only the listed
 /// defaulted fields are removed from it.
 fn strip(v: &mut Value) {
-    strip_in(v, false)
+    strip_in(v)
 }
 
-/// Fields left out of compact schemas: they default sensibly when absent.
-/// `expect_one` too: the 0.5B model set it on every lookup, and a name that
-/// matched a company and its deal then failed as ambiguous, again and again.
+/// Fields left out of compact schemas where they are optional: they default
+/// sensibly when absent. `expect_one` too: the 0.5B model set it on every
+/// lookup, and a name that matched a company and its deal then failed as
+/// ambiguous, again and again. A tool that requires one (`reassign_owner`
+/// needs the new `owner_id`) keeps it: left out there, no call of the tool
+/// could validate, and none of the eval's reassignments passed.
 const DEFAULTED: &[&str] = &["owner_id", "custom", "expect_one"];
 
-fn strip_in(v: &mut Value, is_properties: bool) {
+fn strip_in(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if is_properties {
-                for f in DEFAULTED {
-                    m.remove(*f);
-                }
-            } else {
-                m.remove("$schema");
-                m.remove("title");
-                m.remove("examples");
-                if m.get("description")
-                    .and_then(Value::as_str)
-                    .is_some_and(restates_type)
-                {
-                    m.remove("description");
-                }
-                if let Some(Value::Array(req)) = m.get_mut("required") {
-                    req.retain(|r| !r.as_str().is_some_and(|r| DEFAULTED.contains(&r)));
-                }
+            m.remove("$schema");
+            m.remove("title");
+            m.remove("examples");
+            if m.get("description")
+                .and_then(Value::as_str)
+                .is_some_and(restates_type)
+            {
+                m.remove("description");
             }
+            let required: Vec<String> = m
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
             for (k, child) in m.iter_mut() {
-                strip_in(child, !is_properties && k == "properties");
+                match (k.as_str(), child) {
+                    // Keys of a `properties` map are field names (a task
+                    // has a `title`): only optional defaulted fields go.
+                    ("properties", Value::Object(props)) => {
+                        props.retain(|f, _| {
+                            !DEFAULTED.contains(&f.as_str()) || required.contains(f)
+                        });
+                        props.values_mut().for_each(strip_in);
+                    }
+                    (_, child) => strip_in(child),
+                }
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|c| strip_in(c, false)),
+        Value::Array(a) => a.iter_mut().for_each(strip_in),
         _ => {}
     }
 }
@@ -320,6 +333,22 @@ mod tests {
         ] {
             assert!(!asks_only(q), "{q}");
         }
+    }
+
+    #[test]
+    fn strip_keeps_a_defaulted_field_where_it_is_required() {
+        let mut s = json!({"type": "object", "required": ["id", "owner_id"], "properties": {
+            "id": {"type": "integer"}, "owner_id": {"type": "integer"}}});
+        let before = s.clone();
+        strip(&mut s);
+        assert_eq!(s, before, "reassign_owner needs its owner_id");
+        let mut s = json!({"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "owner_id": {"type": "integer"}, "custom": {"type": "object"}}});
+        strip(&mut s);
+        assert_eq!(
+            s,
+            json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}})
+        );
     }
 
     #[test]

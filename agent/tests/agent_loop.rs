@@ -38,6 +38,7 @@ rapport_crm::both_backends!(
     a_request_one_write_did_is_answered_from_its_result,
     relative_dates_reach_the_model_worked_out_and_apologies_are_not_written,
     a_model_that_declines_at_once_is_asked_for_a_call,
+    a_wrong_type_id_is_answered_with_the_linked_records,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -1026,6 +1027,35 @@ async fn an_invented_id_becomes_the_one_record_the_request_named(store: &Store) 
         .items;
     assert_eq!(notes.len(), 1, "the note is on Acme Logistics");
     send(&agent, s.id, &fx.rep, "Compare Acme Logistics with Globex.").await;
+
+    // Pipelines are looked up by name too.
+    let partners: rapport_crm::model::Pipeline = store
+        .create(&fx.admin_ctx(), json!({"name": "Partners"}))
+        .await
+        .unwrap();
+    let model = ScriptedBackend::new()
+        .call(
+            "update_pipeline",
+            json!({"id": 12345, "name": "Channel Partners"}),
+        )
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], true, "{r}");
+            say("Renamed.")
+        });
+    let (admin_agent, _) = crate::agent(store, model, direct());
+    let s = admin_agent.start_session(&fx.admin, "chat").await.unwrap();
+    let out = send(
+        &admin_agent,
+        s.id,
+        &fx.admin,
+        "Rename the 'Partners' pipeline to 'Channel Partners'.",
+    )
+    .await;
+    assert_eq!(out, TurnOutcome::Answer("Renamed.".into()));
+    let renamed: rapport_crm::model::Pipeline =
+        store.get(&fx.admin_ctx(), partners.id).await.unwrap();
+    assert_eq!(renamed.name, "Channel Partners");
 }
 
 async fn a_viewer_asking_for_a_change_is_told_at_once(store: &Store) {
@@ -1204,4 +1234,52 @@ async fn a_model_that_declines_at_once_is_asked_for_a_call(store: &Store) {
     );
     assert_eq!(backend.remaining(), 0);
     assert_eq!(backend.requests().len(), 3);
+}
+
+async fn a_wrong_type_id_is_answered_with_the_linked_records(store: &Store) {
+    let fx = setup(store, "linked").await;
+    company(store, &fx, "Initech").await;
+    let acme = company(store, &fx, "Acme Logistics").await;
+    let task: Task = store
+        .create(
+            &fx.admin_ctx(),
+            json!({"title": "Send the MSA", "company_id": acme.id, "assignee_id": fx.rep.id}),
+        )
+        .await
+        .unwrap();
+    assert_ne!(task.id, acme.id, "the ids must differ for this test");
+    let (acme_id, task_id) = (acme.id, task.id);
+    let model = ScriptedBackend::new()
+        .call("find_records", json!({"query": "Acme Logistics"}))
+        // The company's id where the task's belongs.
+        .call("complete_task", json!({ "task_id": acme_id }))
+        .then(move |req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], false, "{r}");
+            let e = &r["error"];
+            assert!(
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is the id of a company, not of a task"),
+                "{r}"
+            );
+            assert_eq!(e["candidates"][0]["record_type"], "task", "{r}");
+            assert_eq!(e["candidates"][0]["id"], task_id, "{r}");
+            assert_eq!(e["candidates"][0]["label"], "Send the MSA", "{r}");
+            // The tool stays offered: the right id is in the refusal.
+            assert!(req.withheld.is_empty(), "{:?}", req.withheld);
+            call("complete_task", json!({ "task_id": task_id }))
+        })
+        .then(|req| {
+            let r = last_result(req);
+            assert_eq!(r["ok"], true, "{r}");
+            say("Done.")
+        });
+    let (agent, _) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(&agent, s.id, &fx.rep, "mark the Acme Logistics task done").await;
+    assert_eq!(out, TurnOutcome::Answer("Done.".into()));
+    let done: Task = store.get(&fx.admin_ctx(), task_id).await.unwrap();
+    assert_eq!(done.status, rapport_crm::model::TaskStatus::Done);
 }

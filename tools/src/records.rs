@@ -366,8 +366,7 @@ impl Tool for ListRecords {
     }
     fn input_schema(&self) -> Value {
         let mut s = schema::of::<ListArgs>();
-        let fields: Vec<&str> = self.0.def().fields.iter().map(|f| f.name).collect();
-        schema::filter::restrict_fields(&mut s, &fields);
+        schema::filter::restrict(&mut s, self.0.def());
         s
     }
     fn example(&self) -> Value {

@@ -147,31 +147,115 @@ pub fn update_args(def: &TableDef) -> Value {
 /// Schema-only mirrors of the crm's filter types (which carry no schemars
 /// derive): the store still parses and validates the real ones.
 pub mod filter {
+    use rapport_crm::schema::{FieldType, TableDef};
     use schemars::JsonSchema;
     use serde::Deserialize;
     use serde_json::{Value, json};
 
-    /// Narrows the `field` of filter conditions and of the sort in a list
-    /// tool's schema to the record type's `fields` (or `custom.KEY`). A
-    /// constrained model then cannot name a field the type lacks (the 0.5B
-    /// model filtered activities on "label" and "company", and repeated the
-    /// call until the loop stopped it), and a client reads the choices.
-    pub fn restrict_fields(schema: &mut Value, fields: &[&str]) {
-        let choice = json!({
-            "anyOf": [
-                {"type": "string", "enum": fields},
-                {"type": "string", "pattern": "^custom\\.[A-Za-z0-9_]+$"}
-            ]
-        });
-        for def in ["Condition", "Sort"] {
-            if let Some(field) = schema.pointer_mut(&format!("/$defs/{def}/properties/field")) {
-                let description = field.get("description").cloned();
-                *field = choice.clone();
-                if let Some(d) = description {
-                    field["description"] = d;
-                }
+    /// Narrows filter conditions and the sort in a list tool's schema to the
+    /// record type's fields (or `custom.KEY`), and pairs each field with the
+    /// type of value it takes. A constrained model then cannot name a field
+    /// the type lacks, nor compare a field with a value it can never hold:
+    /// the 0.5B model filtered activities on "label", tasks on status
+    /// "pending" and contacts on `company_id: "4"`, and repeated each call
+    /// until the loop stopped it. A condition becomes one alternative per
+    /// kind of value (the integer fields, the text fields, each enum…); the
+    /// prompt a model reads merges them back into one (see
+    /// `rapport_models::llm::prompt_schema`), so this costs no prompt tokens.
+    pub fn restrict(schema: &mut Value, def: &TableDef) {
+        let names: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
+        if let Some(field) = schema.pointer_mut("/$defs/Sort/properties/field") {
+            let description = field.get("description").cloned();
+            *field = field_choice(&names);
+            if let Some(d) = description {
+                field["description"] = d;
             }
         }
+        if let Some(cond) = schema.pointer_mut("/$defs/Condition") {
+            *cond = typed_conditions(cond, def);
+        }
+    }
+
+    fn field_choice(names: &[&str]) -> Value {
+        json!({
+            "anyOf": [
+                {"type": "string", "enum": names},
+                {"type": "string", "pattern": CUSTOM}
+            ]
+        })
+    }
+
+    /// `custom.KEY`: a custom attribute, compared with any value.
+    const CUSTOM: &str = "^custom\\.[A-Za-z0-9_]+$";
+
+    /// The condition schema as one alternative per kind of value, fields in
+    /// the type's order; the descriptions of `field` and `value` are kept.
+    fn typed_conditions(cond: &Value, def: &TableDef) -> Value {
+        let description = |k: &str| {
+            cond.pointer(&format!("/properties/{k}/description"))
+                .cloned()
+        };
+        let op = cond
+            .pointer("/properties/op")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "string"}));
+        let mut groups: Vec<(Value, Vec<&str>)> = Vec::new();
+        for f in def.fields {
+            let Some(v) = value_of(&f.ty) else { continue };
+            match groups.iter_mut().find(|(g, _)| *g == v) {
+                Some((_, names)) => names.push(f.name),
+                None => groups.push((v, vec![f.name])),
+            }
+        }
+        let variant = |field: Value, value: Value| {
+            let mut field = field;
+            let mut value = value;
+            if let Some(d) = description("field") {
+                field["description"] = d;
+            }
+            if let Some(d) = description("value") {
+                value["description"] = d;
+            }
+            json!({
+                "type": "object",
+                "properties": {"field": field, "op": op, "value": value},
+                "required": ["field", "op", "value"],
+                "additionalProperties": false
+            })
+        };
+        let mut alts: Vec<Value> = groups
+            .into_iter()
+            .map(|(v, names)| {
+                let list = json!({"type": "array", "items": v});
+                let value = if v["type"] == "boolean" {
+                    json!({"anyOf": [v, list]})
+                } else {
+                    json!({"anyOf": [v, list, {"type": "boolean"}]})
+                };
+                variant(json!({"type": "string", "enum": names}), value)
+            })
+            .collect();
+        alts.push(variant(
+            json!({"type": "string", "pattern": CUSTOM}),
+            json!({}),
+        ));
+        json!({"anyOf": alts})
+    }
+
+    /// What a field is compared with (a list of these for `in`, true/false
+    /// for `is_null`); `None` for JSON columns, reached as `custom.KEY`.
+    fn value_of(ty: &FieldType) -> Option<Value> {
+        Some(match ty {
+            FieldType::Id | FieldType::Int | FieldType::Ref(_) => json!({"type": "integer"}),
+            FieldType::Float => json!({"type": "number"}),
+            FieldType::Bool => json!({"type": "boolean"}),
+            // Timestamps take a date too ("due_at lt 2026-11-21").
+            FieldType::Text | FieldType::Email | FieldType::Timestamp | FieldType::Date => {
+                json!({"type": "string"})
+            }
+            FieldType::Enum(values) => json!({"type": "string", "enum": values}),
+            FieldType::Json => return None,
+        })
     }
 
     /// A condition on one field, or an `and` / `or` group of filters.

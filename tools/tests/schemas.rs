@@ -179,3 +179,40 @@ fn readme_lists_exactly_the_registered_tools() {
         "README.md's tool list is stale: paste the output of `rapport tool list --markdown` between the markers"
     );
 }
+
+#[test]
+fn list_filters_pair_each_field_with_the_values_it_takes() {
+    let tools = Registry::new();
+    let validator = |tool: &str| {
+        let schema = tools.get(tool).unwrap().input_schema();
+        jsonschema::validator_for(&schema).unwrap()
+    };
+    let cond = |field: &str, op: &str, value: Value| json!({"filter": {"field": field, "op": op, "value": value}});
+    let tasks = validator("list_tasks");
+    for ok in [
+        cond("status", "eq", json!("open")),
+        cond("status", "in", json!(["open", "done"])),
+        cond("due_at", "lt", json!("2026-11-21")),
+        cond("assignee_id", "eq", json!(3)),
+        cond("description", "is_null", json!(true)),
+        cond("custom.tier", "eq", json!("gold")),
+        json!({"filter": {"and": [{"field": "status", "op": "eq", "value": "open"}, {"field": "priority", "op": "eq", "value": "high"}]}}),
+    ] {
+        assert!(tasks.is_valid(&ok), "{ok}");
+    }
+    for bad in [
+        // Seen from the 0.5B model: a status tasks do not have, an id as text.
+        cond("status", "eq", json!("pending")),
+        cond("assignee_id", "eq", json!("3")),
+        cond("priority", "eq", json!("someday")),
+        cond("label", "eq", json!("x")),
+    ] {
+        assert!(!tasks.is_valid(&bad), "{bad}");
+    }
+    let contacts = validator("list_contacts");
+    assert!(contacts.is_valid(&cond("company_id", "eq", json!(4))));
+    assert!(!contacts.is_valid(&cond("company_id", "eq", json!("4"))));
+    let activities = validator("list_activities");
+    assert!(activities.is_valid(&cond("kind", "eq", json!("call"))));
+    assert!(!activities.is_valid(&cond("kind", "eq", json!("phone"))));
+}

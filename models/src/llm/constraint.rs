@@ -122,15 +122,15 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
 /// The schema with its local `$ref`s (`#/$defs/…`, `#/definitions/…`)
 /// replaced by what they point to. A tool's schema becomes one branch of the
 /// call schema, where its `$defs` would no longer be at the root the
-/// references assume. Recursive definitions stop at a fixed depth (an open
-/// object there).
+/// references assume. A recursive definition stops after
+/// [`MAX_RECURSION`] levels (an open object there).
 pub fn inline_refs(schema: &Value) -> Value {
     let defs = schema
         .get("$defs")
         .or_else(|| schema.get("definitions"))
         .cloned()
         .unwrap_or(Value::Null);
-    let mut out = resolve(schema, &defs, 0);
+    let mut out = resolve(schema, &defs, &mut Vec::new());
     if let Value::Object(m) = &mut out {
         m.remove("$defs");
         m.remove("definitions");
@@ -168,23 +168,29 @@ fn bound_in(v: &mut Value) {
     }
 }
 
-fn resolve(v: &Value, defs: &Value, depth: usize) -> Value {
-    const MAX_DEPTH: usize = 8;
+/// How often one definition may sit inside itself (a filter's `and` group
+/// holding filters): two levels of groups are plenty for a request in words,
+/// and each further level doubles the grammar (`and` and `or` both recurse).
+const MAX_RECURSION: usize = 2;
+
+fn resolve(v: &Value, defs: &Value, path: &mut Vec<String>) -> Value {
     match v {
         Value::Object(m) => {
             if let Some(target) = m.get("$ref").and_then(Value::as_str) {
                 let name = target
                     .strip_prefix("#/$defs/")
                     .or_else(|| target.strip_prefix("#/definitions/"));
-                if let Some(def) = name.and_then(|n| defs.get(n)) {
-                    if depth >= MAX_DEPTH {
+                if let Some((name, def)) = name.and_then(|n| Some((n, defs.get(n)?))) {
+                    if path.iter().filter(|p| *p == name).count() >= MAX_RECURSION {
                         return json!({"type": "object"});
                     }
-                    let mut merged = resolve(def, defs, depth + 1);
+                    path.push(name.to_owned());
+                    let mut merged = resolve(def, defs, path);
+                    path.pop();
                     // Keywords beside the $ref (a description) stay.
                     if let Value::Object(mm) = &mut merged {
                         for (k, x) in m.iter().filter(|(k, _)| k.as_str() != "$ref") {
-                            mm.insert(k.clone(), resolve(x, defs, depth));
+                            mm.insert(k.clone(), resolve(x, defs, path));
                         }
                     }
                     return merged;
@@ -192,11 +198,11 @@ fn resolve(v: &Value, defs: &Value, depth: usize) -> Value {
             }
             Value::Object(
                 m.iter()
-                    .map(|(k, x)| (k.clone(), resolve(x, defs, depth)))
+                    .map(|(k, x)| (k.clone(), resolve(x, defs, path)))
                     .collect(),
             )
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, defs, depth)).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, defs, path)).collect()),
         other => other.clone(),
     }
 }
@@ -268,6 +274,26 @@ mod tests {
     }
 
     const CALL: &str = "<tool_call>\n{\"name\": \"create_contact\", \"arguments\": {\"name\": \"Jane Doe\", \"email\": \"jane@acme.com\"}}\n</tool_call>";
+
+    #[test]
+    fn a_recursive_definition_is_spelled_out_twice_then_left_open() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"f": {"$ref": "#/$defs/F"}},
+            "$defs": {"F": {"anyOf": [
+                {"type": "object", "properties": {"and": {"type": "array", "items": {"$ref": "#/$defs/F"}}}},
+                {"type": "string"}
+            ]}}
+        });
+        let out = inline_refs(&schema);
+        let inner = &out["properties"]["f"]["anyOf"][0]["properties"]["and"]["items"];
+        assert_eq!(inner["anyOf"][1], json!({"type": "string"}), "{out}");
+        assert_eq!(
+            inner["anyOf"][0]["properties"]["and"]["items"],
+            json!({"type": "object"}),
+            "{out}"
+        );
+    }
 
     #[test]
     fn refs_are_inlined_so_a_tool_schema_can_sit_inside_the_call_schema() {

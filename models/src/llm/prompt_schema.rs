@@ -10,12 +10,17 @@
 //! small models follow badly. [`for_prompt`] drops those; the grammar
 //! ([`constraint`](super::constraint)) and argument validation still use the
 //! full schema, so nothing is lost: the model just reads less.
+//!
+//! For the same reason alternatives that differ only in what their
+//! properties accept (a filter condition spelled out per kind of value, so
+//! the grammar pairs `status` with its enum and `company_id` with integers)
+//! are read as one object whose properties accept the union.
 
 use serde_json::{Map, Value};
 
 /// Bumped whenever [`for_prompt`] renders differently: recorded model replies
 /// keyed on the tools (eval tapes) are stale after a change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Integer and number widths: the grammar enforces them, a model needs only "integer".
 const WIDTHS: &[&str] = &[
@@ -70,6 +75,15 @@ fn render_object(
             return inner;
         }
     }
+    if let Some(Value::Array(alts)) = o.get("anyOf").or_else(|| o.get("oneOf")) {
+        let rendered: Vec<Value> = alts.iter().map(|a| render(a, defs, expanding)).collect();
+        if let Some(mut merged) = merge_same_shape(&rendered) {
+            if let (Some(d), Some(mo)) = (o.get("description"), merged.as_object_mut()) {
+                mo.insert("description".into(), d.clone());
+            }
+            return merged;
+        }
+    }
     let uint = o
         .get("format")
         .and_then(Value::as_str)
@@ -113,6 +127,94 @@ fn render_object(
         }
     }
     Value::Object(out)
+}
+
+/// Objects with the same property names, read as one: each property keeps
+/// its schema where all agree, string choices are united (`enum` values
+/// joined, patterns kept), and anything else is left to its description.
+/// `None` unless there are several alternatives, all objects of one shape.
+fn merge_same_shape(alts: &[Value]) -> Option<Value> {
+    let props: Vec<&Map<String, Value>> = alts
+        .iter()
+        .map(|a| a.get("properties")?.as_object())
+        .collect::<Option<_>>()?;
+    let first = props.first()?;
+    let same =
+        |p: &&Map<String, Value>| p.len() == first.len() && first.keys().all(|k| p.contains_key(k));
+    if props.len() < 2 || !props.iter().all(same) {
+        return None;
+    }
+    let merged: Map<String, Value> = first
+        .keys()
+        .map(|k| {
+            let vals: Vec<&Value> = props.iter().map(|p| &p[k]).collect();
+            (k.clone(), merge_values(&vals))
+        })
+        .collect();
+    let mut out = alts[0].clone();
+    out["properties"] = Value::Object(merged);
+    Some(out)
+}
+
+fn merge_values(vals: &[&Value]) -> Value {
+    let description = vals.iter().find_map(|v| v.get("description")).cloned();
+    let with_description = |mut v: Value| {
+        if let (Some(d), Some(o)) = (&description, v.as_object_mut()) {
+            o.insert("description".into(), d.clone());
+        }
+        v
+    };
+    if vals.iter().all(|v| *v == vals[0]) {
+        return vals[0].clone();
+    }
+    // Each value as its alternatives: `{anyOf: [A, B]}` is A and B.
+    let items: Vec<&Value> = vals
+        .iter()
+        .flat_map(|v| match v.get("anyOf").and_then(Value::as_array) {
+            Some(a) => a.iter().collect(),
+            None => vec![*v],
+        })
+        .collect();
+    let choice = |v: &Value| {
+        v.get("type") == Some(&Value::from("string"))
+            && (v.get("enum").is_some() || v.get("pattern").is_some())
+    };
+    if !items.iter().all(|v| choice(v)) {
+        return with_description(serde_json::json!({}));
+    }
+    let mut values: Vec<Value> = Vec::new();
+    let mut patterns: Vec<Value> = Vec::new();
+    for v in items {
+        for e in v
+            .get("enum")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !values.contains(e) {
+                values.push(e.clone());
+            }
+        }
+        if let Some(p) = v.get("pattern")
+            && !patterns.contains(p)
+        {
+            patterns.push(p.clone());
+        }
+    }
+    let mut alts = Vec::new();
+    if !values.is_empty() {
+        alts.push(serde_json::json!({"type": "string", "enum": values}));
+    }
+    alts.extend(
+        patterns
+            .into_iter()
+            .map(|p| serde_json::json!({"type": "string", "pattern": p})),
+    );
+    with_description(if alts.len() == 1 {
+        alts.remove(0)
+    } else {
+        serde_json::json!({ "anyOf": alts })
+    })
 }
 
 /// A `$ref` replaced by the definition it names, keeping the referring
@@ -230,6 +332,53 @@ mod tests {
                 }
             })
         );
+    }
+
+    #[test]
+    fn alternatives_of_one_shape_read_as_one_object() {
+        let variant = |names: Value, value: Value| {
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["field", "value"],
+                "properties": {
+                    "field": {"type": "string", "enum": names, "description": "which field"},
+                    "value": {"anyOf": [value, {"type": "boolean"}], "description": "compared with"}
+                }
+            })
+        };
+        let s = json!({"anyOf": [
+            variant(json!(["id", "owner_id"]), json!({"type": "integer"})),
+            variant(json!(["status"]), json!({"type": "string", "enum": ["open", "done"]})),
+            {
+                "type": "object",
+                "required": ["field", "value"],
+                "properties": {
+                    "field": {"type": "string", "pattern": "^custom\\.", "description": "which field"},
+                    "value": {"description": "compared with"}
+                }
+            }
+        ]});
+        assert_eq!(
+            for_prompt(&s),
+            json!({
+                "type": "object",
+                "required": ["field", "value"],
+                "properties": {
+                    "field": {"anyOf": [
+                        {"type": "string", "enum": ["id", "owner_id", "status"]},
+                        {"type": "string", "pattern": "^custom\\."}
+                    ], "description": "which field"},
+                    "value": {"description": "compared with"}
+                }
+            })
+        );
+        // Different shapes (an `and` group beside a condition) stay apart.
+        let groups = json!({"anyOf": [
+            {"type": "object", "properties": {"and": {"type": "array"}}},
+            {"type": "object", "properties": {"field": {"type": "string"}}}
+        ]});
+        assert_eq!(for_prompt(&groups), groups);
     }
 
     #[test]
