@@ -11,12 +11,19 @@
 //! "today" in the prompt), so this is the only part of a request that differs
 //! between two runs of the same code.
 //!
+//! The same request can come twice in one trial: the loop asks again after a
+//! reply it could not use, and a greedy model whose cached prefix was split
+//! differently may answer the second time otherwise. So a recording keeps
+//! every occurrence: the first under the plain key, the n-th under
+//! `key#n` ([`occurrence_key`]). Recordings made before that (file version 1)
+//! kept one reply per request; their replay serves it for every occurrence.
+//!
 //! A replay run answers from the recording. A request without a recording —
 //! a changed prompt, tool description or schema, or a model answer that
 //! would have led elsewhere — fails the model call and marks the task
 //! **stale**, which is never a pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -34,6 +41,20 @@ use crate::error::{Error, Result};
 
 /// The message a replay gives the agent for a request it has no recording of.
 pub const STALE: &str = "stale recording";
+
+/// The recording file format: 2 keeps every occurrence of a request within a
+/// trial, 1 kept one reply per request.
+pub const TAPE_VERSION: u32 = 2;
+
+/// The tape key of the `occurrence`-th (from 0) time a trial sends the
+/// request with key `key`: the first keeps the plain key, so a request that
+/// comes once is keyed as in version 1.
+pub fn occurrence_key(key: &str, occurrence: usize) -> String {
+    match occurrence {
+        0 => key.to_owned(),
+        n => format!("{key}#{}", n + 1),
+    }
+}
 
 /// A recorded reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,7 +156,7 @@ impl Tape {
             serde_json::from_str(&text).map_err(|e| Error::file(path, e))?
         } else {
             TapeFile {
-                version: 1,
+                version: TAPE_VERSION,
                 ..Default::default()
             }
         };
@@ -162,14 +183,34 @@ impl Tape {
         self.lock().model.clone()
     }
 
-    pub fn get(&self, key: &str) -> Option<Exchange> {
-        self.lock().exchanges.get(key).cloned()
+    /// The file format version the recording was made with.
+    pub fn version(&self) -> u32 {
+        self.lock().version
     }
 
-    pub fn put(&self, key: String, model: &str, x: Exchange) {
+    /// The reply to the `occurrence`-th sending of the request `key` in a
+    /// trial. A version 1 recording has one reply per request and serves it
+    /// every time.
+    pub fn get(&self, key: &str, occurrence: usize) -> Option<Exchange> {
+        let f = self.lock();
+        let at = |k: &str| f.exchanges.get(k).cloned();
+        at(&occurrence_key(key, occurrence)).or_else(|| {
+            if f.version < TAPE_VERSION {
+                at(key)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Keeps the reply to the `occurrence`-th sending of `key`. Recording
+    /// into a version 1 file upgrades it: its retried requests then replay
+    /// as stale until re-recorded, which shows rather than hides them.
+    pub fn put(&self, key: &str, occurrence: usize, model: &str, x: Exchange) {
         let mut f = self.lock();
         f.model = model.to_owned();
-        f.exchanges.insert(key, x);
+        f.version = TAPE_VERSION;
+        f.exchanges.insert(occurrence_key(key, occurrence), x);
     }
 
     /// Writes the file (keys sorted, so a re-recording diffs cleanly).
@@ -366,6 +407,8 @@ pub struct TrialBackend {
     prefers_small: bool,
     meter: Mutex<Meter>,
     stale: Mutex<Option<String>>,
+    /// How often this trial has sent each request key so far.
+    sent: Mutex<HashMap<String, usize>>,
 }
 
 impl TrialBackend {
@@ -375,7 +418,17 @@ impl TrialBackend {
             prefers_small,
             meter: Mutex::new(Meter::default()),
             stale: Mutex::new(None),
+            sent: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How often the trial sent `key` before (0 the first time), counting
+    /// this sending.
+    fn occurrence(&self, key: &str) -> usize {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let n = sent.entry(key.to_owned()).or_default();
+        *n += 1;
+        *n - 1
     }
 
     pub fn meter(&self) -> Meter {
@@ -423,16 +476,19 @@ impl LlmBackend for TrialBackend {
                 }
                 Mode::Record(inner, tape) => {
                     let key = request_key(&inner.model(), request, Utc::now());
+                    let occurrence = self.occurrence(&key);
                     let started = Instant::now();
                     let reply = inner.complete(request, on_delta).await?;
                     let seconds = started.elapsed().as_secs_f64();
                     self.count(&reply, seconds);
-                    tape.put(key, &inner.model(), Exchange::of(&reply, seconds, request));
+                    let x = Exchange::of(&reply, seconds, request);
+                    tape.put(&key, occurrence, &inner.model(), x);
                     Ok(reply)
                 }
                 Mode::Replay { model, tape } => {
                     let key = request_key(model, request, Utc::now());
-                    match tape.get(&key) {
+                    let occurrence = self.occurrence(&key);
+                    match tape.get(&key, occurrence) {
                         Some(x) => {
                             let reply = x.reply();
                             if !reply.content.is_empty() {
@@ -442,6 +498,7 @@ impl LlmBackend for TrialBackend {
                             Ok(reply)
                         }
                         None => {
+                            let key = occurrence_key(&key, occurrence);
                             let mut s = self.stale.lock().unwrap_or_else(|p| p.into_inner());
                             s.get_or_insert_with(|| key.clone());
                             Err(BackendError::Script(format!(

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
-use rapport_agent::LlmBackend;
 use rapport_agent::backend::scripted::ScriptedBackend;
+use rapport_agent::{LlmBackend, LlmRequest};
 use rapport_evals::report::{self, Report, Status};
-use rapport_evals::tape::{Mode, Tape};
+use rapport_evals::tape::{Mode, STALE, Tape, TrialBackend};
 use rapport_evals::{AgentSpec, Harness, Recording, RunOptions, Suite, Task};
+use rapport_models::llm::ChatMessage;
 use serde_json::json;
 
 const SUITE: &str = r#"
@@ -140,6 +141,61 @@ async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
     )
     .await;
     assert_eq!(other[0].status, Status::Stale);
+}
+
+/// A request sent twice in one trial (the loop asking again after a reply
+/// it could not use) replays each reply in turn, as recorded; a third
+/// sending has no recording and is stale. A version 1 recording, which kept
+/// one reply per request, serves that one every time.
+#[tokio::test]
+async fn a_request_sent_twice_replays_both_replies_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let request = LlmRequest {
+        messages: vec![ChatMessage::user("What should I do today?")],
+        ..Default::default()
+    };
+    let model: Arc<dyn LlmBackend> = Arc::new(
+        ScriptedBackend::new()
+            .say("{\"name\": \"next_best_actions\", \"arguments\": {\"rep_id\": 1000")
+            .say("Call Dana Lee at Acme."),
+    );
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    let trial = TrialBackend::new(Arc::new(Mode::Record(model, tape.clone())), false);
+    let first = trial.complete(&request, &|_| {}).await.unwrap();
+    let second = trial.complete(&request, &|_| {}).await.unwrap();
+    assert_ne!(first.content, second.content);
+    assert_eq!(tape.len(), 2, "both occurrences are kept");
+    tape.save().unwrap();
+
+    let replay = |tape: Arc<Tape>| {
+        TrialBackend::new(
+            Arc::new(Mode::Replay {
+                model: "scripted".into(),
+                tape,
+            }),
+            false,
+        )
+    };
+    let trial = replay(Arc::new(Tape::open(&path).unwrap()));
+    assert_eq!(trial.complete(&request, &|_| {}).await.unwrap(), first);
+    assert_eq!(trial.complete(&request, &|_| {}).await.unwrap(), second);
+    let third = trial.complete(&request, &|_| {}).await.unwrap_err();
+    assert!(third.to_string().contains(STALE), "{third}");
+    assert!(trial.stale().unwrap().ends_with("#3"));
+
+    // The same file as the old format wrote it: one reply per request.
+    let mut v1: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v1["version"] = json!(1);
+    let exchanges = v1["exchanges"].as_object_mut().unwrap();
+    exchanges.retain(|k, _| !k.contains('#'));
+    std::fs::write(&path, v1.to_string()).unwrap();
+    let old = Arc::new(Tape::open(&path).unwrap());
+    assert_eq!(old.version(), 1);
+    let trial = replay(old);
+    assert_eq!(trial.complete(&request, &|_| {}).await.unwrap(), first);
+    assert_eq!(trial.complete(&request, &|_| {}).await.unwrap(), first);
 }
 
 const REPEATED_DELETE: &str = r#"
