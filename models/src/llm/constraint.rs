@@ -15,7 +15,10 @@
 //!
 //! Arrays get an upper bound on their length (the number of allowed values
 //! for an array of an enum, [`MAX_ITEMS`] otherwise): a 0.5B model can loop
-//! on `"types": ["deal", "deal", …]` until it runs out of tokens.
+//! on `"types": ["deal", "deal", …]` until it runs out of tokens. Numbers get
+//! bounds on their size ([`MAX_MAGNITUDE`]) for the same reason: it has
+//! written `"rep_id": 1` followed by 319 zeros, and a deal value of 48
+//! followed by sixteen.
 //!
 //! JSON is written with the separators the model was trained on (`", "` and
 //! `": "`) and no free whitespace, which keeps the model on familiar tokens
@@ -31,6 +34,11 @@ pub const MAX_CALLS: usize = 4;
 
 /// Most items of an array argument whose schema sets no bound.
 pub const MAX_ITEMS: usize = 16;
+
+/// Largest size of a number argument whose schema sets no bound: twelve
+/// digits hold any record id and any amount a CRM holds, and stop a run of
+/// zeros after a dozen tokens instead of hundreds.
+pub const MAX_MAGNITUDE: i64 = 999_999_999_999;
 
 /// Plain text: anything that does not open a call.
 const TEXT_RULE: &str = "TEXT: /[^<{`](.|\\n)*/";
@@ -98,7 +106,7 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
                 "type": "object",
                 "properties": {
                     "name": {"const": t.name},
-                    "arguments": bound_arrays(inline_refs(&t.parameters)),
+                    "arguments": bound_sizes(inline_refs(&t.parameters)),
                 },
                 "required": ["name", "arguments"],
                 "additionalProperties": false,
@@ -138,22 +146,37 @@ pub fn inline_refs(schema: &Value) -> Value {
     out
 }
 
-/// The schema with a `maxItems` on every array that has none: the number
-/// of allowed values for an array of an enum, [`MAX_ITEMS`] otherwise.
-pub fn bound_arrays(mut schema: Value) -> Value {
+/// The schema with a `maxItems` on every array that has none (the number
+/// of allowed values for an array of an enum, [`MAX_ITEMS`] otherwise), and
+/// a `minimum` and `maximum` of ±[`MAX_MAGNITUDE`] on every integer or
+/// number that lacks them.
+pub fn bound_sizes(mut schema: Value) -> Value {
     bound_in(&mut schema);
     schema
+}
+
+/// Whether a schema object's `type` names `kind` (or, with no `type`,
+/// whether it has `keyword`, which only that kind uses).
+fn has_type(m: &serde_json::Map<String, Value>, kind: &str, keyword: &str) -> bool {
+    match m.get("type") {
+        Some(Value::String(t)) => t == kind,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == kind),
+        _ => m.contains_key(keyword),
+    }
 }
 
 fn bound_in(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            let is_array = match m.get("type") {
-                Some(Value::String(t)) => t == "array",
-                Some(Value::Array(ts)) => ts.iter().any(|t| t == "array"),
-                _ => m.contains_key("items"),
-            };
-            if is_array && !m.contains_key("maxItems") {
+            let is_number = has_type(m, "integer", "maximum") || has_type(m, "number", "maximum");
+            let unbounded = ["exclusiveMinimum", "exclusiveMaximum", "enum", "const"]
+                .iter()
+                .all(|k| !m.contains_key(*k));
+            if is_number && unbounded {
+                m.entry("minimum").or_insert(json!(-MAX_MAGNITUDE));
+                m.entry("maximum").or_insert(json!(MAX_MAGNITUDE));
+            }
+            if has_type(m, "array", "items") && !m.contains_key("maxItems") {
                 let distinct = m
                     .get("items")
                     .and_then(|i| i.get("enum"))
@@ -423,6 +446,39 @@ mod tests {
         };
         assert!(accepts(&g, &call("\"company\", \"deal\"")));
         assert!(!accepts(&g, &call("\"company\", \"deal\", \"deal\"")));
+    }
+
+    #[test]
+    fn numbers_are_bounded_so_a_run_of_zeros_must_stop() {
+        let t = ToolSpec::new(
+            "update_deal",
+            "Update",
+            json!({"type": "object",
+                   "properties": {"id": {"type": "integer", "format": "int64"},
+                                  "value": {"type": ["number", "null"]},
+                                  "limit": {"type": "integer", "minimum": 1, "maximum": 50}},
+                   "required": ["id"], "additionalProperties": false}),
+        );
+        let s = call_schema(&[&t]);
+        let args = &s["properties"]["arguments"]["properties"];
+        assert_eq!(args["id"]["maximum"], MAX_MAGNITUDE);
+        assert_eq!(args["value"]["minimum"], -MAX_MAGNITUDE);
+        assert_eq!(args["limit"]["maximum"], 50, "a bound of its own stays");
+        let g = tool_grammar(&[t], &ToolChoice::Required, false)
+            .unwrap()
+            .unwrap();
+        let call = |args: &str| {
+            format!(
+                "<tool_call>\n{{\"name\": \"update_deal\", \"arguments\": {{{args}}}}}\n</tool_call>"
+            )
+        };
+        assert!(accepts(&g, &call("\"id\": 999999999999")));
+        assert!(accepts(&g, &call("\"id\": -7, \"value\": 48000000.5")));
+        assert!(!accepts(&g, &call(&format!("\"id\": 1{}", "0".repeat(12)))));
+        assert!(!accepts(
+            &g,
+            &call(&format!("\"id\": 1, \"value\": 48{}", "0".repeat(16)))
+        ));
     }
 
     #[test]
