@@ -25,6 +25,7 @@ use crate::events::{AgentEvent, Events};
 use crate::history::{self, Log, ModelCall, kind};
 use crate::known::{Known, KnownIds};
 use crate::linked;
+use crate::listing;
 use crate::mentions::{self, Ambiguous, Mentions};
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
@@ -454,6 +455,7 @@ impl Agent {
                 } else {
                     reply.content.trim().to_owned()
                 };
+                let text = self.with_listing(t, &log, text);
                 return self.answer(t, text).await;
             }
             // A small model may write the same call twice in one reply: run it once.
@@ -638,7 +640,7 @@ impl Agent {
                     spent.push(call.name.clone());
                     REPEATED_READ
                 } else {
-                    repeated = Some(done_answer(&call, &done.content));
+                    repeated = Some(done_answer(&call, &done.content, read));
                     REPEATED_WRITE
                 };
                 let note = json!({"already_done": true, "note": note});
@@ -724,6 +726,26 @@ impl Agent {
         self.registry
             .get(name)
             .is_some_and(|tool| tool.effect() != rapport_tools::Effect::Read)
+    }
+
+    /// The model's answer to a turn that only read, with the records its
+    /// last read returned added when the answer names none of them
+    /// ([`listing`]). They stream after the model's words.
+    fn with_listing(&self, t: &Turn<'_>, log: &Log, text: String) -> String {
+        if log.wrote(|n| self.is_write(n)) {
+            return text;
+        }
+        let Some(added) = log
+            .last_read(|n| !self.is_write(n) && listing::lists(n))
+            .and_then(|(tool, result)| listing::listing(&tool, &result, &text))
+        else {
+            return text;
+        };
+        let added = format!("\n\n{added}");
+        t.events.emit(AgentEvent::TextDelta {
+            text: added.clone(),
+        });
+        text + &added
     }
 
     /// Ends the turn with `text` as the answer.
@@ -822,12 +844,9 @@ impl Agent {
             // A small model that will not or cannot do a request sometimes
             // writes its apology into the record ("I'm sorry, but I can't
             // assist with that request." logged as a call's body).
-            return Err(ToolError::invalid(
-                field,
-                "this text is an apology, not something the user said to record",
-            )
-            .with_hint(
-                "fill text fields with the user's own words; if the tools cannot do the request, answer in words",
+            // The tool is withheld from here on (`Log::unavailable_tools`).
+            return Err(ToolError::invalid(field, history::APOLOGY).with_hint(
+                "fill text fields with the user's own words; if this tool cannot do the request, use another or answer in words",
             ));
         }
         if !tool.roles().contains(&t.caller.role) {
@@ -1092,13 +1111,23 @@ enum Pending {
 }
 
 /// The answer for a turn whose model repeated a call that had worked: what
-/// was done, from the result itself (never invented).
-fn done_answer(call: &ToolCall, content: &str) -> String {
+/// was done (or, for a `read`, what it found), from the result itself
+/// (never invented).
+fn done_answer(call: &ToolCall, content: &str, read: bool) -> String {
     let body = content
         .trim_start_matches(history::DATA_OPEN)
         .trim_end_matches("</data>")
         .trim();
-    match serde_json::from_str::<Value>(body) {
+    let parsed = serde_json::from_str::<Value>(body);
+    let found = parsed
+        .as_ref()
+        .ok()
+        .filter(|_| read)
+        .and_then(|v| listing::found(&call.name, &v["result"]));
+    if let Some(found) = found {
+        return found;
+    }
+    match parsed {
         Ok(v) if v["result"].is_object() => {
             confirm::confirmation(&call.name, &call.arguments, &v["result"])
         }

@@ -139,6 +139,28 @@ impl Log {
             .any(|m| m.role == Role::Tool && m.content.starts_with(DATA_OPEN))
     }
 
+    /// The tool and result of the current turn's last successful call that
+    /// `is_read` says reads records. Errors and a repeat's "already ran"
+    /// note are passed over; a result cut to fit the prompt ends the search
+    /// (it is the last read, and it cannot be read whole).
+    pub fn last_read(&self, is_read: impl Fn(&str) -> bool) -> Option<(String, Value)> {
+        for m in self.turn().iter().rev().filter(|m| m.role == Role::Tool) {
+            let Some(name) = m.name.as_deref().filter(|n| is_read(n)) else {
+                continue;
+            };
+            let body = m
+                .content
+                .trim_start_matches(DATA_OPEN)
+                .trim_end_matches(DATA_CLOSE)
+                .trim();
+            let v: Value = serde_json::from_str(body).ok()?;
+            if v["ok"] == true && v["result"]["already_done"].is_null() {
+                return Some((name.to_owned(), v["result"].clone()));
+            }
+        }
+        None
+    }
+
     /// How often this exact call already failed in the current turn.
     pub fn failures_of(&self, name: &str, arguments: &Value) -> usize {
         self.results_of(name, arguments)
@@ -174,7 +196,10 @@ impl Log {
     }
 
     /// Tools that answered "not available" in this turn (a service not set
-    /// up, a model not trained): calling them again cannot help, so they are
+    /// up, a model not trained), or that the model filled with an apology
+    /// (it had no idea what to write there: the wrong tool for the request,
+    /// as a 0.5B model logging "I'm sorry, but I can't assist" as a call when
+    /// asked for a reminder): calling them again cannot help, so they are
     /// withheld from the model's later replies.
     pub fn unavailable_tools(&self) -> Vec<String> {
         let turn = self.turn();
@@ -186,7 +211,7 @@ impl Log {
                 turn.iter().any(|r| {
                     r.role == Role::Tool
                         && r.tool_call_id.as_deref() == Some(c.id.as_str())
-                        && r.content.contains(NOT_AVAILABLE)
+                        && (r.content.contains(NOT_AVAILABLE) || r.content.contains(APOLOGY))
                 })
             })
             .map(|c| c.name.clone())
@@ -284,6 +309,9 @@ impl Log {
 /// How a "not available" tool error reads in a tool message.
 const NOT_AVAILABLE: &str = "\"code\":\"not_available\"";
 
+/// The error a write gets when one of its text arguments is an apology.
+pub const APOLOGY: &str = "this text is an apology, not something the user said to record";
+
 fn is_error(content: &str) -> bool {
     content.contains("\"ok\":false")
 }
@@ -320,7 +348,7 @@ pub const DATA_OPEN: &str = "<data>";
 const DATA_CLOSE: &str = "</data>";
 
 /// Keys whose values are free text someone outside may have written.
-const FREE_TEXT: &[&str] = &[
+pub const FREE_TEXT: &[&str] = &[
     "body",
     "subject",
     "snippet",

@@ -26,6 +26,9 @@ into tool calls, and the answers back into words.
   the same turn waits for approval whatever the policy.
 - [`confirm`]: a request for one action that one write did is answered
   from the write's result, without another model request (small models).
+- [`listing`]: an answer to a read that names none of the records the read
+  returned gets them added, from the result (names and plain fields, never
+  free text).
 - [`undo`]: reverts the agent's last applied change from the audit log.
 - [`events`]: what the loop reports as it goes (text deltas, calls, approvals,
   results, the answer), for the CLI and the API's server-sent events.
@@ -52,6 +55,7 @@ pub mod events;
 pub mod history;
 pub mod known;
 pub mod linked;
+pub mod listing;
 pub mod mentions;
 pub mod policy;
 pub mod prompt;

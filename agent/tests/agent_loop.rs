@@ -39,6 +39,7 @@ rapport_crm::both_backends!(
     relative_dates_reach_the_model_worked_out_and_apologies_are_not_written,
     a_model_that_declines_at_once_is_asked_for_a_call,
     a_wrong_type_id_is_answered_with_the_linked_records,
+    a_read_answer_that_names_no_record_gets_them_listed,
 );
 
 async fn setup(store: &Store, name: &str) -> Fixture {
@@ -1178,7 +1179,16 @@ async fn relative_dates_reach_the_model_worked_out_and_apologies_are_not_written
             let r = last_result(req);
             assert_eq!(r["ok"], false, "{r}");
             assert_eq!(r["error"]["field"], "body");
-            say("I could not add that reminder.")
+            // The tool it filled with an apology is withheld: it must pick another.
+            assert_eq!(req.withheld, ["log_activity"]);
+            call(
+                "create_task",
+                json!({"title": "Chase Globex for the signed order form", "due_at": "2026-11-03T09:00:00Z"}),
+            )
+        })
+        .then(|req| {
+            assert_eq!(last_result(req)["ok"], true);
+            say("I added the reminder for tomorrow.")
         });
     let config = AgentConfig {
         policy: direct(),
@@ -1197,7 +1207,7 @@ async fn relative_dates_reach_the_model_worked_out_and_apologies_are_not_written
     .await;
     assert_eq!(
         out,
-        TurnOutcome::Answer("I could not add that reminder.".into())
+        TurnOutcome::Answer("I added the reminder for tomorrow.".into())
     );
     assert_eq!(backend.remaining(), 0);
     let logged = store
@@ -1205,7 +1215,13 @@ async fn relative_dates_reach_the_model_worked_out_and_apologies_are_not_written
         .await
         .unwrap()
         .items;
-    assert!(logged.is_empty(), "nothing written: {logged:?}");
+    assert!(logged.is_empty(), "no apology written: {logged:?}");
+    let tasks = store
+        .list::<Task>(&fx.admin_ctx(), &ListQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
 }
 
 async fn a_model_that_declines_at_once_is_asked_for_a_call(store: &Store) {
@@ -1282,4 +1298,31 @@ async fn a_wrong_type_id_is_answered_with_the_linked_records(store: &Store) {
     assert_eq!(out, TurnOutcome::Answer("Done.".into()));
     let done: Task = store.get(&fx.admin_ctx(), task_id).await.unwrap();
     assert_eq!(done.status, rapport_crm::model::TaskStatus::Done);
+}
+
+async fn a_read_answer_that_names_no_record_gets_them_listed(store: &Store) {
+    let fx = setup(store, "listing").await;
+    let acme = company(store, &fx, "Acme Logistics").await;
+    let globex = company(store, &fx, "Globex").await;
+    let model = ScriptedBackend::new()
+        .call("list_companies", json!({}))
+        .say("I found 2 companies.")
+        .call("get_company", json!({"id": acme.id}))
+        .say("Acme Logistics is one of your companies.");
+    let (agent, _) = agent(store, model, direct());
+    let s = agent.start_session(&fx.rep, "chat").await.unwrap();
+    let out = send(&agent, s.id, &fx.rep, "Which companies do we have?").await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer(format!(
+            "I found 2 companies.\n\nCompanies: Acme Logistics (company {}), Globex (company {}).",
+            acme.id, globex.id
+        ))
+    );
+    // An answer that names the record is left as the model wrote it.
+    let out = send(&agent, s.id, &fx.rep, "Tell me about Acme Logistics").await;
+    assert_eq!(
+        out,
+        TurnOutcome::Answer("Acme Logistics is one of your companies.".into())
+    );
 }
