@@ -181,6 +181,12 @@ fn named(kind: &str, record: &Value) -> String {
 /// What a person calls the record: a person's full name (a contact's
 /// `title` is a job title), else its name, title or subject.
 fn label(r: &Value) -> Option<String> {
+    label_of(r, &["name", "title", "subject"])
+}
+
+/// A person's full name from `first_name` and `last_name`, else the first
+/// non-empty field of `keys`.
+pub(crate) fn label_of(r: &Value, keys: &[&str]) -> Option<String> {
     let full: Vec<&str> = ["first_name", "last_name"]
         .iter()
         .filter_map(|k| r[*k].as_str())
@@ -189,8 +195,7 @@ fn label(r: &Value) -> Option<String> {
     if !full.is_empty() {
         return Some(full.join(" "));
     }
-    ["name", "title", "subject"]
-        .iter()
+    keys.iter()
         .find_map(|k| r[*k].as_str().filter(|s| !s.is_empty()))
         .map(str::to_owned)
 }

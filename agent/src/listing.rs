@@ -17,6 +17,7 @@
 use chrono::DateTime;
 use serde_json::Value;
 
+use crate::confirm;
 use crate::history::FREE_TEXT;
 
 /// Most records named in a listing of several.
@@ -112,21 +113,10 @@ fn records<'a>(tool: &str, result: &'a Value) -> Option<Vec<&'a Value>> {
 }
 
 /// What a person calls the record, from fields that are not free text: a
-/// person's full name, else its name or (a task's) title.
+/// person's full name, else its name, (a task's) title, or (a lookup's
+/// candidate) the label the lookup gave it.
 fn label(r: &Value) -> Option<String> {
-    let full: Vec<&str> = ["first_name", "last_name"]
-        .iter()
-        .filter_map(|k| r[*k].as_str())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !full.is_empty() {
-        return Some(full.join(" "));
-    }
-    // `label`: a lookup's candidate, already worded by the lookup.
-    ["name", "title", "label"]
-        .iter()
-        .find_map(|k| r[*k].as_str().filter(|s| !s.is_empty()))
-        .map(str::to_owned)
+    confirm::label_of(r, &["name", "title", "label"])
 }
 
 /// "Lumen Clinics (company 4)", or "activity 12" for a record without a
