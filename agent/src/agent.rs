@@ -129,6 +129,9 @@ struct Turn<'a> {
     ctx: Ctx,
     caller: Caller,
     events: &'a Events,
+    /// The last record read this turn ran ([`listing::lists`]), whole: the
+    /// copy in the log is cut to fit the prompt.
+    last_read: std::sync::Mutex<Option<(String, Value)>>,
 }
 
 impl Agent {
@@ -366,6 +369,7 @@ impl Agent {
             ctx: base.with_session(sid),
             caller,
             events,
+            last_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -735,9 +739,13 @@ impl Agent {
         if log.wrote(|n| self.is_write(n)) {
             return text;
         }
-        let Some(added) = log
-            .last_read(|n| !self.is_write(n) && listing::lists(n))
-            .and_then(|(tool, result)| listing::listing(&tool, &result, &text))
+        let last_read = t
+            .last_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(added) =
+            last_read.and_then(|(tool, result)| listing::listing(&tool, &result, &text))
         else {
             return text;
         };
@@ -1033,6 +1041,14 @@ impl Agent {
         result: std::result::Result<&Value, &ToolError>,
         ran: bool,
     ) -> Result<()> {
+        if let Ok(v) = result
+            && ran
+            && listing::lists(&call.name)
+            && !self.is_write(&call.name)
+        {
+            *t.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((call.name.clone(), v.clone()));
+        }
         let (content, ok, shown) = match result {
             Ok(v) => (
                 history::ok_content(v, self.config.result_chars),

@@ -139,28 +139,6 @@ impl Log {
             .any(|m| m.role == Role::Tool && m.content.starts_with(DATA_OPEN))
     }
 
-    /// The tool and result of the current turn's last successful call that
-    /// `is_read` says reads records. Errors and a repeat's "already ran"
-    /// note are passed over; a result cut to fit the prompt ends the search
-    /// (it is the last read, and it cannot be read whole).
-    pub fn last_read(&self, is_read: impl Fn(&str) -> bool) -> Option<(String, Value)> {
-        for m in self.turn().iter().rev().filter(|m| m.role == Role::Tool) {
-            let Some(name) = m.name.as_deref().filter(|n| is_read(n)) else {
-                continue;
-            };
-            let body = m
-                .content
-                .trim_start_matches(DATA_OPEN)
-                .trim_end_matches(DATA_CLOSE)
-                .trim();
-            let v: Value = serde_json::from_str(body).ok()?;
-            if v["ok"] == true && v["result"]["already_done"].is_null() {
-                return Some((name.to_owned(), v["result"].clone()));
-            }
-        }
-        None
-    }
-
     /// How often this exact call already failed in the current turn.
     pub fn failures_of(&self, name: &str, arguments: &Value) -> usize {
         self.results_of(name, arguments)

@@ -7,7 +7,7 @@
 //! company named Norrland Timber". When a read-only turn's answer names none
 //! of the records its last read returned, the agent adds them from the
 //! result itself ([`listing`]): one record with its fields, several as a
-//! list of names. Nothing is invented, and a wrong filter shows as the wrong
+//! list of names, `my_tasks` as its overdue and open groups. Nothing is invented, and a wrong filter shows as the wrong
 //! records rather than hiding behind a count.
 //!
 //! Free text (bodies, subjects, notes) is never copied: the answer becomes an
@@ -53,14 +53,14 @@ pub fn listing(tool: &str, result: &Value, answer: &str) -> Option<String> {
     if labels.is_empty() || labels.iter().any(|l| lower.contains(&l.to_lowercase())) {
         return None;
     }
-    Some(render(kind, plural, &records))
+    Some(render(kind, plural, &records, result))
 }
 
 /// Whether [`listing`] shows what `tool` returns: the records a request
 /// asked about come from `list_*` and `get_*`. A lookup's candidates
 /// (`find_records`) are a step on the way, often on words the model made up.
 pub fn lists(tool: &str) -> bool {
-    tool.starts_with("list_") || tool.starts_with("get_")
+    tool.starts_with("list_") || tool.starts_with("get_") || tool == MY_TASKS.0
 }
 
 /// What a read found, in words, when the loop answers for the model (it
@@ -70,22 +70,50 @@ pub fn found(tool: &str, result: &Value) -> Option<String> {
     let (kind, plural) = kind_of(tool)?;
     let records = records(tool, result)?;
     if records.is_empty() {
-        return Some(format!("No {} matched.", plural.replace('_', " ")));
+        return Some(if plural == MY_TASKS.1 {
+            "No open tasks.".to_owned()
+        } else {
+            format!("No {} matched.", plural.replace('_', " "))
+        });
     }
-    Some(render(kind, plural, &records))
+    Some(render(kind, plural, &records, result))
 }
 
-fn render(kind: &str, plural: &str, records: &[&Value]) -> String {
+fn render(kind: &str, plural: &str, records: &[&Value], result: &Value) -> String {
+    if plural == MY_TASKS.1 {
+        return task_groups(result);
+    }
     match records {
         [one] => single(kind, one),
         many => several(kind, plural, many),
     }
 }
 
+/// `my_tasks` and the plural its listing goes by: it answers in two groups.
+const MY_TASKS: (&str, &str) = ("my_tasks", "my tasks");
+
+/// `my_tasks` groups, by the field each sits in: overdue first.
+const TASK_GROUPS: &[(&str, &str)] = &[("overdue", "Overdue"), ("open", "Open")];
+
+/// "Overdue: Send the pen test results (task 59). Open: Call Lumen (task 61)."
+fn task_groups(result: &Value) -> String {
+    TASK_GROUPS
+        .iter()
+        .filter_map(|(key, heading)| {
+            let group: Vec<&Value> = result[*key].as_array()?.iter().collect();
+            (!group.is_empty()).then(|| several("task", heading, &group))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The record kind (`company`) and its plural (`companies`) a tool reads.
 fn kind_of(tool: &str) -> Option<(&str, &str)> {
     if tool == "find_records" {
         return Some(("record", "records"));
+    }
+    if tool == MY_TASKS.0 {
+        return Some(("task", MY_TASKS.1));
     }
     if let Some(plural) = tool.strip_prefix("list_") {
         let kind = match plural {
@@ -108,6 +136,13 @@ fn records<'a>(tool: &str, result: &'a Value) -> Option<Vec<&'a Value>> {
     match list {
         Some(items) => Some(items.iter().collect()),
         None if tool.starts_with("get_") && result["id"].is_i64() => Some(vec![result]),
+        None if tool == MY_TASKS.0 => Some(
+            TASK_GROUPS
+                .iter()
+                .filter_map(|(key, _)| result[*key].as_array())
+                .flatten()
+                .collect(),
+        ),
         None => None,
     }
 }
@@ -283,5 +318,25 @@ mod tests {
             "activity 12: kind email, direction inbound."
         );
         assert_eq!(found("pipeline_summary", &json!({"stages": []})), None);
+    }
+
+    #[test]
+    fn my_tasks_are_listed_overdue_first() {
+        let result = json!({"overdue": [{"id": 59, "title": "Send the pen test results", "due_at": "2026-11-14T17:00:00Z"}],
+                            "open": [{"id": 61, "title": "Call Lumen"}, {"id": 62, "title": "Plan QBR"}]});
+        assert_eq!(
+            listing(
+                "my_tasks",
+                &result,
+                "I'm sorry, but I can't assist with that."
+            )
+            .unwrap(),
+            "Overdue: Send the pen test results (task 59). Open: Call Lumen (task 61), Plan QBR (task 62)."
+        );
+        assert_eq!(listing("my_tasks", &result, "Call Lumen is open."), None);
+        assert_eq!(
+            found("my_tasks", &json!({"overdue": [], "open": []})).unwrap(),
+            "No open tasks."
+        );
     }
 }
