@@ -264,17 +264,19 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     );
     print_counts(&s.store.counts(&s.ctx).await?);
     show_sample(&s).await?;
+    // Indexed before the chat check: `rapport ask` after `demo --no-chat`
+    // answers "what did Acme say…" only from an index that is up to date.
+    let services = if args.no_index {
+        super::chat::tool_services(g, &s.store).await
+    } else {
+        super::memory::indexed_services(g, &s).await?
+    };
     if args.no_chat || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         println!("Chat with it: rapport chat (or rapport ask \"what's overdue for me?\")");
         return Ok(());
     }
     let id = s.ctx.actor_id.context("no acting user")?;
     let user: User = s.store.get(&s.ctx, id).await?;
-    let services = if args.no_index {
-        super::chat::tool_services(g, &s.store).await
-    } else {
-        super::memory::indexed_services(g, &s).await?
-    };
     let agent = super::chat::build_agent(s.store.clone(), services, &args.agent, false).await?;
     super::chat::run_chat(&agent, &user, None).await
 }
