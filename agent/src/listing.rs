@@ -53,14 +53,14 @@ pub fn listing(tool: &str, result: &Value, answer: &str) -> Option<String> {
     if labels.is_empty() || labels.iter().any(|l| lower.contains(&l.to_lowercase())) {
         return None;
     }
-    Some(render(kind, plural, &records, result))
+    Some(render(tool, kind, plural, &records, result))
 }
 
 /// Whether [`listing`] shows what `tool` returns: the records a request
 /// asked about come from `list_*` and `get_*`. A lookup's candidates
 /// (`find_records`) are a step on the way, often on words the model made up.
 pub fn lists(tool: &str) -> bool {
-    tool.starts_with("list_") || tool.starts_with("get_") || tool == MY_TASKS.0
+    tool.starts_with("list_") || tool.starts_with("get_") || tool == MY_TASKS
 }
 
 /// What a read found, in words, when the loop answers for the model (it
@@ -70,17 +70,17 @@ pub fn found(tool: &str, result: &Value) -> Option<String> {
     let (kind, plural) = kind_of(tool)?;
     let records = records(tool, result)?;
     if records.is_empty() {
-        return Some(if plural == MY_TASKS.1 {
+        return Some(if tool == MY_TASKS {
             "No open tasks.".to_owned()
         } else {
             format!("No {} matched.", plural.replace('_', " "))
         });
     }
-    Some(render(kind, plural, &records, result))
+    Some(render(tool, kind, plural, &records, result))
 }
 
-fn render(kind: &str, plural: &str, records: &[&Value], result: &Value) -> String {
-    if plural == MY_TASKS.1 {
+fn render(tool: &str, kind: &str, plural: &str, records: &[&Value], result: &Value) -> String {
+    if tool == MY_TASKS {
         return task_groups(result);
     }
     match records {
@@ -89,8 +89,8 @@ fn render(kind: &str, plural: &str, records: &[&Value], result: &Value) -> Strin
     }
 }
 
-/// `my_tasks` and the plural its listing goes by: it answers in two groups.
-const MY_TASKS: (&str, &str) = ("my_tasks", "my tasks");
+/// The tool that answers in groups ([`TASK_GROUPS`]) rather than one list.
+const MY_TASKS: &str = "my_tasks";
 
 /// `my_tasks` groups, by the field each sits in: overdue first.
 const TASK_GROUPS: &[(&str, &str)] = &[("overdue", "Overdue"), ("open", "Open")];
@@ -112,8 +112,8 @@ fn kind_of(tool: &str) -> Option<(&str, &str)> {
     if tool == "find_records" {
         return Some(("record", "records"));
     }
-    if tool == MY_TASKS.0 {
-        return Some(("task", MY_TASKS.1));
+    if tool == MY_TASKS {
+        return Some(("task", "tasks"));
     }
     if let Some(plural) = tool.strip_prefix("list_") {
         let kind = match plural {
@@ -136,7 +136,7 @@ fn records<'a>(tool: &str, result: &'a Value) -> Option<Vec<&'a Value>> {
     match list {
         Some(items) => Some(items.iter().collect()),
         None if tool.starts_with("get_") && result["id"].is_i64() => Some(vec![result]),
-        None if tool == MY_TASKS.0 => Some(
+        None if tool == MY_TASKS => Some(
             TASK_GROUPS
                 .iter()
                 .filter_map(|(key, _)| result[*key].as_array())
