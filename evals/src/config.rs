@@ -203,13 +203,18 @@ impl AgentSpec {
                     },
                 )
                 .map_err(|e| Error::Model(e.to_string()))?;
-                let mut b = LocalBackend::new(Arc::new(model));
+                let mut b = LocalBackend::new(Arc::new(model))
+                    .sampled(self.temperature.unwrap_or(0.0), SAMPLING_SEED);
                 b.constrained = self.constrained;
                 Ok(Arc::new(b))
             }
         }
     }
 }
+
+/// The first seed of a sampled local arm (`temperature` > 0): fixed, so a
+/// rerun of the same configuration on the same machine draws the same.
+const SAMPLING_SEED: u32 = 0x5eed;
 
 #[cfg(test)]
 mod tests {

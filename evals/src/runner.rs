@@ -170,11 +170,11 @@ impl Harness {
             .collect();
         bar.set_length(jobs.len() as u64);
         let results: Vec<(usize, Trial)> = futures::stream::iter(jobs)
-            .map(|(i, _)| {
+            .map(|(i, n)| {
                 let (_, task) = tasks[i];
                 async move {
                     let trial = self
-                        .trial_with_timeout(task, opts.timeout, opts.postgres.as_deref())
+                        .trial_with_timeout(task, n, opts.timeout, opts.postgres.as_deref())
                         .await;
                     bar.inc(1);
                     bar.set_message(format!("{} {:?}", task.id, trial.status));
@@ -196,14 +196,15 @@ impl Harness {
     async fn trial_with_timeout(
         &self,
         task: &Task,
+        n: usize,
         timeout: Duration,
         postgres: Option<&str>,
     ) -> Trial {
         let started = Instant::now();
         let trial = async {
             match postgres {
-                None => self.trial(task).await,
-                Some(admin) => self.trial_on_postgres(task, admin).await,
+                None => self.trial(task, n).await,
+                Some(admin) => self.trial_on_postgres(task, n, admin).await,
             }
         };
         match tokio::time::timeout(timeout, trial).await {
@@ -220,23 +221,24 @@ impl Harness {
         }
     }
 
-    /// One trial on a fresh SQLite file: the conversation, the grade.
-    pub async fn trial(&self, task: &Task) -> Result<Trial> {
+    /// Trial `n` (from 0) of `task` on a fresh SQLite file: the
+    /// conversation, the grade.
+    pub async fn trial(&self, task: &Task, n: usize) -> Result<Trial> {
         let dir = tempdir()?;
         let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
-        self.trial_on(&store, dir.path(), task).await
+        self.trial_on(&store, dir.path(), task, n).await
     }
 
     /// One trial in a scratch database on the PostgreSQL server `admin_url`
     /// points at, dropped afterwards whatever the outcome.
-    pub async fn trial_on_postgres(&self, task: &Task, admin_url: &str) -> Result<Trial> {
+    pub async fn trial_on_postgres(&self, task: &Task, n: usize, admin_url: &str) -> Result<Trial> {
         use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
         let dir = tempdir()?;
         let name = format!("rapport_eval_{}", hex::encode(rand::random::<[u8; 6]>()));
         let url = create_scratch_database(admin_url, &name).await?;
         let result = async {
             let store = Store::connect(&url).await?;
-            let trial = self.trial_on(&store, dir.path(), task).await;
+            let trial = self.trial_on(&store, dir.path(), task, n).await;
             store.close().await;
             trial
         }
@@ -247,8 +249,14 @@ impl Harness {
         result
     }
 
-    /// One trial on `store` (empty), with `dir` for its search index.
-    async fn trial_on(&self, store: &Store, dir: &std::path::Path, task: &Task) -> Result<Trial> {
+    /// Trial `n` on `store` (empty), with `dir` for its search index.
+    async fn trial_on(
+        &self,
+        store: &Store,
+        dir: &std::path::Path,
+        task: &Task,
+        n: usize,
+    ) -> Result<Trial> {
         let started = Instant::now();
         let store = store.clone();
         let world = setup(&store, task).await?;
@@ -284,7 +292,11 @@ impl Harness {
         };
         services.now = Some(eval_now());
         let registry = Arc::new(Registry::new().with_services(services));
-        let backend = Arc::new(TrialBackend::new(self.mode.clone(), self.prefers_small));
+        let backend = Arc::new(TrialBackend::for_trial(
+            self.mode.clone(),
+            self.prefers_small,
+            n,
+        ));
         let config = self
             .spec
             .agent_config(self.tool_index.clone(), eval_now())?;

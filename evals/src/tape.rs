@@ -18,6 +18,12 @@
 //! `key#n` ([`occurrence_key`]). Recordings made before that (file version 1)
 //! kept one reply per request; their replay serves it for every occurrence.
 //!
+//! A sampled arm (temperature above 0) answers each trial of a task
+//! differently, so its recording keys the second to k-th trials apart
+//! ([`trial_key`]: `key@t2` …). A recording made with one trial per task
+//! (greedy decoding, where every trial is the same run) serves all `k`
+//! trials of a replay from that one.
+//!
 //! A replay run answers from the recording. A request without a recording —
 //! a changed prompt, tool description or schema, or a model answer that
 //! would have led elsewhere — fails the model call and marks the task
@@ -53,6 +59,15 @@ pub fn occurrence_key(key: &str, occurrence: usize) -> String {
     match occurrence {
         0 => key.to_owned(),
         n => format!("{key}#{}", n + 1),
+    }
+}
+
+/// The tape key of a request in trial `trial` (from 0) of a task: the first
+/// trial keeps the key, so recordings of one trial per task read as before.
+pub fn trial_key(key: &str, trial: usize) -> String {
+    match trial {
+        0 => key.to_owned(),
+        n => format!("{key}@t{}", n + 1),
     }
 }
 
@@ -138,6 +153,9 @@ impl Exchange {
 struct TapeFile {
     version: u32,
     model: String,
+    /// Whether trials after the first were recorded under keys of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    per_trial: bool,
     exchanges: BTreeMap<String, Exchange>,
 }
 
@@ -188,12 +206,19 @@ impl Tape {
         self.lock().version
     }
 
-    /// The reply to the `occurrence`-th sending of the request `key` in a
-    /// trial. A version 1 recording has one reply per request and serves it
-    /// every time.
-    pub fn get(&self, key: &str, occurrence: usize) -> Option<Exchange> {
+    /// Whether later trials have replies of their own ([`trial_key`]).
+    pub fn per_trial(&self) -> bool {
+        self.lock().per_trial
+    }
+
+    /// The reply to the `occurrence`-th sending of the request `key` in
+    /// trial `trial` of a task. A version 1 recording has one reply per
+    /// request and serves it every time; a recording without per-trial keys
+    /// serves every trial the first trial's replies.
+    pub fn get(&self, key: &str, occurrence: usize, trial: usize) -> Option<Exchange> {
         let f = self.lock();
-        let at = |k: &str| f.exchanges.get(k).cloned();
+        let trial = if f.per_trial { trial } else { 0 };
+        let at = |k: &str| f.exchanges.get(&trial_key(k, trial)).cloned();
         at(&occurrence_key(key, occurrence)).or_else(|| {
             if f.version < TAPE_VERSION {
                 at(key)
@@ -203,14 +228,17 @@ impl Tape {
         })
     }
 
-    /// Keeps the reply to the `occurrence`-th sending of `key`. Recording
-    /// into a version 1 file upgrades it: its retried requests then replay
-    /// as stale until re-recorded, which shows rather than hides them.
-    pub fn put(&self, key: &str, occurrence: usize, model: &str, x: Exchange) {
+    /// Keeps the reply to the `occurrence`-th sending of `key` in trial
+    /// `trial`. Recording into a version 1 file upgrades it: its retried
+    /// requests then replay as stale until re-recorded, which shows rather
+    /// than hides them.
+    pub fn put(&self, key: &str, occurrence: usize, trial: usize, model: &str, x: Exchange) {
         let mut f = self.lock();
         f.model = model.to_owned();
         f.version = TAPE_VERSION;
-        f.exchanges.insert(occurrence_key(key, occurrence), x);
+        f.per_trial |= trial > 0;
+        f.exchanges
+            .insert(trial_key(&occurrence_key(key, occurrence), trial), x);
     }
 
     /// Writes the file (keys sorted, so a re-recording diffs cleanly).
@@ -405,6 +433,8 @@ impl Mode {
 pub struct TrialBackend {
     mode: Arc<Mode>,
     prefers_small: bool,
+    /// Which trial of its task this is (from 0).
+    trial: usize,
     meter: Mutex<Meter>,
     stale: Mutex<Option<String>>,
     /// How often this trial has sent each request key so far.
@@ -413,9 +443,15 @@ pub struct TrialBackend {
 
 impl TrialBackend {
     pub fn new(mode: Arc<Mode>, prefers_small: bool) -> TrialBackend {
+        TrialBackend::for_trial(mode, prefers_small, 0)
+    }
+
+    /// The backend of trial `trial` (from 0) of a task.
+    pub fn for_trial(mode: Arc<Mode>, prefers_small: bool, trial: usize) -> TrialBackend {
         TrialBackend {
             mode,
             prefers_small,
+            trial,
             meter: Mutex::new(Meter::default()),
             stale: Mutex::new(None),
             sent: Mutex::new(HashMap::new()),
@@ -482,13 +518,13 @@ impl LlmBackend for TrialBackend {
                     let seconds = started.elapsed().as_secs_f64();
                     self.count(&reply, seconds);
                     let x = Exchange::of(&reply, seconds, request);
-                    tape.put(&key, occurrence, &inner.model(), x);
+                    tape.put(&key, occurrence, self.trial, &inner.model(), x);
                     Ok(reply)
                 }
                 Mode::Replay { model, tape } => {
                     let key = request_key(model, request, Utc::now());
                     let occurrence = self.occurrence(&key);
-                    match tape.get(&key, occurrence) {
+                    match tape.get(&key, occurrence, self.trial) {
                         Some(x) => {
                             let reply = x.reply();
                             if !reply.content.is_empty() {
@@ -498,7 +534,7 @@ impl LlmBackend for TrialBackend {
                             Ok(reply)
                         }
                         None => {
-                            let key = occurrence_key(&key, occurrence);
+                            let key = trial_key(&occurrence_key(&key, occurrence), self.trial);
                             let mut s = self.stale.lock().unwrap_or_else(|p| p.into_inner());
                             s.get_or_insert_with(|| key.clone());
                             Err(BackendError::Script(format!(

@@ -198,6 +198,60 @@ async fn a_request_sent_twice_replays_both_replies_in_order() {
     assert_eq!(trial.complete(&request, &|_| {}).await.unwrap(), first);
 }
 
+/// A sampled arm answers each trial of a task its own way: a recording of
+/// k trials keeps every trial's replies and replays each to its own trial;
+/// a recording of one trial (greedy) serves all of them.
+#[tokio::test]
+async fn each_trial_of_a_sampled_arm_replays_its_own_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let request = LlmRequest {
+        messages: vec![ChatMessage::user("Add Globex")],
+        ..Default::default()
+    };
+    let model: Arc<dyn LlmBackend> =
+        Arc::new(ScriptedBackend::new().say("first trial").say("second trial"));
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    let mode = Arc::new(Mode::Record(model, tape.clone()));
+    let first = TrialBackend::for_trial(mode.clone(), false, 0);
+    let second = TrialBackend::for_trial(mode, false, 1);
+    assert_eq!(first.complete(&request, &|_| {}).await.unwrap().content, "first trial");
+    assert_eq!(second.complete(&request, &|_| {}).await.unwrap().content, "second trial");
+    assert!(tape.per_trial());
+    tape.save().unwrap();
+
+    let replay = |trial: usize| {
+        TrialBackend::for_trial(
+            Arc::new(Mode::Replay {
+                model: "scripted".into(),
+                tape: Arc::new(Tape::open(&path).unwrap()),
+            }),
+            false,
+            trial,
+        )
+    };
+    let reply = |n: usize| {
+        let backend = replay(n);
+        let request = request.clone();
+        async move { backend.complete(&request, &|_| {}).await }
+    };
+    assert_eq!(reply(0).await.unwrap().content, "first trial");
+    assert_eq!(reply(1).await.unwrap().content, "second trial");
+    let third = reply(2).await.unwrap_err();
+    assert!(third.to_string().contains("@t3"), "{third}");
+
+    // One trial recorded (greedy): every trial replays it.
+    let mut one: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    one.as_object_mut().unwrap().remove("per_trial");
+    one["exchanges"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| !k.contains("@t"));
+    std::fs::write(&path, one.to_string()).unwrap();
+    assert_eq!(reply(3).await.unwrap().content, "first trial");
+}
+
 const REPEATED_DELETE: &str = r#"
 suite: tiny
 tasks:

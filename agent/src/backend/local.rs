@@ -1,12 +1,16 @@
 //! The local GGUF chat model (llama.cpp, in process) as a backend.
 //!
-//! Generation is greedy (deterministic, as evals need) and, by default,
-//! schema-constrained so that a small model's tool calls parse and validate.
+//! Generation is greedy by default (deterministic, as evals need) or sampled
+//! ([`LocalBackend::sampled`]: temperature and top-p, a new seed per request,
+//! so repeated trials of an eval task differ and pass^k means something) and,
+//! by default, schema-constrained so that a small model's tool calls parse
+//! and validate.
 //! The model keeps its KV cache between requests, so the system prompt and
 //! tools — rendered identically turn after turn — are evaluated once, and
 //! [`LlmBackend::warm`] evaluates them before the first request arrives.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rapport_models::llm::{
     ChatModel, ChatRequest, ContextPolicy, Event, GenerateOptions, Sampling, ToolChoice,
@@ -21,6 +25,11 @@ pub struct LocalBackend {
     pub constrained: bool,
     /// Most tokens per reply.
     pub max_tokens: usize,
+    /// How tokens are picked; a sampled setting's seed is the first request's.
+    sampling: Sampling,
+    /// Requests answered so far: a sampled request's seed is the base seed
+    /// plus this, so no two requests draw the same random stream.
+    requests: AtomicU32,
 }
 
 impl LocalBackend {
@@ -29,6 +38,38 @@ impl LocalBackend {
             model,
             constrained: true,
             max_tokens: 384,
+            sampling: Sampling::Greedy,
+            requests: AtomicU32::new(0),
+        }
+    }
+
+    /// Samples at `temperature` with top-p 0.95 from `seed` onwards instead
+    /// of decoding greedily; a temperature of 0 stays greedy.
+    pub fn sampled(mut self, temperature: f32, seed: u32) -> Self {
+        if temperature > 0.0 {
+            self.sampling = Sampling::Sampled {
+                temperature,
+                top_p: 0.95,
+                seed,
+            };
+        }
+        self
+    }
+
+    /// The sampling of the next request.
+    fn next_sampling(&self) -> Sampling {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        match self.sampling {
+            Sampling::Sampled {
+                temperature,
+                top_p,
+                seed,
+            } => Sampling::Sampled {
+                temperature,
+                top_p,
+                seed: seed.wrapping_add(n),
+            },
+            greedy => greedy,
         }
     }
 
@@ -72,7 +113,7 @@ impl LlmBackend for LocalBackend {
                 .with_tools(request.tools.clone(), request.tool_choice.clone())
                 .with_options(GenerateOptions {
                     max_tokens: Some(request.max_tokens.map_or(self.max_tokens, |n| n as usize)),
-                    sampling: Sampling::Greedy,
+                    sampling: self.next_sampling(),
                     constrained: self.constrained,
                     context_policy: ContextPolicy::TrimOldest,
                     withheld_tools: request.withheld.clone(),
