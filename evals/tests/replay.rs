@@ -209,14 +209,23 @@ async fn each_trial_of_a_sampled_arm_replays_its_own_replies() {
         messages: vec![ChatMessage::user("Add Globex")],
         ..Default::default()
     };
-    let model: Arc<dyn LlmBackend> =
-        Arc::new(ScriptedBackend::new().say("first trial").say("second trial"));
+    let model: Arc<dyn LlmBackend> = Arc::new(
+        ScriptedBackend::new()
+            .say("first trial")
+            .say("second trial"),
+    );
     let tape = Arc::new(Tape::open(&path).unwrap());
     let mode = Arc::new(Mode::Record(model, tape.clone()));
     let first = TrialBackend::for_trial(mode.clone(), false, 0);
     let second = TrialBackend::for_trial(mode, false, 1);
-    assert_eq!(first.complete(&request, &|_| {}).await.unwrap().content, "first trial");
-    assert_eq!(second.complete(&request, &|_| {}).await.unwrap().content, "second trial");
+    assert_eq!(
+        first.complete(&request, &|_| {}).await.unwrap().content,
+        "first trial"
+    );
+    assert_eq!(
+        second.complete(&request, &|_| {}).await.unwrap().content,
+        "second trial"
+    );
     assert!(tape.per_trial());
     tape.save().unwrap();
 
