@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rapport_crm::model::{AgentSession, Proposal, ProposalStatus, Role, User};
 use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, RecordType, Source, Store};
 use rapport_models::llm::{ChatMessage, Role as MsgRole, ToolCall, ToolChoice, ToolSpec};
@@ -651,11 +651,19 @@ impl Agent {
                 self.record_result(t, &call, Ok(&note), false).await?;
                 continue;
             }
+            if let Some(done) = self.same_text_write(log, &call) {
+                repeated = Some(done_answer(&call, &done.content, false));
+                let note = json!({"already_done": true, "note": REPEATED_TEXT});
+                self.record_result(t, &call, Ok(&note), false).await?;
+                continue;
+            }
             let mut notes = resolve_invented_ids(&mut call, &known, &log.turn_mentions);
             let dropped = self.drop_invented_ids(&mut call, &known);
             if !dropped.is_empty() {
                 notes.push(left_out(&dropped));
             }
+            let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
+            notes.extend(drop_unasked_window(&mut call, log.turn_request(), today));
             match self.check_call(t, &call, log, &known) {
                 Err(mut e) => {
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
@@ -697,8 +705,7 @@ impl Agent {
                         .call(&self.store, &t.caller, &call.name, call.arguments.clone())
                         .await;
                     if let Ok(v) = &result {
-                        tainted |=
-                            history::ok_content(v, usize::MAX).starts_with(history::DATA_OPEN);
+                        tainted |= history::carries_outside_text(v, &call.arguments);
                     }
                     if let Ok(v) = &result
                         && effect != rapport_tools::Effect::Read
@@ -723,6 +730,17 @@ impl Agent {
             spent,
             wrote,
         })
+    }
+
+    /// An earlier success of this turn that `call` repeats with only ids or
+    /// numbers changed, if `call` creates records and the request did not
+    /// ask for several ("a task for Dana and one for Marcus" is two tasks).
+    fn same_text_write<'l>(&self, log: &'l Log, call: &ToolCall) -> Option<&'l ChatMessage> {
+        let creates = call.name == "log_activity" || call.name.starts_with("create_");
+        if !creates || confirm::asks_for_several(log.turn_request()) {
+            return None;
+        }
+        log.same_text_success_of(&call.name, &call.arguments)
     }
 
     /// Whether the tool of this name changes records.
@@ -1100,6 +1118,8 @@ fn parrots(answer: &str, request: &str) -> bool {
 const LINKED_HINT: &str = "candidates lists the records of the right type linked to the one you named: call again with the id of the one the user means, or look it up with find_records";
 
 const REPEATED_READ: &str = "this exact call already ran; its result is above. Use it: make the next call the request needs with the ids it gave, or answer.";
+/// What a write that repeats an earlier one's text is answered with.
+const REPEATED_TEXT: &str = "a call with this same text already ran in this turn; its result is above. Do not write it again: answer the user now.";
 /// What a repeated write (or a read repeated again) is answered with.
 const REPEATED_WRITE: &str =
     "this exact call already ran; its result is above. Answer the user now.";
@@ -1172,6 +1192,27 @@ fn left_out(dropped: &[String]) -> String {
         "left out {}: not ids from this conversation (look ids up with find_records)",
         dropped.join(", ")
     )
+}
+
+/// The date-window arguments of a search, left out when the request says
+/// nothing about when ([`dates::names_a_time`]): a window the model made up
+/// hides every hit outside it. Returns the note for the model.
+fn drop_unasked_window(call: &mut ToolCall, request: &str, today: NaiveDate) -> Option<String> {
+    const WINDOW: [&str; 2] = ["since", "until"];
+    if call.name != "search_interactions" || dates::names_a_time(request, today) {
+        return None;
+    }
+    let args = call.arguments.as_object_mut()?;
+    let dropped: Vec<&str> = WINDOW
+        .into_iter()
+        .filter(|k| args.remove(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "left out {}: the request gives no dates, so the search covers all time",
+            dropped.join(", ")
+        )
+    })
 }
 
 /// A result with notes on the id arguments that were replaced or left out.
@@ -1378,6 +1419,31 @@ pub(crate) fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_window_the_request_did_not_ask_for_is_left_out() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        let search = |args: Value| ToolCall {
+            id: "c".into(),
+            name: "search_interactions".into(),
+            arguments: args,
+        };
+        let invented = json!({"query": "contract", "since": "2026-11-02T14:00:00Z", "until": "2026-11-02T15:00:00Z"});
+        let mut c = search(invented.clone());
+        let note = drop_unasked_window(&mut c, "What did Acme say about the contract?", today);
+        assert_eq!(c.arguments, json!({"query": "contract"}));
+        assert!(note.unwrap().contains("since, until"));
+        // Asked for: kept.
+        let mut c = search(invented.clone());
+        assert!(drop_unasked_window(&mut c, "What did Acme say last week?", today).is_none());
+        assert_eq!(c.arguments, invented);
+        // Other tools are not touched.
+        let mut c = ToolCall {
+            name: "list_activities".into(),
+            ..search(invented.clone())
+        };
+        assert!(drop_unasked_window(&mut c, "the contract", today).is_none());
+    }
 
     #[test]
     fn invented_ids_are_left_out_of_nested_objects_too() {

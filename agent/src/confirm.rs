@@ -37,7 +37,7 @@ const OTHER_ASKS: &[&str] = &["give", "open", "check", "answer", "explain", "sum
 /// several records ("update both").
 pub fn single_action(request: &str) -> bool {
     let lower = request.to_lowercase();
-    if words(&lower).iter().any(|w| MANY.contains(w)) {
+    if asks_for_several(&lower) {
         return false;
     }
     let actions = clauses(&lower)
@@ -50,6 +50,14 @@ pub fn single_action(request: &str) -> bool {
         })
         .count();
     actions <= 1
+}
+
+/// Whether `request` asks for more than one record ("update both", "a task
+/// for each").
+pub fn asks_for_several(request: &str) -> bool {
+    words(&request.to_lowercase())
+        .iter()
+        .any(|w| MANY.contains(w))
 }
 
 /// The request cut at punctuation and at the words that join actions.

@@ -70,6 +70,26 @@ pub fn note(text: &str, today: NaiveDate) -> Option<String> {
     Some(format!("(Dates in this request: {}.)", parts.join("; ")))
 }
 
+/// Words that ask for a time window without a phrase [`resolve`] reads.
+const WINDOW_WORDS: &[&str] = &[
+    "since", "before", "after", "between", "until", "recent", "recently", "latest", "ago", "when",
+    "date", "dated", "during",
+];
+
+/// Whether `text` says anything about when: a phrase [`resolve`] reads, a
+/// year or an ISO date, or a word that asks for a window ("since", "recent").
+/// A search the request gave no such word has no business with a date
+/// window: a 0.5B model asked "what did Acme say about the contract?" searched
+/// only today 14:00–15:00 and found nothing.
+pub fn names_a_time(text: &str, today: NaiveDate) -> bool {
+    let words = words(text);
+    !resolve(text, today).is_empty()
+        || words.iter().any(|w| {
+            WINDOW_WORDS.contains(&w.as_str())
+                || (w.len() == 4 && w.starts_with("20") && w.chars().all(|c| c.is_ascii_digit()))
+        })
+}
+
 fn describe(when: When) -> String {
     match when {
         When::Day(d) => format!("{} ({})", d.format("%Y-%m-%d"), d.format("%A")),
@@ -335,6 +355,23 @@ fn nearest_month(today: NaiveDate, m: u32) -> When {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_without_dates_names_no_time() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        assert!(!names_a_time(
+            "What did Acme Logistics say about the contract?",
+            today
+        ));
+        assert!(!names_a_time(
+            "What did they say about the 5% discount?",
+            today
+        ));
+        assert!(names_a_time("What did Acme say last week?", today));
+        assert!(names_a_time("Emails from Acme since 2026-10-01", today));
+        assert!(names_a_time("Anything recent from Globex?", today));
+        assert!(names_a_time("What did Dana say in October?", today));
+    }
+
     use super::*;
 
     /// The eval's "today": Monday 2 November 2026.
