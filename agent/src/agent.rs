@@ -664,6 +664,7 @@ impl Agent {
             }
             let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
             notes.extend(drop_unasked_window(&mut call, log.turn_request(), today));
+            notes.extend(drop_unsaid_details(&mut call, &log.said()));
             match self.check_call(t, &call, log, &known) {
                 Err(mut e) => {
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
@@ -1215,6 +1216,121 @@ fn drop_unasked_window(call: &mut ToolCall, request: &str, today: NaiveDate) -> 
     })
 }
 
+/// The fields of a create or update whose value is a fact about the world the
+/// model cannot know unless the conversation showed it. Constrained by a
+/// schema that lists every field, the 0.5B model filled them all: asked to
+/// "create a contact: Jane Doe, email jane.doe@acme.com" it also wrote phone
+/// 123-456-7890 and title "Software Engineer"; asked for a company's domain
+/// it set employees and revenue to 0. Names count on updates only (a create
+/// needs one; an update renamed a company "company 4"). Enums and dates are
+/// left alone: "disqualify" gives `disqualified`, "next Friday" a date.
+fn given_only(tool: &str) -> &'static [&'static str] {
+    match tool {
+        "create_contact" => &["email", "phone", "title"],
+        "update_contact" => &["first_name", "last_name", "email", "phone", "title"],
+        "create_lead" => &["email", "title", "company_name", "source"],
+        "update_lead" => &["name", "email", "title", "company_name", "source"],
+        "create_company" => &[
+            "domain",
+            "industry",
+            "employees",
+            "annual_revenue",
+            "country",
+            "city",
+        ],
+        "update_company" => &[
+            "name",
+            "domain",
+            "industry",
+            "employees",
+            "annual_revenue",
+            "country",
+            "city",
+        ],
+        _ => &[],
+    }
+}
+
+/// Leaves out of a create or update the fields of [`given_only`] whose value
+/// does not appear in what the conversation showed (`said`, lowercased:
+/// [`Log::said`]): text as a substring, a phone number by its digits, a
+/// number as a figure ("48 million", "$1.2M", "1,300"). Returns the note for
+/// the model.
+fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Option<String> {
+    let fields = given_only(&call.name);
+    let args = call.arguments.as_object_mut()?;
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let said_digits = digits(said);
+    let figures = figures_in(said);
+    // A value of the wrong type is left for validation to answer.
+    let figure_field = |key: &str| matches!(key, "employees" | "annual_revenue");
+    let shown = |key: &str, value: &Value| match value {
+        Value::String(v) if !figure_field(key) => {
+            let v = v.trim().to_lowercase();
+            let d = digits(&v);
+            v.is_empty()
+                || said.contains(&v)
+                || (key == "phone" && d.len() >= 4 && said_digits.contains(&d))
+        }
+        Value::Number(n) if figure_field(key) => n.as_f64().is_some_and(|x| {
+            figures
+                .iter()
+                .any(|f| (f - x).abs() <= 1e-9 * x.abs().max(1.0))
+        }),
+        _ => true,
+    };
+    let dropped: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|k| args.get(*k).is_some_and(|v| !shown(k, v)))
+        .collect();
+    for k in &dropped {
+        args.remove(*k);
+    }
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "left out {}: the user did not give them; ask if they are needed",
+            dropped.join(", ")
+        )
+    })
+}
+
+/// The figures written in `text`, with their scale words applied: "48
+/// million" gives 48 and 48000000, "$1.2M" 1.2 and 1200000, "1,300" 1300.
+fn figures_in(text: &str) -> Vec<f64> {
+    fn scale(word: &str) -> Option<f64> {
+        match word {
+            "k" | "thousand" => Some(1e3),
+            "m" | "mm" | "mn" | "million" | "millions" => Some(1e6),
+            "b" | "bn" | "billion" | "billions" => Some(1e9),
+            _ => None,
+        }
+    }
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "()[]{};:!?\"'".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let w = w
+            .trim_start_matches(['$', '€', '£', '~'])
+            .trim_end_matches(['.', ',']);
+        let w = w.replace(',', "");
+        let end = w
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(w.len());
+        let Ok(x) = w[..end].parse::<f64>() else {
+            continue;
+        };
+        out.push(x);
+        let next = words.get(i + 1).map(|n| n.trim_end_matches(['.', ',']));
+        if let Some(m) = scale(&w[end..]).or_else(|| next.and_then(scale)) {
+            out.push(x * m);
+        }
+    }
+    out
+}
+
 /// A result with notes on the id arguments that were replaced or left out.
 fn noted(mut result: Value, notes: &[String]) -> Value {
     if !notes.is_empty() && result.is_object() {
@@ -1419,6 +1535,65 @@ pub(crate) fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_details_the_user_did_not_give_are_left_out() {
+        let said =
+            "create a contact: jane doe, email jane.doe@acme.com, call her on +1 (555) 010-2030";
+        let mut c = ToolCall {
+            id: "c".into(),
+            name: "create_contact".into(),
+            arguments: json!({"first_name": "Jane", "last_name": "Doe",
+                "email": "Jane.Doe@acme.com", "phone": "555-010-2030",
+                "title": "Software Engineer", "city": ""}),
+        };
+        let note = drop_unsaid_details(&mut c, said).unwrap();
+        assert_eq!(note.split(':').next(), Some("left out title"));
+        assert_eq!(
+            c.arguments,
+            json!({"first_name": "Jane", "last_name": "Doe",
+                "email": "Jane.Doe@acme.com", "phone": "555-010-2030", "city": ""})
+        );
+        // An invented phone number goes; a title the user said stays.
+        let mut c = ToolCall {
+            name: "update_contact".into(),
+            arguments: json!({"id": 3, "phone": "123-456-7890", "title": "VP Sales"}),
+            ..c
+        };
+        let note = drop_unsaid_details(&mut c, "make dana vp sales");
+        assert!(note.unwrap().starts_with("left out phone"));
+        assert_eq!(c.arguments, json!({"id": 3, "title": "VP Sales"}));
+        // Figures count as written, with their scale; names only on updates.
+        let mut c = ToolCall {
+            name: "update_company".into(),
+            arguments: json!({"id": 4, "name": "company 4", "annual_revenue": 48000000,
+                "employees": 0, "domain": "norrland.se"}),
+            ..c
+        };
+        let said = "halden's revenue is about 48 million; domain norrland.se";
+        assert_eq!(
+            drop_unsaid_details(&mut c, said).unwrap().split(':').next(),
+            Some("left out name, employees")
+        );
+        assert_eq!(
+            c.arguments,
+            json!({"id": 4, "annual_revenue": 48000000, "domain": "norrland.se"})
+        );
+        let figures = figures_in("about 240 people, $1.2m revenue, 1,300 seats");
+        for x in [240.0, 1.2, 1_200_000.0, 1300.0] {
+            assert!(
+                figures.iter().any(|f| (f - x).abs() < 1e-6),
+                "{x} in {figures:?}"
+            );
+        }
+        // Other tools' titles (a task's) are the model's words to choose.
+        let mut c = ToolCall {
+            name: "create_task".into(),
+            arguments: json!({"title": "Send the IT pack"}),
+            ..c
+        };
+        assert!(drop_unsaid_details(&mut c, "remind me to send it").is_none());
+    }
 
     #[test]
     fn a_search_window_the_request_did_not_ask_for_is_left_out() {

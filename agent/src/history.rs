@@ -127,6 +127,18 @@ impl Log {
             .collect()
     }
 
+    /// Everything the session has shown the model as given, lowercased: the
+    /// user's messages and the tool results. A contact detail a write names
+    /// must appear in it ([`crate::agent`]'s `drop_unsaid_details`).
+    pub fn said(&self) -> String {
+        self.messages
+            .iter()
+            .filter(|m| matches!(m.role, Role::User | Role::Tool))
+            .map(|m| m.content.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Whether any call of the current turn has a result yet.
     pub fn turn_has_results(&self) -> bool {
         self.turn().iter().any(|m| m.role == Role::Tool)

@@ -73,6 +73,10 @@ async fn the_local_model_creates_a_contact_and_answers_about_it() {
         .items;
     assert_eq!(found.len(), 1, "the contact was created: {out:?}");
     assert_eq!(found[0].first_name, "Jane");
+    // Details the request did not give are not made up (the model fills
+    // every field of the schema; the loop leaves those out).
+    assert_eq!(found[0].phone, None, "{out:?}");
+    assert_eq!(found[0].title, None, "{out:?}");
     assert!(matches!(out, TurnOutcome::Answer(_)), "{out:?}");
     let entries = db
         .store
