@@ -664,7 +664,7 @@ impl Agent {
             }
             let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
             notes.extend(drop_unasked_window(&mut call, log.turn_request(), today));
-            notes.extend(drop_unsaid_details(&mut call, &log.said()));
+            let unsaid = drop_unsaid_details(&mut call, &log.said());
             match self.check_call(t, &call, log, &known) {
                 Err(mut e) => {
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
@@ -678,6 +678,7 @@ impl Agent {
                             e.hint = Some(LINKED_HINT.to_owned());
                         }
                     }
+                    notes.extend(unsaid_note(&unsaid));
                     let e = noted_error(e, &notes);
                     self.record_result(t, &call, Err(&e), false).await?
                 }
@@ -714,8 +715,17 @@ impl Agent {
                         && pending.len() == 1
                         && first_write
                     {
-                        wrote = Some(confirm::confirmation(&call.name, &call.arguments, v));
+                        // Details left out are told, not a reason to ask again.
+                        let done = confirm::confirmation(&call.name, &call.arguments, v);
+                        wrote = Some(match unsaid.is_empty() {
+                            true => done,
+                            false => format!(
+                                "{done} Not filled in, as not given: {}.",
+                                unsaid.join(", ")
+                            ),
+                        });
                     }
+                    notes.extend(unsaid_note(&unsaid));
                     let result = result
                         .map(|v| noted(v, &notes))
                         .map_err(|e| noted_error(e, &notes));
@@ -1254,23 +1264,30 @@ fn given_only(tool: &str) -> &'static [&'static str] {
 /// Leaves out of a create or update the fields of [`given_only`] whose value
 /// does not appear in what the conversation showed (`said`, lowercased:
 /// [`Log::said`]): text as a substring, a phone number by its digits, a
-/// number as a figure ("48 million", "$1.2M", "1,300"). Returns the note for
-/// the model.
-fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Option<String> {
+/// number as a figure ("48 million", "$1.2M", "1,300"). Returns the fields
+/// left out.
+fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Vec<&'static str> {
     let fields = given_only(&call.name);
-    let args = call.arguments.as_object_mut()?;
-    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    let said_digits = digits(said);
+    let Some(args) = call.arguments.as_object_mut() else {
+        return Vec::new();
+    };
     let figures = figures_in(said);
     // A value of the wrong type is left for validation to answer.
     let figure_field = |key: &str| matches!(key, "employees" | "annual_revenue");
+    let phones = phones_in(said);
     let shown = |key: &str, value: &Value| match value {
         Value::String(v) if !figure_field(key) => {
             let v = v.trim().to_lowercase();
-            let d = digits(&v);
-            v.is_empty()
-                || said.contains(&v)
-                || (key == "phone" && d.len() >= 4 && said_digits.contains(&d))
+            match key {
+                _ if v.is_empty() => true,
+                // "Austin" is no domain, even if the user said it.
+                "domain" => v.contains('.') && !v.contains(' ') && said.contains(&v),
+                "phone" => {
+                    let d = digits(&v);
+                    d.len() >= 7 && phones.iter().any(|p| p.ends_with(&d))
+                }
+                _ => said.contains(&v),
+            }
         }
         Value::Number(n) if figure_field(key) => n.as_f64().is_some_and(|x| {
             figures
@@ -1287,12 +1304,33 @@ fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Option<String> {
     for k in &dropped {
         args.remove(*k);
     }
+    dropped
+}
+
+/// The note for the model on the details [`drop_unsaid_details`] left out.
+fn unsaid_note(dropped: &[&str]) -> Option<String> {
     (!dropped.is_empty()).then(|| {
         format!(
             "left out {}: the user did not give them; ask if they are needed",
             dropped.join(", ")
         )
     })
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The digits of each run of `text` that can be a phone number: digits with
+/// the spaces, dashes, dots, brackets and plus signs between them, at least
+/// seven digits long ("+1 (512) 555-0199" gives 15125550199). A number the
+/// model writes counts as given when one of these ends with its digits, so
+/// "512-555-0199" matches but "1234" (the end of "+49 30 555 01234") does not.
+fn phones_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || " +-().".contains(c)))
+        .map(digits)
+        .filter(|d| d.len() >= 7)
+        .collect()
 }
 
 /// The figures written in `text`, with their scale words applied: "48
@@ -1547,8 +1585,7 @@ mod tests {
                 "email": "Jane.Doe@acme.com", "phone": "555-010-2030",
                 "title": "Software Engineer", "city": ""}),
         };
-        let note = drop_unsaid_details(&mut c, said).unwrap();
-        assert_eq!(note.split(':').next(), Some("left out title"));
+        assert_eq!(drop_unsaid_details(&mut c, said), ["title"]);
         assert_eq!(
             c.arguments,
             json!({"first_name": "Jane", "last_name": "Doe",
@@ -1560,8 +1597,7 @@ mod tests {
             arguments: json!({"id": 3, "phone": "123-456-7890", "title": "VP Sales"}),
             ..c
         };
-        let note = drop_unsaid_details(&mut c, "make dana vp sales");
-        assert!(note.unwrap().starts_with("left out phone"));
+        assert_eq!(drop_unsaid_details(&mut c, "make dana vp sales"), ["phone"]);
         assert_eq!(c.arguments, json!({"id": 3, "title": "VP Sales"}));
         // Figures count as written, with their scale; names only on updates.
         let mut c = ToolCall {
@@ -1571,13 +1607,29 @@ mod tests {
             ..c
         };
         let said = "halden's revenue is about 48 million; domain norrland.se";
-        assert_eq!(
-            drop_unsaid_details(&mut c, said).unwrap().split(':').next(),
-            Some("left out name, employees")
-        );
+        assert_eq!(drop_unsaid_details(&mut c, said), ["name", "employees"]);
         assert_eq!(
             c.arguments,
             json!({"id": 4, "annual_revenue": 48000000, "domain": "norrland.se"})
+        );
+        // Part of a number the user gave is not that number; a city is no domain.
+        let mut c = ToolCall {
+            name: "create_contact".into(),
+            arguments: json!({"first_name": "Jonas", "phone": "1234"}),
+            ..c
+        };
+        assert_eq!(
+            drop_unsaid_details(&mut c, "jonas weber, +49 30 555 01234"),
+            ["phone"]
+        );
+        let mut c = ToolCall {
+            name: "create_company".into(),
+            arguments: json!({"name": "Kestrel", "domain": "Austin", "city": "Austin"}),
+            ..c
+        };
+        assert_eq!(
+            drop_unsaid_details(&mut c, "kestrel (kestrel.ai), based in austin"),
+            ["domain"]
         );
         let figures = figures_in("about 240 people, $1.2m revenue, 1,300 seats");
         for x in [240.0, 1.2, 1_200_000.0, 1300.0] {
@@ -1592,7 +1644,7 @@ mod tests {
             arguments: json!({"title": "Send the IT pack"}),
             ..c
         };
-        assert!(drop_unsaid_details(&mut c, "remind me to send it").is_none());
+        assert!(drop_unsaid_details(&mut c, "remind me to send it").is_empty());
     }
 
     #[test]

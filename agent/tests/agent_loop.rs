@@ -1101,7 +1101,13 @@ async fn a_request_one_write_did_is_answered_from_its_result(store: &Store) {
             ("find_records", json!({"query": "Hooli"})),
         ])
         .call("create_company", json!({"name": "Hooli Labs"}))
-        .say("Hooli and Hooli Labs are in.");
+        .say("Hooli and Hooli Labs are in.")
+        // Details the user did not give are left out and told, not asked about.
+        .call(
+            "create_contact",
+            json!({"first_name": "Jane", "last_name": "Doe", "email": "jane@acme.com",
+                   "phone": "123-456-7890", "title": "Software Engineer"}),
+        );
     let config = AgentConfig {
         confirm_writes: true,
         max_steps: 4,
@@ -1150,8 +1156,26 @@ async fn a_request_one_write_did_is_answered_from_its_result(store: &Store) {
         out,
         TurnOutcome::Answer("Hooli and Hooli Labs are in.".into())
     );
+    let out = send(&agent, s.id, &fx.rep, "Add Jane Doe, jane@acme.com").await;
+    let TurnOutcome::Answer(text) = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        text.ends_with("Not filled in, as not given: phone, title."),
+        "{text}"
+    );
+    let jane = store
+        .list::<Contact>(
+            &fx.admin_ctx(),
+            &ListQuery::filtered(Filter::eq("email", "jane@acme.com")),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!((jane.phone, jane.title), (None, None));
     assert_eq!(backend.remaining(), 0);
-    assert_eq!(backend.requests().len(), 8);
+    assert_eq!(backend.requests().len(), 9);
 }
 
 async fn relative_dates_reach_the_model_worked_out_and_apologies_are_not_written(store: &Store) {
