@@ -1234,30 +1234,30 @@ fn drop_unasked_window(call: &mut ToolCall, request: &str, today: NaiveDate) -> 
 /// it set employees and revenue to 0. Names count on updates only (a create
 /// needs one; an update renamed a company "company 4"). Enums and dates are
 /// left alone: "disqualify" gives `disqualified`, "next Friday" a date.
-fn given_only(tool: &str) -> &'static [&'static str] {
-    match tool {
-        "create_contact" => &["email", "phone", "title"],
-        "update_contact" => &["first_name", "last_name", "email", "phone", "title"],
-        "create_lead" => &["email", "title", "company_name", "source"],
-        "update_lead" => &["name", "email", "title", "company_name", "source"],
-        "create_company" => &[
-            "domain",
-            "industry",
-            "employees",
-            "annual_revenue",
-            "country",
-            "city",
-        ],
-        "update_company" => &[
-            "name",
-            "domain",
-            "industry",
-            "employees",
-            "annual_revenue",
-            "country",
-            "city",
-        ],
-        _ => &[],
+fn given_only(tool: &str) -> Vec<&'static str> {
+    let Some((verb, record)) = tool.split_once('_') else {
+        return Vec::new();
+    };
+    let (names, details): (&[&'static str], &[&'static str]) = match record {
+        "contact" => (&["first_name", "last_name"], &["email", "phone", "title"]),
+        "lead" => (&["name"], &["email", "title", "company_name", "source"]),
+        "company" => (
+            &["name"],
+            &[
+                "domain",
+                "industry",
+                "employees",
+                "annual_revenue",
+                "country",
+                "city",
+            ],
+        ),
+        _ => return Vec::new(),
+    };
+    match verb {
+        "create" => details.to_vec(),
+        "update" => names.iter().chain(details).copied().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -1296,9 +1296,8 @@ fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Vec<&'static str> {
         }),
         _ => true,
     };
-    let dropped: Vec<&str> = fields
-        .iter()
-        .copied()
+    let dropped: Vec<&'static str> = fields
+        .into_iter()
         .filter(|k| args.get(*k).is_some_and(|v| !shown(k, v)))
         .collect();
     for k in &dropped {
