@@ -390,3 +390,41 @@ async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
     .unwrap();
     (baseline, current)
 }
+
+/// The committed k = 4 recording of the sampled arm on the live subset
+/// replays each trial from its own replies (`KEY@tN`) to the committed
+/// report's grades, trial by trial, with nothing stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sampled_arm_replays_its_four_trials_per_task() {
+    let spec = AgentSpec::load(&repo().join("agents/qwen05-sampled.toml")).unwrap();
+    let recorded = Report::load(&repo().join("reports/qwen05-sampled-live-k4.json")).unwrap();
+    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
+    let opts = RunOptions {
+        only: recorded.tasks.iter().map(|t| t.id.clone()).collect(),
+        k: 4,
+        jobs: 2,
+        ..RunOptions::default()
+    };
+    let current = rapport_evals::run(
+        &spec,
+        &suites,
+        &opts,
+        &Recording::Replay(repo().join("recordings")),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let trials = |r: &Report| -> Vec<(String, Vec<Status>)> {
+        let mut v: Vec<_> = r
+            .tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.trials.iter().map(|x| x.status).collect()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(trials(&current), trials(&recorded));
+    let passk = |r: &Report| r.summary.passk.as_ref().map(|e| e.value);
+    assert_eq!(passk(&current), passk(&recorded));
+    assert!(passk(&current).is_some());
+}
