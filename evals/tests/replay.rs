@@ -365,9 +365,7 @@ async fn committed_recordings_replay_the_same_on_postgresql() {
 /// The committed baseline, and a replay of its graded tasks from the
 /// committed recordings (on SQLite, or on PostgreSQL at `postgres`).
 async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
-    let spec = AgentSpec::load(&repo().join("agents/qwen05-constrained.toml")).unwrap();
     let baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
-    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
     let opts = RunOptions {
         only: baseline
             .tasks
@@ -379,16 +377,26 @@ async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
         postgres,
         ..RunOptions::default()
     };
-    let current = rapport_evals::run(
+    (
+        baseline,
+        replay_committed("qwen05-constrained", &opts).await,
+    )
+}
+
+/// A replay of the shipped suites by the committed arm `arm`
+/// (`agents/ARM.toml`) from the committed recordings.
+async fn replay_committed(arm: &str, opts: &RunOptions) -> Report {
+    let spec = AgentSpec::load(&repo().join(format!("agents/{arm}.toml"))).unwrap();
+    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
+    rapport_evals::run(
         &spec,
         &suites,
-        &opts,
+        opts,
         &Recording::Replay(repo().join("recordings")),
         &ProgressBar::hidden(),
     )
     .await
-    .unwrap();
-    (baseline, current)
+    .unwrap()
 }
 
 /// The committed k = 4 recording of the sampled arm on the live subset
@@ -396,24 +404,14 @@ async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
 /// report's grades, trial by trial, with nothing stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_arm_replays_its_four_trials_per_task() {
-    let spec = AgentSpec::load(&repo().join("agents/qwen05-sampled.toml")).unwrap();
     let recorded = Report::load(&repo().join("reports/qwen05-sampled-live-k4.json")).unwrap();
-    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
     let opts = RunOptions {
         only: recorded.tasks.iter().map(|t| t.id.clone()).collect(),
         k: 4,
         jobs: 2,
         ..RunOptions::default()
     };
-    let current = rapport_evals::run(
-        &spec,
-        &suites,
-        &opts,
-        &Recording::Replay(repo().join("recordings")),
-        &ProgressBar::hidden(),
-    )
-    .await
-    .unwrap();
+    let current = replay_committed("qwen05-sampled", &opts).await;
     let trials = |r: &Report| -> Vec<(String, Vec<Status>)> {
         let mut v: Vec<_> = r
             .tasks
