@@ -664,7 +664,7 @@ impl Agent {
             }
             let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
             notes.extend(drop_unasked_window(&mut call, log.turn_request(), today));
-            let unsaid = drop_unsaid_details(&mut call, &log.said());
+            let unsaid = drop_unsaid_details(&mut call, || log.said());
             match self.check_call(t, &call, log, &known) {
                 Err(mut e) => {
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
@@ -1263,14 +1263,20 @@ fn given_only(tool: &str) -> Vec<&'static str> {
 
 /// Leaves out of a create or update the fields of [`given_only`] whose value
 /// does not appear in what the conversation showed (`said`, lowercased:
-/// [`Log::said`]): text as a substring, a phone number by its digits, a
-/// number as a figure ("48 million", "$1.2M", "1,300"). Returns the fields
-/// left out.
-fn drop_unsaid_details(call: &mut ToolCall, said: &str) -> Vec<&'static str> {
+/// [`Log::said`], read only for the tools that have such fields): text as a
+/// substring, a phone number by its digits, a number as a figure ("48
+/// million", "$1.2M", "1,300"). Returns the fields left out.
+fn drop_unsaid_details(call: &mut ToolCall, said: impl FnOnce() -> String) -> Vec<&'static str> {
     let fields = given_only(&call.name);
-    let Some(args) = call.arguments.as_object_mut() else {
+    let Some(args) = call
+        .arguments
+        .as_object_mut()
+        .filter(|_| !fields.is_empty())
+    else {
         return Vec::new();
     };
+    let said = said();
+    let said = said.as_str();
     let figures = figures_in(said);
     // A value of the wrong type is left for validation to answer.
     let figure_field = |key: &str| matches!(key, "employees" | "annual_revenue");
@@ -1584,7 +1590,7 @@ mod tests {
                 "email": "Jane.Doe@acme.com", "phone": "555-010-2030",
                 "title": "Software Engineer", "city": ""}),
         };
-        assert_eq!(drop_unsaid_details(&mut c, said), ["title"]);
+        assert_eq!(drop_unsaid_details(&mut c, || said.to_owned()), ["title"]);
         assert_eq!(
             c.arguments,
             json!({"first_name": "Jane", "last_name": "Doe",
@@ -1596,7 +1602,10 @@ mod tests {
             arguments: json!({"id": 3, "phone": "123-456-7890", "title": "VP Sales"}),
             ..c
         };
-        assert_eq!(drop_unsaid_details(&mut c, "make dana vp sales"), ["phone"]);
+        assert_eq!(
+            drop_unsaid_details(&mut c, || "make dana vp sales".to_owned()),
+            ["phone"]
+        );
         assert_eq!(c.arguments, json!({"id": 3, "title": "VP Sales"}));
         // Figures count as written, with their scale; names only on updates.
         let mut c = ToolCall {
@@ -1606,7 +1615,10 @@ mod tests {
             ..c
         };
         let said = "halden's revenue is about 48 million; domain norrland.se";
-        assert_eq!(drop_unsaid_details(&mut c, said), ["name", "employees"]);
+        assert_eq!(
+            drop_unsaid_details(&mut c, || said.to_owned()),
+            ["name", "employees"]
+        );
         assert_eq!(
             c.arguments,
             json!({"id": 4, "annual_revenue": 48000000, "domain": "norrland.se"})
@@ -1618,7 +1630,7 @@ mod tests {
             ..c
         };
         assert_eq!(
-            drop_unsaid_details(&mut c, "jonas weber, +49 30 555 01234"),
+            drop_unsaid_details(&mut c, || "jonas weber, +49 30 555 01234".to_owned()),
             ["phone"]
         );
         let mut c = ToolCall {
@@ -1627,7 +1639,8 @@ mod tests {
             ..c
         };
         assert_eq!(
-            drop_unsaid_details(&mut c, "kestrel (kestrel.ai), based in austin"),
+            drop_unsaid_details(&mut c, || "kestrel (kestrel.ai), based in austin"
+                .to_owned()),
             ["domain"]
         );
         let figures = figures_in("about 240 people, $1.2m revenue, 1,300 seats");
@@ -1643,7 +1656,7 @@ mod tests {
             arguments: json!({"title": "Send the IT pack"}),
             ..c
         };
-        assert!(drop_unsaid_details(&mut c, "remind me to send it").is_empty());
+        assert!(drop_unsaid_details(&mut c, || "remind me to send it".to_owned()).is_empty());
     }
 
     #[test]
