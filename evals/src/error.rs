@@ -32,6 +32,9 @@ pub enum Error {
     Agent(#[from] rapport_agent::AgentError),
     #[error("model: {0}")]
     Model(String),
+    /// A pruning replay could not tell which recorded exchanges are unused.
+    #[error("not pruned: {0}")]
+    Prune(String),
 }
 
 impl Error {

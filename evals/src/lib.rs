@@ -56,6 +56,10 @@ pub enum Recording {
     Record(PathBuf),
     /// From `DIR/<arm name>.json` only; the model is not loaded.
     Replay(PathBuf),
+    /// A replay of every task that then drops from `DIR/<arm name>.json` the
+    /// exchanges it did not use (left there by `--record --only …`
+    /// re-recordings of some tasks).
+    Prune(PathBuf),
 }
 
 impl Recording {
@@ -63,7 +67,7 @@ impl Recording {
         match self {
             Recording::Off => "live",
             Recording::Record(_) => "record",
-            Recording::Replay(_) => "replay",
+            Recording::Replay(_) | Recording::Prune(_) => "replay",
         }
     }
 }
@@ -89,7 +93,7 @@ pub async fn run(
         .map(|(_, t)| t)
         .collect();
     let (mode, tape) = match recording {
-        Recording::Replay(dir) => {
+        Recording::Replay(dir) | Recording::Prune(dir) => {
             let path = runner::recording_path(dir, spec);
             if !path.exists() {
                 return Err(Error::file(
@@ -98,12 +102,15 @@ pub async fn run(
                 ));
             }
             let tape = Arc::new(tape::Tape::open(&path)?);
+            if let Recording::Prune(_) = recording {
+                prunable(&tape, opts)?;
+            }
             (
                 tape::Mode::Replay {
                     model: spec.model_name(),
                     tape: tape.clone(),
                 },
-                None,
+                Some(tape),
             )
         }
         Recording::Off | Recording::Record(_) => {
@@ -122,8 +129,10 @@ pub async fn run(
     };
     let harness = Harness::new(spec.clone(), mode, &tasks).await?;
     let tasks = harness.run(suites, opts, bar).await;
-    if let Some(tape) = tape {
-        tape.save()?;
+    match (recording, tape) {
+        (Recording::Record(_), Some(tape)) => tape.save()?,
+        (Recording::Prune(_), Some(tape)) => prune(&tape, &tasks)?,
+        _ => {}
     }
     Ok(Report {
         version: 1,
@@ -135,4 +144,52 @@ pub async fn run(
         summary: report::summarize(&tasks, opts.k),
         tasks,
     })
+}
+
+/// Whether a replay with `opts` can tell which exchanges are unused: it must
+/// run every task and at least as many trials as were recorded.
+fn prunable(tape: &tape::Tape, opts: &RunOptions) -> Result<()> {
+    if !opts.only.is_empty() || opts.limit.is_some() {
+        return Err(Error::Prune(
+            "pruning needs a replay of every task: drop --only and --limit".into(),
+        ));
+    }
+    let recorded = tape.trials();
+    if opts.k < recorded {
+        return Err(Error::Prune(format!(
+            "the recording holds {recorded} trials per task; replay them all with --k {recorded}"
+        )));
+    }
+    Ok(())
+}
+
+/// Drops the exchanges the replay did not serve and saves the file, unless
+/// some trial did not replay to a grade (stale, error, timeout, skipped):
+/// its unused replies may be what a fixed run needs.
+fn prune(tape: &tape::Tape, tasks: &[report::TaskReport]) -> Result<()> {
+    let unfinished: Vec<&str> = tasks
+        .iter()
+        .filter(|t| {
+            t.trials
+                .iter()
+                .any(|x| !matches!(x.status, Status::Pass | Status::Fail))
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    if !unfinished.is_empty() {
+        return Err(Error::Prune(format!(
+            "{} tasks did not replay to a grade ({}); fix or re-record them first",
+            unfinished.len(),
+            unfinished.join(", ")
+        )));
+    }
+    let dropped = tape.prune();
+    tape.save()?;
+    tracing::info!(
+        path = %tape.path().display(),
+        dropped,
+        kept = tape.len(),
+        "pruned the recording"
+    );
+    Ok(())
 }

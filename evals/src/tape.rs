@@ -28,8 +28,12 @@
 //! a changed prompt, tool description or schema, or a model answer that
 //! would have led elsewhere — fails the model call and marks the task
 //! **stale**, which is never a pass.
+//!
+//! Re-recording a few tasks (`--record --only …`) adds their new replies but
+//! leaves the replies their old requests got. A replay remembers which keys
+//! it served, so a replay of every task can drop the rest ([`Tape::prune`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -157,6 +161,9 @@ struct TapeFile {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     per_trial: bool,
     exchanges: BTreeMap<String, Exchange>,
+    /// Keys a replay has served since the file was opened (not saved).
+    #[serde(skip)]
+    served: HashSet<String>,
 }
 
 /// A set of recorded exchanges, in memory, saved as one JSON file.
@@ -216,16 +223,39 @@ impl Tape {
     /// request and serves it every time; a recording without per-trial keys
     /// serves every trial the first trial's replies.
     pub fn get(&self, key: &str, occurrence: usize, trial: usize) -> Option<Exchange> {
-        let f = self.lock();
+        let mut f = self.lock();
         let trial = if f.per_trial { trial } else { 0 };
-        let at = |k: &str| f.exchanges.get(&trial_key(k, trial)).cloned();
-        at(&occurrence_key(key, occurrence)).or_else(|| {
-            if f.version < TAPE_VERSION {
-                at(key)
-            } else {
-                None
-            }
-        })
+        let mut found = trial_key(&occurrence_key(key, occurrence), trial);
+        if !f.exchanges.contains_key(&found) && f.version < TAPE_VERSION {
+            found = trial_key(key, trial);
+        }
+        let reply = f.exchanges.get(&found).cloned()?;
+        f.served.insert(found);
+        Some(reply)
+    }
+
+    /// Drops every exchange no [`get`](Tape::get) served since the tape was
+    /// opened, and returns how many went. Only meaningful after a replay of
+    /// every task and trial the recording covers: the caller checks that.
+    pub fn prune(&self) -> usize {
+        let mut f = self.lock();
+        let before = f.exchanges.len();
+        let TapeFile {
+            exchanges, served, ..
+        } = &mut *f;
+        exchanges.retain(|k, _| served.contains(k));
+        before - exchanges.len()
+    }
+
+    /// Trials per task the recording holds replies for: the largest `@tN`
+    /// of its keys, 1 when it has none (greedy recordings).
+    pub fn trials(&self) -> usize {
+        self.lock()
+            .exchanges
+            .keys()
+            .filter_map(|k| k.rsplit_once("@t").and_then(|(_, n)| n.parse().ok()))
+            .max()
+            .unwrap_or(1)
     }
 
     /// Keeps the reply to the `occurrence`-th sending of `key` in trial
@@ -591,5 +621,35 @@ mod tests {
         assert_eq!(a, request_key("m", &req(later, "hi"), later));
         assert_ne!(a, request_key("m", &req(now, "hi!"), now));
         assert_ne!(a, request_key("other", &req(now, "hi"), now));
+    }
+
+    fn exchange(content: &str) -> Exchange {
+        Exchange {
+            content: content.into(),
+            tool_calls: vec![],
+            usage: None,
+            seconds: 0.0,
+            last_message: String::new(),
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_exactly_the_replies_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let tape = Tape::open(&dir.path().join("t.json")).unwrap();
+        tape.put("a", 0, 0, "m", exchange("a"));
+        tape.put("a", 1, 0, "m", exchange("a again"));
+        tape.put("b", 0, 0, "m", exchange("b, an old request"));
+        tape.put("a", 0, 2, "m", exchange("a in trial 3"));
+        assert_eq!(tape.trials(), 3);
+
+        assert_eq!(tape.get("a", 0, 0).unwrap().content, "a");
+        assert_eq!(tape.get("a", 0, 2).unwrap().content, "a in trial 3");
+        assert!(tape.get("c", 0, 0).is_none(), "a miss serves nothing");
+        assert_eq!(tape.prune(), 2, "b and the second a were never served");
+        assert_eq!(tape.len(), 2);
+        assert!(tape.get("b", 0, 0).is_none());
+        assert_eq!(tape.get("a", 0, 0).unwrap().content, "a");
+        assert_eq!(tape.prune(), 0, "pruning twice drops nothing more");
     }
 }

@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use rapport_agent::backend::scripted::ScriptedBackend;
 use rapport_agent::{LlmBackend, LlmRequest};
 use rapport_evals::report::{self, Report, Status};
-use rapport_evals::tape::{Mode, STALE, Tape, TrialBackend};
+use rapport_evals::tape::{Exchange, Mode, STALE, Tape, TrialBackend};
 use rapport_evals::{AgentSpec, Harness, Recording, RunOptions, Suite, Task};
 use rapport_models::llm::ChatMessage;
 use serde_json::json;
@@ -259,6 +259,76 @@ async fn each_trial_of_a_sampled_arm_replays_its_own_replies() {
         .retain(|k, _| !k.contains("@t"));
     std::fs::write(&path, one.to_string()).unwrap();
     assert_eq!(reply(3).await.unwrap().content, "first trial");
+}
+
+/// Re-recording a task leaves the replies its old requests got in the file;
+/// a pruning replay of every task drops exactly those, and the pruned file
+/// still replays every task to the same grade. A pruning replay that cannot
+/// see every task is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruning_replay_drops_only_the_unused_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scripted.json");
+    let suite = Suite::parse(SUITE, Path::new("tiny.yaml")).unwrap();
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    assert_eq!(
+        run(Mode::Record(script(), tape.clone()), &suite).await[0].status,
+        Status::Pass
+    );
+    // What an earlier wording of the task was answered: no task sends it now.
+    tape.put(
+        "an-old-request",
+        0,
+        0,
+        "scripted",
+        Exchange {
+            content: "an answer nothing asks for any more".into(),
+            tool_calls: vec![],
+            usage: None,
+            seconds: 0.5,
+            last_message: "Add Globex".into(),
+        },
+    );
+    tape.save().unwrap();
+    assert_eq!(Tape::open(&path).unwrap().len(), 3);
+
+    let recording = Recording::Prune(dir.path().to_owned());
+    let prune = |opts: RunOptions| {
+        let (suite, recording) = (suite.clone(), recording.clone());
+        async move {
+            let suites = [suite];
+            rapport_evals::run(&spec(), &suites, &opts, &recording, &ProgressBar::hidden()).await
+        }
+    };
+
+    let refused = prune(RunOptions {
+        only: vec!["add-company".into()],
+        ..RunOptions::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("every task"), "{refused}");
+    assert_eq!(
+        Tape::open(&path).unwrap().len(),
+        3,
+        "a refusal drops nothing"
+    );
+
+    let pruned = prune(RunOptions::default()).await.unwrap();
+    assert_eq!(pruned.tasks[0].status, Status::Pass);
+    let kept = Tape::open(&path).unwrap();
+    assert_eq!(kept.len(), 2, "the tool call and the answer stay");
+    assert!(kept.get("an-old-request", 0, 0).is_none());
+
+    let again = run(
+        Mode::Replay {
+            model: "scripted".into(),
+            tape: Arc::new(kept),
+        },
+        &suite,
+    )
+    .await;
+    assert_eq!(again[0].status, Status::Pass);
 }
 
 const REPEATED_DELETE: &str = r#"

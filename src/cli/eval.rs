@@ -92,6 +92,11 @@ pub struct Common {
     /// Answer from DIR/<arm name>.json instead of the model; unmatched requests make a task stale.
     #[arg(long, value_name = "DIR")]
     pub replay: Option<PathBuf>,
+    /// With --replay: afterwards drop from the recording the exchanges no task
+    /// used (left by re-recording some tasks with --record --only). Runs every
+    /// shipped task; refused unless every trial replays to a grade.
+    #[arg(long, requires = "replay", conflicts_with_all = ["suites", "only", "limit"])]
+    pub prune: bool,
     /// Where reports go.
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
@@ -116,6 +121,7 @@ impl Common {
     fn recording(&self) -> Recording {
         match (&self.record, &self.replay) {
             (Some(d), _) => Recording::Record(d.clone()),
+            (None, Some(d)) if self.prune => Recording::Prune(d.clone()),
             (None, Some(d)) => Recording::Replay(d.clone()),
             (None, None) => Recording::Off,
         }
