@@ -360,14 +360,16 @@ fn canonical(v: &Value) -> Value {
     }
 }
 
-/// Replaces timestamps (`YYYY-MM-DDTHH:MM:SS[.f][Z|±HH:MM]`, `T` or a space)
-/// within 36 hours of `now` with `<now>`.
+/// Replaces timestamps (`YYYY-MM-DDTHH:MM[:SS[.f]][Z|±HH:MM]`, `T` or a
+/// space) within 36 hours of `now` with `<now>`. Minute precision counts too:
+/// the loop's own answers render times as `2026-12-06 03:57 UTC`, and such an
+/// answer is part of the next turn's request.
 pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut copied = 0;
-    while i + 19 <= b.len() {
+    while i + 16 <= b.len() {
         if let Some(len) = timestamp_at(&b[i..])
             && let Some(t) = parse_ts(&text[i..i + len])
             && (t - now).abs() < Duration::hours(36)
@@ -386,7 +388,7 @@ pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
 
 /// The length of a timestamp starting at `b[0]`, if one does.
 fn timestamp_at(b: &[u8]) -> Option<usize> {
-    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd";
     for (i, s) in SHAPE.iter().enumerate() {
         let c = b[i];
         let ok = match s {
@@ -398,8 +400,14 @@ fn timestamp_at(b: &[u8]) -> Option<usize> {
             return None;
         }
     }
-    let mut n = 19;
-    if b.get(n) == Some(&b'.') {
+    let mut n = 16;
+    if b.get(n) == Some(&b':')
+        && b.get(n + 1..n + 3)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    {
+        n += 3;
+    }
+    if n == 19 && b.get(n) == Some(&b'.') {
         n += 1;
         while b.get(n).is_some_and(u8::is_ascii_digit) {
             n += 1;
@@ -423,8 +431,10 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(&s.replacen(' ', "T", 1), "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
+    let s = s.replacen(' ', "T", 1);
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .into_iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
         .map(|t| t.and_utc())
 }
 
@@ -591,6 +601,13 @@ mod tests {
         assert_eq!(
             mask_wall_clock(text, now),
             r#"{"created_at":"<now>","due_at":"2026-11-03T09:00:00Z","x":"<now>"}"#
+        );
+        assert_eq!(
+            mask_wall_clock(
+                "stage entered at 2026-11-21 11:57 UTC, due 2026-11-03 09:00 UTC",
+                now
+            ),
+            "stage entered at <now> UTC, due 2026-11-03 09:00 UTC"
         );
     }
 
