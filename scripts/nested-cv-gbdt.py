@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Nested cross-validation of Rapport's boosted-tree procedure and variants of
+its settings, on one training file, so a setting is chosen without looking at
+the test split.
+
+Outer loop: stratified 5-fold over the training rows, repeated `--repeats`
+times. Inside each outer fold the whole procedure of
+pipelines/src/train/gbdt.rs runs on the other four fifths: the same column
+rules as scripts/compare-sklearn.py (and pipelines/src/train/table.rs),
+`--folds` stratified folds, one forust booster per fold early-stopped on its
+own fold (log loss, patience 50), their log-odds averaged; it is scored on
+the held-out fifth. Prints per variant the mean outer ROC AUC and log loss,
+and the figures on `--test` for reference. With `--hgb`, scikit-learn's
+HistGradientBoostingClassifier (defaults) on the same outer folds.
+
+Needs `pip install forust==0.8.0 scikit-learn pandas pyarrow` (forust's Python
+build of the Rust crate Rapport uses, same version).
+
+    scripts/nested-cv-gbdt.py --train T --test S --target COL [--variants base,depth5] [--hgb]
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+from forust import GradientBooster
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+MAX_LEVELS = 100
+
+# pipelines/src/train/gbdt.rs
+SHIPPED = dict(
+    objective_type="LogLoss",
+    learning_rate=0.05,
+    max_depth=4,
+    iterations=2000,
+    l2=1.0,
+    min_leaf_weight=5.0,
+    evaluation_metric="LogLoss",
+    early_stopping_rounds=50,
+    parallel=False,
+)
+
+# name: (changed settings, inner folds, fold-seed repeats averaged)
+VARIANTS = {
+    "base": ({}, 5, 1),
+    "sub0.8": ({"subsample": 0.8, "sample_method": "Random"}, 5, 1),
+    "col0.8": ({"colsample_bytree": 0.8}, 5, 1),
+    "depth5": ({"max_depth": 5}, 5, 1),
+    "depth6": ({"max_depth": 6}, 5, 1),
+    "lr0.02": ({"learning_rate": 0.02, "iterations": 5000, "early_stopping_rounds": 100}, 5, 1),
+    "folds10": ({}, 10, 1),
+    "bag3": ({}, 5, 3),
+    "mlw1": ({"min_leaf_weight": 1.0}, 5, 1),
+    "leaves31": ({"grow_policy": "LossGuide", "max_leaves": 31, "max_depth": 100}, 5, 1),
+}
+
+
+def read(path):
+    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+
+
+def positive_label(y):
+    values = pd.Series(y).astype(str).str.lower()
+    for p in ("true", "yes", "1"):
+        if (values == p).any():
+            return (values == p).astype(int).to_numpy()
+    rare = values.value_counts().idxmin()
+    return (values == rare).astype(int).to_numpy()
+
+
+def design(train, test, target):
+    """Fits the column rules on `train` and returns both design matrices."""
+    numeric, categorical = [], []
+    for c in train.columns:
+        if c == target:
+            continue
+        s = train[c]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            if s.astype(str).nunique() <= MAX_LEVELS:
+                categorical.append(c)
+        else:
+            numeric.append(c)
+    train, test = train.copy(), test.copy()
+    for c in categorical:
+        train[c] = train[c].astype(str)
+        test[c] = test[c].astype(str)
+    num = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                    ("scale", StandardScaler())])
+    cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))])
+    ct = ColumnTransformer([("num", num, numeric), ("cat", cat, categorical)])
+    cols = numeric + categorical
+    return ct.fit_transform(train[cols]).astype(np.float64), ct.transform(test[cols]).astype(np.float64)
+
+
+def cross_fit(x, y, x_out, params, folds, repeats):
+    """Mean log-odds on `x_out` of one early-stopped booster per inner fold."""
+    total, n = np.zeros(len(x_out)), 0
+    for r in range(repeats):
+        inner = StratifiedKFold(folds, shuffle=True, random_state=1000 * r)
+        for k, (fit, held) in enumerate(inner.split(x, y)):
+            b = GradientBooster(seed=k, **params)
+            b.fit(x[fit], y[fit], evaluation_data=[(x[held], y[held])])
+            total += b.predict(x_out)
+            n += 1
+    return total / n
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def outer_folds(train, y, repeats):
+    for rep in range(repeats):
+        yield from StratifiedKFold(5, shuffle=True, random_state=100 + rep).split(train, y)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--hgb", action="store_true")
+    args = ap.parse_args()
+    train, test = read(args.train), read(args.test)
+    y, y_test = positive_label(train[args.target]), positive_label(test[args.target])
+    for name in args.variants.split(","):
+        changed, folds, repeats = VARIANTS[name]
+        params = dict(SHIPPED, **changed)
+        started, aucs, losses = time.time(), [], []
+        for fit, held in outer_folds(train, y, args.repeats):
+            xa, xb = design(train.iloc[fit], train.iloc[held], args.target)
+            z = cross_fit(xa, y[fit], xb, params, folds, repeats)
+            aucs.append(roc_auc_score(y[held], z))
+            losses.append(log_loss(y[held], sigmoid(z)))
+        xa, xb = design(train, test, args.target)
+        z = cross_fit(xa, y, xb, params, folds, repeats)
+        print(json.dumps({
+            "variant": name,
+            "nested_cv_roc_auc": round(float(np.mean(aucs)), 4),
+            "nested_cv_log_loss": round(float(np.mean(losses)), 4),
+            "test_roc_auc": round(float(roc_auc_score(y_test, z)), 4),
+            "test_log_loss": round(float(log_loss(y_test, sigmoid(z))), 4),
+            "seconds": round(time.time() - started, 1),
+        }), flush=True)
+    if args.hgb:
+        aucs = []
+        for fit, held in outer_folds(train, y, args.repeats):
+            xa, xb = design(train.iloc[fit], train.iloc[held], args.target)
+            m = HistGradientBoostingClassifier(random_state=0).fit(xa, y[fit])
+            aucs.append(roc_auc_score(y[held], m.predict_proba(xb)[:, 1]))
+        print(json.dumps({"variant": "sklearn-histgb",
+                          "nested_cv_roc_auc": round(float(np.mean(aucs)), 4)}))
+
+
+if __name__ == "__main__":
+    main()
