@@ -20,8 +20,10 @@ build of the Rust crate Rapport uses, same version).
 """
 
 import argparse
+import importlib.util
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,17 +66,18 @@ VARIANTS = {
 }
 
 
-def read(path):
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+def _compare_sklearn():
+    """scripts/compare-sklearn.py, for its file reader and label rule (the
+    same as Rust's), so the two scripts read a table the same way."""
+    path = Path(__file__).with_name("compare-sklearn.py")
+    spec = importlib.util.spec_from_file_location("compare_sklearn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def positive_label(y):
-    values = pd.Series(y).astype(str).str.lower()
-    for p in ("true", "yes", "1"):
-        if (values == p).any():
-            return (values == p).astype(int).to_numpy()
-    rare = values.value_counts().idxmin()
-    return (values == rare).astype(int).to_numpy()
+_shared = _compare_sklearn()
+read, positive_label = _shared.read, _shared.positive_label
 
 
 def design(train, test, target):
