@@ -72,31 +72,8 @@ def main():
     y_train = positive_label(train[args.target])
     y_test = positive_label(test[args.target])
     features = [c for c in train.columns if c != args.target and c not in args.drop]
-    numeric, categorical = [], []
-    for c in features:
-        s = train[c]
-        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-            if s.astype(str).nunique() > MAX_LEVELS:
-                continue
-            categorical.append(c)
-        else:
-            numeric.append(c)
-
-    def as_frame(df):
-        out = df[numeric + categorical].copy()
-        for c in numeric:
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
-        for c in categorical:
-            out[c] = out[c].astype(object).where(out[c].notna(), np.nan).astype(str)
-        return out
-
+    as_frame, pre = preprocessor(train, features)
     x_train, x_test = as_frame(train), as_frame(test)
-    pre = ColumnTransformer(
-        [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), categorical),
-        ]
-    )
     models = {
         "sklearn_logistic_regression": LogisticRegression(max_iter=2000),
         "sklearn_hist_gradient_boosting": HistGradientBoostingClassifier(random_state=0),
@@ -128,6 +105,33 @@ def main():
         if theirs is not None:
             results[-1]["rapport_minus_this"] = paired_auc_gap(theirs, p, y_test, args.resamples)
     print(json.dumps(results, indent=2))
+
+
+def preprocessor(train, features, indicator=False):
+    """The column rules, fitted to nothing yet: returns a function that puts a
+    frame's kept columns in shape and the ColumnTransformer to fit on it.
+    `indicator` adds a missing-value column per numeric (as Rust's prep does)."""
+    numeric, categorical = [], []
+    for c in features:
+        s = train[c]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            if s.astype(str).nunique() > MAX_LEVELS:
+                continue
+            categorical.append(c)
+        else:
+            numeric.append(c)
+
+    def as_frame(df):
+        out = df[numeric + categorical].copy()
+        for c in numeric:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        for c in categorical:
+            out[c] = out[c].astype(object).where(out[c].notna(), np.nan).astype(str)
+        return out
+
+    num = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=indicator)), ("scale", StandardScaler())])
+    cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))])
+    return as_frame, ColumnTransformer([("num", num, numeric), ("cat", cat, categorical)])
 
 
 def paired_auc_gap(a, b, y, resamples, seed=42):

@@ -26,17 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from forust import GradientBooster
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-MAX_LEVELS = 100
 
 # pipelines/src/train/gbdt.rs
 SHIPPED = dict(
@@ -67,8 +60,8 @@ VARIANTS = {
 
 
 def _compare_sklearn():
-    """scripts/compare-sklearn.py, for its file reader and label rule (the
-    same as Rust's), so the two scripts read a table the same way."""
+    """scripts/compare-sklearn.py, for its file reader, label rule and column
+    rules (the same as Rust's), so the two scripts read a table the same way."""
     path = Path(__file__).with_name("compare-sklearn.py")
     spec = importlib.util.spec_from_file_location("compare_sklearn", path)
     module = importlib.util.module_from_spec(spec)
@@ -81,28 +74,11 @@ read, positive_label = _shared.read, _shared.positive_label
 
 
 def design(train, test, target):
-    """Fits the column rules on `train` and returns both design matrices."""
-    numeric, categorical = [], []
-    for c in train.columns:
-        if c == target:
-            continue
-        s = train[c]
-        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-            if s.astype(str).nunique() <= MAX_LEVELS:
-                categorical.append(c)
-        else:
-            numeric.append(c)
-    train, test = train.copy(), test.copy()
-    for c in categorical:
-        train[c] = train[c].astype(str)
-        test[c] = test[c].astype(str)
-    num = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                    ("scale", StandardScaler())])
-    cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))])
-    ct = ColumnTransformer([("num", num, numeric), ("cat", cat, categorical)])
-    cols = numeric + categorical
-    return ct.fit_transform(train[cols]).astype(np.float64), ct.transform(test[cols]).astype(np.float64)
+    """Fits compare-sklearn.py's column rules (with Rust's missing-value
+    indicators) on `train` and returns both design matrices."""
+    as_frame, pre = _shared.preprocessor(train, [c for c in train.columns if c != target], indicator=True)
+    x, x_out = pre.fit_transform(as_frame(train)), pre.transform(as_frame(test))
+    return x.astype(np.float64), x_out.astype(np.float64)
 
 
 def cross_fit(x, y, x_out, params, folds, repeats):
