@@ -169,7 +169,7 @@ impl Harness {
             .flat_map(|(i, _)| (0..opts.k).map(move |trial| (i, trial)))
             .collect();
         bar.set_length(jobs.len() as u64);
-        let results: Vec<(usize, Trial)> = futures::stream::iter(jobs)
+        let mut results: Vec<(usize, usize, Trial)> = futures::stream::iter(jobs)
             .map(|(i, n)| {
                 let (_, task) = tasks[i];
                 async move {
@@ -178,13 +178,16 @@ impl Harness {
                         .await;
                     bar.inc(1);
                     bar.set_message(format!("{} {:?}", task.id, trial.status));
-                    (i, trial)
+                    (i, n, trial)
                 }
             })
             .buffer_unordered(opts.jobs.max(1))
             .collect()
             .await;
-        for (i, trial) in results {
+        // Trials finish in any order; a report lists them by trial number, so
+        // trial N of a sampled arm is the one its replies were recorded for.
+        results.sort_by_key(|&(i, n, _)| (i, n));
+        for (i, _, trial) in results {
             reports[i].trials.push(trial);
         }
         for r in &mut reports {

@@ -469,19 +469,32 @@ async fn replay_committed(arm: &str, opts: &RunOptions) -> Report {
     .unwrap()
 }
 
-/// The committed k = 4 recording of the sampled arm on the live subset
+/// The committed k = 4 recording of the sampled 0.5B arm on the live subset
 /// replays each trial from its own replies (`KEY@tN`) to the committed
 /// report's grades, trial by trial, with nothing stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_arm_replays_its_four_trials_per_task() {
-    let recorded = Report::load(&repo().join("reports/qwen05-sampled-live-k4.json")).unwrap();
+    replays_trial_by_trial("qwen05-sampled", "reports/qwen05-sampled-live-k4.json").await;
+}
+
+/// The same for the sampled 1.5B arm on the suites it was recorded on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sampled_larger_model_replays_its_four_trials_per_task() {
+    replays_trial_by_trial("qwen15-sampled", "reports/qwen15-sampled-k4.json").await;
+}
+
+/// Replays the committed recording of `arm` with k = 4 on the tasks of the
+/// committed report `report` and checks every trial's grade and pass^k
+/// against it.
+async fn replays_trial_by_trial(arm: &str, report: &str) {
+    let recorded = Report::load(&repo().join(report)).unwrap();
     let opts = RunOptions {
         only: recorded.tasks.iter().map(|t| t.id.clone()).collect(),
         k: 4,
         jobs: 2,
         ..RunOptions::default()
     };
-    let current = replay_committed("qwen05-sampled", &opts).await;
+    let current = replay_committed(arm, &opts).await;
     let trials = |r: &Report| -> Vec<(String, Vec<Status>)> {
         let mut v: Vec<_> = r
             .tasks
