@@ -427,11 +427,20 @@ fn timestamp_at(b: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Reads what `timestamp_at` found. RFC 3339 needs seconds, so the
+/// minute-precision forms, with or without a zone, are parsed by pattern.
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)) {
+    let s = s.replacen(' ', "T", 1);
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
         return Some(t.with_timezone(&Utc));
     }
-    let s = s.replacen(' ', "T", 1);
+    let zoned = match s.strip_suffix('Z') {
+        Some(rest) => format!("{rest}+00:00"),
+        None => s.clone(),
+    };
+    if let Ok(t) = DateTime::parse_from_str(&zoned, "%Y-%m-%dT%H:%M%:z") {
+        return Some(t.with_timezone(&Utc));
+    }
     ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
         .into_iter()
         .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
@@ -608,6 +617,14 @@ mod tests {
                 now
             ),
             "stage entered at <now> UTC, due 2026-11-03 09:00 UTC"
+        );
+        // Minute precision with a zone: the zone is part of what is masked.
+        assert_eq!(
+            mask_wall_clock(
+                "at 2026-11-21T11:57Z, 2026-11-21 12:57+01:00 and 2026-11-03T09:00Z",
+                now
+            ),
+            "at <now>, <now> and 2026-11-03T09:00Z"
         );
     }
 
