@@ -428,17 +428,13 @@ fn timestamp_at(b: &[u8]) -> Option<usize> {
 }
 
 /// Reads what `timestamp_at` found. RFC 3339 needs seconds, so the
-/// minute-precision forms, with or without a zone, are parsed by pattern.
+/// minute-precision forms are parsed by pattern: `%#z` is chrono's permissive
+/// offset, which reads both `Z` and `+01:00`.
 fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     let s = s.replacen(' ', "T", 1);
-    if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let zoned = match s.strip_suffix('Z') {
-        Some(rest) => format!("{rest}+00:00"),
-        None => s.clone(),
-    };
-    if let Ok(t) = DateTime::parse_from_str(&zoned, "%Y-%m-%dT%H:%M%:z") {
+    let zoned = DateTime::parse_from_rfc3339(&s)
+        .or_else(|_| DateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M%#z"));
+    if let Ok(t) = zoned {
         return Some(t.with_timezone(&Utc));
     }
     ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
