@@ -12,17 +12,16 @@ use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
-    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, Match, Modifier,
-    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery,
-    ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors,
-    WithPayloadInterface, WithVector,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Match, Modifier, NamedQuery,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStruct, QueryEnum, QueryRequest, Range, ScoringQuery, ScrollRequest, UpdateOperation,
+    ValueVariants, Vector, VectorInternal, Vectors, WithPayloadInterface, WithVector,
 };
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk,
-    SparseVector, VectorIndex, hybrid_candidates,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE, ScoredChunk,
+    SparseVector, VectorIndex,
 };
 
 pub struct EdgeIndex {
@@ -233,17 +232,6 @@ fn nearest(vector: VectorInternal, using: &str) -> ScoringQuery {
     }))
 }
 
-fn prefetch(query: ScoringQuery, filter: &Filter, limit: usize) -> Prefetch {
-    Prefetch {
-        prefetches: vec![],
-        query: Some(query),
-        limit,
-        params: None,
-        filter: Some(filter.clone()),
-        score_threshold: None,
-    }
-}
-
 fn decode(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload> {
     let map = payload.ok_or_else(|| Error::Corrupt("a point without payload".into()))?;
     ChunkPayload::from_json(serde_json::Value::Object(map.0.into_iter().collect()))
@@ -308,46 +296,23 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
-    async fn search(
+    async fn nearest(
         &self,
-        query: &Query,
+        probe: Probe<'_>,
         filter: &IndexFilter,
         limit: usize,
     ) -> Result<Vec<ScoredChunk>> {
-        filter.check()?;
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let f = to_filter(filter);
-        let (prefetches, scoring) = match query {
-            Query::Dense(v) => {
+        let scoring = match probe {
+            Probe::Dense(v) => {
                 self.check_dense(v)?;
-                (vec![], nearest(VectorInternal::Dense(v.clone()), DENSE))
+                nearest(VectorInternal::Dense(v.to_vec()), DENSE)
             }
-            Query::Sparse(v) => (vec![], nearest(sparse(v)?.0, SPARSE)),
-            Query::Hybrid { dense, sparse: sv } => {
-                self.check_dense(dense)?;
-                let n = hybrid_candidates(limit);
-                (
-                    vec![
-                        prefetch(nearest(VectorInternal::Dense(dense.clone()), DENSE), &f, n),
-                        prefetch(nearest(sparse(sv)?.0, SPARSE), &f, n),
-                    ],
-                    ScoringQuery::Fusion(Fusion::Rrf {
-                        k: 60,
-                        weights: None,
-                    }),
-                )
-            }
+            Probe::Sparse(v) => nearest(sparse(v)?.0, SPARSE),
         };
-        // An all-stop-word keyword query matches nothing; the engine need not be asked.
-        if matches!(query, Query::Sparse(v) if v.indices.is_empty()) {
-            return Ok(Vec::new());
-        }
         let request = QueryRequest {
-            prefetches,
+            prefetches: vec![],
             query: Some(scoring),
-            filter: Some(f),
+            filter: Some(to_filter(filter)),
             score_threshold: None,
             limit,
             offset: 0,

@@ -3,7 +3,8 @@ Rapport's vector index: the derived, searchable copy of what customers wrote and
 said. It owns how chunks of activity text are stored as points (a dense MiniLM
 vector, a sparse BM25 vector and a payload), how they are found again (dense,
 keyword or hybrid search with reciprocal rank fusion, always inside one
-workspace) and the two engines behind one [`VectorIndex`] trait:
+workspace, in one order on every run: see [`ranked`]) and the two engines
+behind one [`VectorIndex`] trait:
 
 - [`EdgeIndex`]: an embedded qdrant-edge shard on disk (the default; no server).
 - [`ServerIndex`] (feature `server`): a Qdrant server or cluster through
@@ -21,6 +22,7 @@ idempotent.
 mod bm25;
 mod edge;
 mod error;
+mod order;
 #[cfg(feature = "server")]
 mod server;
 
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use bm25::Bm25;
 pub use edge::EdgeIndex;
 pub use error::{Error, Result};
+pub use order::{RRF_K, fuse, ranked};
 #[cfg(feature = "server")]
 pub use server::ServerIndex;
 
@@ -200,6 +203,14 @@ pub enum Query {
     },
 }
 
+/// One vector to find the nearest points of: what an engine is asked;
+/// [`VectorIndex::search`] builds hybrid search from two of these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Probe<'a> {
+    Dense(&'a [f32]),
+    Sparse(&'a SparseVector),
+}
+
 /// A found chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredChunk {
@@ -228,13 +239,61 @@ pub trait VectorIndex: Send + Sync {
     /// Removes every point of a workspace (before a rebuild).
     async fn delete_workspace(&self, workspace_id: i64) -> Result<()>;
 
-    /// The best `limit` chunks for a query among those passing the filter, best first.
+    /// The engine's own search on one vector: up to `limit` chunks passing
+    /// the filter (already checked), in any order. Callers use
+    /// [`search`](Self::search), which orders and fuses.
+    async fn nearest(
+        &self,
+        probe: Probe<'_>,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<ScoredChunk>>;
+
+    /// The best `limit` chunks for a query among those passing the filter,
+    /// best first, in the same order on every run (see [`ranked`]). Hybrid
+    /// search fuses the dense and keyword candidate lists here rather than in
+    /// the engine, whose fusion leaves ties in a random order.
     async fn search(
         &self,
         query: &Query,
         filter: &IndexFilter,
         limit: usize,
-    ) -> Result<Vec<ScoredChunk>>;
+    ) -> Result<Vec<ScoredChunk>> {
+        filter.check()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        match query {
+            Query::Dense(v) => self.nearest_ranked(Probe::Dense(v), filter, limit).await,
+            Query::Sparse(v) => self.nearest_ranked(Probe::Sparse(v), filter, limit).await,
+            Query::Hybrid { dense, sparse } => {
+                let n = hybrid_candidates(limit);
+                let by_meaning = self.nearest_ranked(Probe::Dense(dense), filter, n).await?;
+                let by_words = self
+                    .nearest_ranked(Probe::Sparse(sparse), filter, n)
+                    .await?;
+                Ok(fuse(&[by_meaning, by_words], limit))
+            }
+        }
+    }
+
+    /// [`nearest`](Self::nearest), over-fetched so that ties at the cut-off
+    /// are settled by [`ranked`], not by the engine. An all-stop-word keyword
+    /// query matches nothing: the engine need not be asked.
+    async fn nearest_ranked(
+        &self,
+        probe: Probe<'_>,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<ScoredChunk>> {
+        if matches!(probe, Probe::Sparse(v) if v.indices.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .nearest(probe, filter, order::with_slack(limit))
+            .await?;
+        Ok(ranked(found, limit))
+    }
 
     /// Points of a workspace.
     async fn count(&self, workspace_id: i64) -> Result<u64>;

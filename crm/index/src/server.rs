@@ -6,17 +6,16 @@
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, Fusion, Modifier, NamedVectors, PointStruct,
-    PrefetchQueryBuilder, Query as QQuery, QueryPointsBuilder, Range, ScrollPointsBuilder,
-    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, Vector, VectorInput,
-    VectorParamsBuilder, VectorsConfigBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, Modifier, NamedVectors, PointStruct,
+    Query as QQuery, QueryPointsBuilder, Range, ScrollPointsBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Query, SPARSE, ScoredChunk,
-    VectorIndex, hybrid_candidates,
+    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE, ScoredChunk,
+    VectorIndex,
 };
 
 pub struct ServerIndex {
@@ -245,61 +244,28 @@ impl VectorIndex for ServerIndex {
         Ok(())
     }
 
-    async fn search(
+    async fn nearest(
         &self,
-        query: &Query,
+        probe: Probe<'_>,
         filter: &IndexFilter,
         limit: usize,
     ) -> Result<Vec<ScoredChunk>> {
-        filter.check()?;
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let f = to_filter(filter);
-        let mut q = QueryPointsBuilder::new(&self.collection)
-            .filter(f.clone())
+        let q = QueryPointsBuilder::new(&self.collection)
+            .filter(to_filter(filter))
             .limit(limit as u64)
             .with_payload(true);
-        match query {
-            Query::Dense(v) => {
+        let q = match probe {
+            Probe::Dense(v) => {
                 self.check_dense(v)?;
-                q = q.query(QQuery::new_nearest(v.clone())).using(DENSE);
+                q.query(QQuery::new_nearest(v.to_vec())).using(DENSE)
             }
-            Query::Sparse(v) => {
-                if v.indices.is_empty() {
-                    return Ok(Vec::new());
-                }
-                q = q
-                    .query(QQuery::new_nearest(VectorInput::new_sparse(
-                        v.indices.clone(),
-                        v.values.clone(),
-                    )))
-                    .using(SPARSE);
-            }
-            Query::Hybrid { dense, sparse } => {
-                self.check_dense(dense)?;
-                let n = hybrid_candidates(limit) as u64;
-                q = q
-                    .add_prefetch(
-                        PrefetchQueryBuilder::default()
-                            .query(QQuery::new_nearest(dense.clone()))
-                            .using(DENSE)
-                            .filter(f.clone())
-                            .limit(n),
-                    )
-                    .add_prefetch(
-                        PrefetchQueryBuilder::default()
-                            .query(QQuery::new_nearest(VectorInput::new_sparse(
-                                sparse.indices.clone(),
-                                sparse.values.clone(),
-                            )))
-                            .using(SPARSE)
-                            .filter(f)
-                            .limit(n),
-                    )
-                    .query(QQuery::new_fusion(Fusion::Rrf));
-            }
-        }
+            Probe::Sparse(v) => q
+                .query(QQuery::new_nearest(VectorInput::new_sparse(
+                    v.indices.clone(),
+                    v.values.clone(),
+                )))
+                .using(SPARSE),
+        };
         let res = self.client.query(q).await.map_err(|e| self.err(e))?;
         res.result
             .into_iter()

@@ -354,6 +354,47 @@ async fn workspaces_are_isolated(e: Engine) {
     }
 }
 
+/// Twelve activities with the same text and vector tie on every score; ties
+/// come back by activity id, the same on every call (the engine's own fusion
+/// ordered them at random).
+async fn ties_come_back_in_one_order(e: Engine) {
+    let bm25 = Bm25::english().unwrap();
+    let text = "Renewal call: they asked about the price of seats";
+    let twins: Vec<IndexPoint> = (1..=12)
+        .rev()
+        .map(|a| point(&bm25, payload(1, a * 7 % 13, 0, "call", 100, text), 0))
+        .collect();
+    e.index.upsert(twins).await.unwrap();
+    e.index.flush().await.unwrap();
+    let queries = [
+        Query::Dense(vector(0, 0.0)),
+        Query::Sparse(bm25.embed_query("price of seats")),
+        Query::Hybrid {
+            dense: vector(0, 0.0),
+            sparse: bm25.embed_query("price of seats"),
+        },
+    ];
+    for q in &queries {
+        let first = ids(&e
+            .index
+            .search(q, &IndexFilter::workspace(1), 5)
+            .await
+            .unwrap());
+        let mut want: Vec<(i64, u32)> = (1..=12).map(|a| (a * 7 % 13, 0)).collect();
+        want.sort();
+        want.truncate(5);
+        assert_eq!(first, want, "{q:?}");
+        for _ in 0..20 {
+            let again = e
+                .index
+                .search(q, &IndexFilter::workspace(1), 5)
+                .await
+                .unwrap();
+            assert_eq!(ids(&again), first, "{q:?}");
+        }
+    }
+}
+
 async fn bad_filters_are_refused(e: Engine) {
     let t = Utc.with_ymd_and_hms(2026, 10, 4, 0, 0, 0).unwrap();
     let err = e
@@ -412,6 +453,7 @@ suite!(
     delete_removes_every_chunk_of_an_activity,
     filters_narrow_results,
     workspaces_are_isolated,
+    ties_come_back_in_one_order,
     bad_filters_are_refused,
 );
 
