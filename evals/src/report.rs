@@ -142,11 +142,33 @@ impl TaskReport {
     }
 }
 
-/// Pass rate of a group of tasks.
+/// Pass rates of a group of tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRate {
     pub tasks: usize,
+    /// Mean per-task pass^1.
     pub pass1: f64,
+    /// Mean per-task pass^k over the group's tasks with at least k trials
+    /// (none when k = 1 or no task has k trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passk: Option<f64>,
+    /// Tasks whose every trial passed.
+    #[serde(default)]
+    pub all_passed: usize,
+}
+
+impl GroupRate {
+    fn of(tasks: &[&TaskReport], k: usize) -> GroupRate {
+        let n = tasks.len();
+        let with_k: Vec<f64> = tasks.iter().filter_map(|t| t.passk).collect();
+        GroupRate {
+            tasks: n,
+            pass1: tasks.iter().filter_map(|t| t.pass1).sum::<f64>() / n.max(1) as f64,
+            passk: (k > 1 && !with_k.is_empty())
+                .then(|| with_k.iter().sum::<f64>() / with_k.len() as f64),
+            all_passed: tasks.iter().filter(|t| t.c == t.n).count(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,24 +217,14 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
         *statuses.entry(s).or_insert(0) += 1;
     }
     let group = |key: &dyn Fn(&TaskReport) -> Vec<String>| {
-        let mut m: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        let mut m: BTreeMap<String, Vec<&TaskReport>> = BTreeMap::new();
         for t in &graded {
             for g in key(t) {
-                let e = m.entry(g).or_insert((0, 0.0));
-                e.0 += 1;
-                e.1 += t.pass1.unwrap_or(0.0);
+                m.entry(g).or_default().push(t);
             }
         }
         m.into_iter()
-            .map(|(g, (n, s))| {
-                (
-                    g,
-                    GroupRate {
-                        tasks: n,
-                        pass1: s / n as f64,
-                    },
-                )
-            })
+            .map(|(g, ts)| (g, GroupRate::of(&ts, k)))
             .collect::<BTreeMap<_, _>>()
     };
     let mut tokens = Meter::default();
@@ -309,7 +321,20 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "## By tag\n\n| tag | tasks | pass^1 |\n| --- | --- | --- |"
+            "## By suite\n\n| suite | tasks | pass^1 | pass^{k} | every trial passed |\n| --- | ---: | ---: | ---: | ---: |",
+            k = s.k
+        );
+        for (suite, g) in &s.by_suite {
+            let passk = g.passk.map_or("–".into(), |p| format!("{p:.2}"));
+            let _ = writeln!(
+                o,
+                "| {suite} | {} | {:.2} | {passk} | {} |",
+                g.tasks, g.pass1, g.all_passed
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\n## By tag\n\n| tag | tasks | pass^1 |\n| --- | --- | --- |"
         );
         let mut tags: Vec<(&String, &GroupRate)> = s.by_tag.iter().collect();
         tags.sort_by(|a, b| a.1.pass1.total_cmp(&b.1.pass1).then(a.0.cmp(b.0)));
@@ -689,6 +714,21 @@ mod tests {
         ]);
         assert_eq!(r.summary.pass1.value, 0.75);
         assert_eq!(r.summary.passk.unwrap().value, 0.5);
+        let suite = &r.summary.by_suite["s"];
+        assert_eq!((suite.tasks, suite.all_passed), (2, 1));
+        assert_eq!((suite.pass1, suite.passk), (0.75, Some(0.5)));
+        assert!(
+            r.markdown().contains("| s | 2 | 0.75 | 0.50 | 1 |"),
+            "{}",
+            r.markdown()
+        );
+        let single = report(vec![task("a", false, &[Pass]), task("b", false, &[Fail])]);
+        let suite = &single.summary.by_suite["s"];
+        assert_eq!(
+            (suite.passk, suite.all_passed),
+            (None, 1),
+            "no pass^k at k = 1"
+        );
     }
 
     #[test]
