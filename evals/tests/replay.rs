@@ -469,15 +469,16 @@ async fn replay_committed(arm: &str, opts: &RunOptions) -> Report {
     .unwrap()
 }
 
-/// The committed k = 4 recording of the sampled 0.5B arm on the live subset
-/// replays each trial from its own replies (`KEY@tN`) to the committed
-/// report's grades, trial by trial, with nothing stale.
+/// The committed k = 4 recording of the sampled 0.5B arm (the live subset and
+/// the suites recorded since) replays each trial from its own replies
+/// (`KEY@tN`) to the committed report's grades, trial by trial, with nothing
+/// stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_arm_replays_its_four_trials_per_task() {
-    replays_trial_by_trial("qwen05-sampled", "reports/qwen05-sampled-live-k4.json").await;
+    replays_trial_by_trial("qwen05-sampled", "reports/qwen05-sampled-k4.json").await;
 }
 
-/// The same for the sampled 1.5B arm on the suites it was recorded on.
+/// The same for the sampled 1.5B arm, on all the shipped tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_larger_model_replays_its_four_trials_per_task() {
     replays_trial_by_trial("qwen15-sampled", "reports/qwen15-sampled-k4.json").await;
