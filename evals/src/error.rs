@@ -32,9 +32,10 @@ pub enum Error {
     Agent(#[from] rapport_agent::AgentError),
     #[error("model: {0}")]
     Model(String),
-    /// A pruning replay could not tell which recorded exchanges are unused.
-    #[error("not pruned: {0}")]
-    Prune(String),
+    /// A replay could not prune or re-key its recording: it cannot tell
+    /// which recorded exchanges the tasks use.
+    #[error("recording left as it was: {0}")]
+    Rewrite(String),
 }
 
 impl Error {

@@ -60,6 +60,10 @@ pub enum Recording {
     /// exchanges it did not use (left there by `--record --only …`
     /// re-recordings of some tasks).
     Prune(PathBuf),
+    /// A replay that then rewrites `DIR/<arm name>.json` with task keys:
+    /// each task keeps the replies it was served under keys of its own
+    /// ([`tape::Tape::rekey`]). Replay every task the recording holds.
+    Rekey(PathBuf),
 }
 
 impl Recording {
@@ -67,7 +71,7 @@ impl Recording {
         match self {
             Recording::Off => "live",
             Recording::Record(_) => "record",
-            Recording::Replay(_) | Recording::Prune(_) => "replay",
+            Recording::Replay(_) | Recording::Prune(_) | Recording::Rekey(_) => "replay",
         }
     }
 }
@@ -93,7 +97,7 @@ pub async fn run(
         .map(|(_, t)| t)
         .collect();
     let (mode, tape) = match recording {
-        Recording::Replay(dir) | Recording::Prune(dir) => {
+        Recording::Replay(dir) | Recording::Prune(dir) | Recording::Rekey(dir) => {
             let path = runner::recording_path(dir, spec);
             if !path.exists() {
                 return Err(Error::file(
@@ -102,8 +106,10 @@ pub async fn run(
                 ));
             }
             let tape = Arc::new(tape::Tape::open(&path)?);
-            if let Recording::Prune(_) = recording {
-                prunable(&tape, opts)?;
+            match recording {
+                Recording::Prune(_) => prunable(&tape, opts)?,
+                Recording::Rekey(_) => every_trial(&tape, opts)?,
+                _ => {}
             }
             (
                 tape::Mode::Replay {
@@ -114,16 +120,20 @@ pub async fn run(
             )
         }
         Recording::Off | Recording::Record(_) => {
+            let tape = match recording {
+                Recording::Record(dir) => Some(Arc::new(recordable(
+                    &runner::recording_path(dir, spec),
+                    opts,
+                )?)),
+                _ => None,
+            };
             let s = spec.clone();
             let backend = tokio::task::spawn_blocking(move || s.load_backend())
                 .await
                 .map_err(|e| Error::Model(e.to_string()))??;
-            match recording {
-                Recording::Record(dir) => {
-                    let tape = Arc::new(tape::Tape::open(&runner::recording_path(dir, spec))?);
-                    (tape::Mode::Record(backend, tape.clone()), Some(tape))
-                }
-                _ => (tape::Mode::Live(backend), None),
+            match tape {
+                Some(tape) => (tape::Mode::Record(backend, tape.clone()), Some(tape)),
+                None => (tape::Mode::Live(backend), None),
             }
         }
     };
@@ -132,6 +142,7 @@ pub async fn run(
     match (recording, tape) {
         (Recording::Record(_), Some(tape)) => tape.save()?,
         (Recording::Prune(_), Some(tape)) => prune(&tape, &tasks)?,
+        (Recording::Rekey(_), Some(tape)) => rekey(&tape, &tasks)?,
         _ => {}
     }
     Ok(Report {
@@ -150,23 +161,52 @@ pub async fn run(
 /// run every task and at least as many trials as were recorded.
 fn prunable(tape: &tape::Tape, opts: &RunOptions) -> Result<()> {
     if !opts.only.is_empty() || opts.limit.is_some() {
-        return Err(Error::Prune(
+        return Err(Error::Rewrite(
             "pruning needs a replay of every task: drop --only and --limit".into(),
         ));
     }
+    every_trial(tape, opts)
+}
+
+/// Whether a replay with `opts` runs every trial the recording holds.
+fn every_trial(tape: &tape::Tape, opts: &RunOptions) -> Result<()> {
     let recorded = tape.trials();
     if opts.k < recorded {
-        return Err(Error::Prune(format!(
+        return Err(Error::Rewrite(format!(
             "the recording holds {recorded} trials per task; replay them all with --k {recorded}"
         )));
     }
     Ok(())
 }
 
-/// Drops the exchanges the replay did not serve and saves the file, unless
-/// some trial did not replay to a grade (stale, error, timeout, skipped):
-/// its unused replies may be what a fixed run needs.
-fn prune(tape: &tape::Tape, tasks: &[report::TaskReport]) -> Result<()> {
+/// The recording at `path`, if a run with `opts` may record into it: one
+/// whose sampled trials are keyed by request alone must be re-keyed first,
+/// which is said before the model loads rather than at its first reply.
+fn recordable(path: &Path, opts: &RunOptions) -> Result<tape::Tape> {
+    let tape = tape::Tape::open(path)?;
+    if !tape.by_task() && (tape.per_trial() || opts.k > 1) {
+        return Err(Error::file(path, tape::NOT_BY_TASK));
+    }
+    Ok(tape)
+}
+
+/// Re-keys the recording by task and saves it, if every trial replayed to a
+/// grade (a stale trial was served only part of what it needs).
+fn rekey(tape: &tape::Tape, tasks: &[report::TaskReport]) -> Result<()> {
+    graded(tasks, "re-keyed")?;
+    let (before, after) = tape.rekey();
+    tape.save()?;
+    tracing::info!(
+        path = %tape.path().display(),
+        before,
+        after,
+        "re-keyed the recording by task"
+    );
+    Ok(())
+}
+
+/// Refuses (with what to do) when some trial did not replay to a grade.
+fn graded(tasks: &[report::TaskReport], what: &str) -> Result<()> {
     let unfinished: Vec<&str> = tasks
         .iter()
         .filter(|t| {
@@ -177,12 +217,20 @@ fn prune(tape: &tape::Tape, tasks: &[report::TaskReport]) -> Result<()> {
         .map(|t| t.id.as_str())
         .collect();
     if !unfinished.is_empty() {
-        return Err(Error::Prune(format!(
-            "{} tasks did not replay to a grade ({}); fix or re-record them first",
+        return Err(Error::Rewrite(format!(
+            "not {what}, because {} tasks did not replay to a grade ({}); fix or re-record them first",
             unfinished.len(),
             unfinished.join(", ")
         )));
     }
+    Ok(())
+}
+
+/// Drops the exchanges the replay did not serve and saves the file, unless
+/// some trial did not replay to a grade (stale, error, timeout, skipped):
+/// its unused replies may be what a fixed run needs.
+fn prune(tape: &tape::Tape, tasks: &[report::TaskReport]) -> Result<()> {
+    graded(tasks, "pruned")?;
     let dropped = tape.prune();
     tape.save()?;
     tracing::info!(

@@ -295,9 +295,10 @@ impl Harness {
         };
         services.now = Some(eval_now());
         let registry = Arc::new(Registry::new().with_services(services));
-        let backend = Arc::new(TrialBackend::for_trial(
+        let backend = Arc::new(TrialBackend::new(
             self.mode.clone(),
             self.prefers_small,
+            &task.id,
             n,
         ));
         let config = self

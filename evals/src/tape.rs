@@ -24,6 +24,15 @@
 //! (greedy decoding, where every trial is the same run) serves all `k`
 //! trials of a replay from that one.
 //!
+//! Two tasks can send the same request: "What should I do today?" opens
+//! more than one next-best-action task. Keyed by the request alone, the
+//! later task's recording overwrote the earlier one's replies, and a sampled
+//! arm's replay then gave both tasks the same draws. So a recording started
+//! now also names the task in every key (`task/key`, [`Tape::by_task`]).
+//! Recordings made before keep their keys and replay as they did; a sampled
+//! one is re-keyed with a replay of every task it holds ([`Tape::rekey`])
+//! before more is recorded into it.
+//!
 //! A replay run answers from the recording. A request without a recording —
 //! a changed prompt, tool description or schema, or a model answer that
 //! would have led elsewhere — fails the model call and marks the task
@@ -52,6 +61,11 @@ use crate::error::{Error, Result};
 /// The message a replay gives the agent for a request it has no recording of.
 pub const STALE: &str = "stale recording";
 
+/// Why a recording made before task keys takes no more sampled trials.
+pub const NOT_BY_TASK: &str = "this recording keys sampled trials by request alone, so two tasks \
+sending the same request would share replies; re-key it first with a replay of every task it \
+holds: `rapport eval run --agent ARM --k K --replay DIR --rekey`";
+
 /// The recording file format: 2 keeps every occurrence of a request within a
 /// trial, 1 kept one reply per request.
 pub const TAPE_VERSION: u32 = 2;
@@ -73,6 +87,15 @@ pub fn trial_key(key: &str, trial: usize) -> String {
         0 => key.to_owned(),
         n => format!("{key}@t{}", n + 1),
     }
+}
+
+/// Where a request was sent from: which task, which trial of it (from 0),
+/// and how many times that trial had sent the same request before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot<'a> {
+    pub task: &'a str,
+    pub trial: usize,
+    pub occurrence: usize,
 }
 
 /// A recorded reply.
@@ -160,10 +183,38 @@ struct TapeFile {
     /// Whether trials after the first were recorded under keys of their own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     per_trial: bool,
+    /// Whether every key names its task (`task/key`). False in recordings
+    /// made before, where two tasks sending one request shared its reply.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    by_task: bool,
     exchanges: BTreeMap<String, Exchange>,
-    /// Keys a replay has served since the file was opened (not saved).
+    /// What a replay has served since the file was opened (not saved): the
+    /// key each request would have in a task-keyed recording, and the key
+    /// its reply was found under.
     #[serde(skip)]
-    served: HashSet<String>,
+    served: HashMap<String, String>,
+}
+
+impl TapeFile {
+    /// The key of the request `key` sent from `slot`, under this file's rules.
+    fn key(&self, key: &str, slot: Slot) -> String {
+        if self.by_task {
+            self.task_key(key, slot)
+        } else {
+            self.request_key(key, slot)
+        }
+    }
+
+    /// The key in a task-keyed recording: the task, then the request's key.
+    fn task_key(&self, key: &str, slot: Slot) -> String {
+        format!("{}/{}", slot.task, self.request_key(key, slot))
+    }
+
+    /// The key by request alone, as recordings made before task keys have it.
+    fn request_key(&self, key: &str, slot: Slot) -> String {
+        let trial = if self.per_trial { slot.trial } else { 0 };
+        trial_key(&occurrence_key(key, slot.occurrence), trial)
+    }
 }
 
 /// A set of recorded exchanges, in memory, saved as one JSON file.
@@ -182,6 +233,7 @@ impl Tape {
         } else {
             TapeFile {
                 version: TAPE_VERSION,
+                by_task: true,
                 ..Default::default()
             }
         };
@@ -218,19 +270,36 @@ impl Tape {
         self.lock().per_trial
     }
 
-    /// The reply to the `occurrence`-th sending of the request `key` in
-    /// trial `trial` of a task. A version 1 recording has one reply per
-    /// request and serves it every time; a recording without per-trial keys
-    /// serves every trial the first trial's replies.
-    pub fn get(&self, key: &str, occurrence: usize, trial: usize) -> Option<Exchange> {
+    /// Whether every key names its task (every recording started since
+    /// task keys came in, and every re-keyed one).
+    pub fn by_task(&self) -> bool {
+        self.lock().by_task
+    }
+
+    /// The key the request `key` sent from `slot` is kept under.
+    pub fn key(&self, key: &str, slot: Slot) -> String {
+        self.lock().key(key, slot)
+    }
+
+    /// The reply to the request `key` sent from `slot`. A version 1
+    /// recording has one reply per request and serves it every time; a
+    /// recording without per-trial keys serves every trial the first trial's
+    /// replies.
+    pub fn get(&self, key: &str, slot: Slot) -> Option<Exchange> {
         let mut f = self.lock();
-        let trial = if f.per_trial { trial } else { 0 };
-        let mut found = trial_key(&occurrence_key(key, occurrence), trial);
+        let mut found = f.key(key, slot);
         if !f.exchanges.contains_key(&found) && f.version < TAPE_VERSION {
-            found = trial_key(key, trial);
+            found = f.key(
+                key,
+                Slot {
+                    occurrence: 0,
+                    ..slot
+                },
+            );
         }
         let reply = f.exchanges.get(&found).cloned()?;
-        f.served.insert(found);
+        let as_task = f.task_key(key, slot);
+        f.served.insert(as_task, found);
         Some(reply)
     }
 
@@ -243,8 +312,31 @@ impl Tape {
         let TapeFile {
             exchanges, served, ..
         } = &mut *f;
-        exchanges.retain(|k, _| served.contains(k));
+        let used: HashSet<&String> = served.values().collect();
+        exchanges.retain(|k, _| used.contains(k));
         before - exchanges.len()
+    }
+
+    /// Rewrites the recording with task keys: each task keeps, under its
+    /// own keys, the replies a replay served it, so tasks that sent the same
+    /// request stop sharing replies (each keeps what it was served, and a
+    /// re-recording of one no longer overwrites the other's). Exchanges no
+    /// task was served are dropped, so the replay must have run every task
+    /// the recording is for, each to a grade: the caller checks the grades.
+    /// Returns how many exchanges the file held before and holds now.
+    pub fn rekey(&self) -> (usize, usize) {
+        let mut f = self.lock();
+        let before = f.exchanges.len();
+        let rekeyed: BTreeMap<String, Exchange> = f
+            .served
+            .iter()
+            .filter_map(|(to, from)| Some((to.clone(), f.exchanges.get(from)?.clone())))
+            .collect();
+        f.served = rekeyed.keys().map(|k| (k.clone(), k.clone())).collect();
+        f.exchanges = rekeyed;
+        f.by_task = true;
+        f.version = TAPE_VERSION;
+        (before, f.exchanges.len())
     }
 
     /// Trials per task the recording holds replies for: the largest `@tN`
@@ -258,17 +350,23 @@ impl Tape {
             .unwrap_or(1)
     }
 
-    /// Keeps the reply to the `occurrence`-th sending of `key` in trial
-    /// `trial`. Recording into a version 1 file upgrades it: its retried
-    /// requests then replay as stale until re-recorded, which shows rather
-    /// than hides them.
-    pub fn put(&self, key: &str, occurrence: usize, trial: usize, model: &str, x: Exchange) {
+    /// Keeps the reply to the request `key` sent from `slot`. Recording into
+    /// a version 1 file upgrades it: its retried requests then replay as
+    /// stale until re-recorded, which shows rather than hides them. A
+    /// recording whose keys do not name the task takes no trial after the
+    /// first (those would collide across tasks): re-key it first.
+    pub fn put(&self, key: &str, slot: Slot, model: &str, x: Exchange) -> Result<()> {
         let mut f = self.lock();
+        if !f.by_task && (f.per_trial || slot.trial > 0) {
+            return Err(Error::file(&self.path, NOT_BY_TASK));
+        }
         f.model = model.to_owned();
         f.version = TAPE_VERSION;
-        f.per_trial |= trial > 0;
-        f.exchanges
-            .insert(trial_key(&occurrence_key(key, occurrence), trial), x);
+        // Before the key: a trial after the first is keyed apart from then on.
+        f.per_trial |= slot.trial > 0;
+        let k = f.key(key, slot);
+        f.exchanges.insert(k, x);
+        Ok(())
     }
 
     /// Writes the file (keys sorted, so a re-recording diffs cleanly).
@@ -478,6 +576,8 @@ impl Mode {
 pub struct TrialBackend {
     mode: Arc<Mode>,
     prefers_small: bool,
+    /// The task's id: recordings key by it.
+    task: String,
     /// Which trial of its task this is (from 0).
     trial: usize,
     meter: Mutex<Meter>,
@@ -487,15 +587,12 @@ pub struct TrialBackend {
 }
 
 impl TrialBackend {
-    pub fn new(mode: Arc<Mode>, prefers_small: bool) -> TrialBackend {
-        TrialBackend::for_trial(mode, prefers_small, 0)
-    }
-
-    /// The backend of trial `trial` (from 0) of a task.
-    pub fn for_trial(mode: Arc<Mode>, prefers_small: bool, trial: usize) -> TrialBackend {
+    /// The backend of trial `trial` (from 0) of the task `task`.
+    pub fn new(mode: Arc<Mode>, prefers_small: bool, task: &str, trial: usize) -> TrialBackend {
         TrialBackend {
             mode,
             prefers_small,
+            task: task.to_owned(),
             trial,
             meter: Mutex::new(Meter::default()),
             stale: Mutex::new(None),
@@ -503,13 +600,17 @@ impl TrialBackend {
         }
     }
 
-    /// How often the trial sent `key` before (0 the first time), counting
-    /// this sending.
-    fn occurrence(&self, key: &str) -> usize {
+    /// Where this sending of `key` comes from; counts it, so the next
+    /// sending of the same request is the next occurrence.
+    fn slot(&self, key: &str) -> Slot<'_> {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let n = sent.entry(key.to_owned()).or_default();
         *n += 1;
-        *n - 1
+        Slot {
+            task: &self.task,
+            trial: self.trial,
+            occurrence: *n - 1,
+        }
     }
 
     pub fn meter(&self) -> Meter {
@@ -557,19 +658,20 @@ impl LlmBackend for TrialBackend {
                 }
                 Mode::Record(inner, tape) => {
                     let key = request_key(&inner.model(), request, Utc::now());
-                    let occurrence = self.occurrence(&key);
+                    let slot = self.slot(&key);
                     let started = Instant::now();
                     let reply = inner.complete(request, on_delta).await?;
                     let seconds = started.elapsed().as_secs_f64();
                     self.count(&reply, seconds);
                     let x = Exchange::of(&reply, seconds, request);
-                    tape.put(&key, occurrence, self.trial, &inner.model(), x);
+                    tape.put(&key, slot, &inner.model(), x)
+                        .map_err(|e| BackendError::Script(e.to_string()))?;
                     Ok(reply)
                 }
                 Mode::Replay { model, tape } => {
                     let key = request_key(model, request, Utc::now());
-                    let occurrence = self.occurrence(&key);
-                    match tape.get(&key, occurrence, self.trial) {
+                    let slot = self.slot(&key);
+                    match tape.get(&key, slot) {
                         Some(x) => {
                             let reply = x.reply();
                             if !reply.content.is_empty() {
@@ -579,7 +681,7 @@ impl LlmBackend for TrialBackend {
                             Ok(reply)
                         }
                         None => {
-                            let key = trial_key(&occurrence_key(&key, occurrence), self.trial);
+                            let key = tape.key(&key, slot);
                             let mut s = self.stale.lock().unwrap_or_else(|p| p.into_inner());
                             s.get_or_insert_with(|| key.clone());
                             Err(BackendError::Script(format!(
@@ -667,19 +769,82 @@ mod tests {
     fn pruning_keeps_exactly_the_replies_served() {
         let dir = tempfile::tempdir().unwrap();
         let tape = Tape::open(&dir.path().join("t.json")).unwrap();
-        tape.put("a", 0, 0, "m", exchange("a"));
-        tape.put("a", 1, 0, "m", exchange("a again"));
-        tape.put("b", 0, 0, "m", exchange("b, an old request"));
-        tape.put("a", 0, 2, "m", exchange("a in trial 3"));
+        let put = |key: &str, occurrence, trial, text: &str| {
+            let slot = at("t", trial, occurrence);
+            tape.put(key, slot, "m", exchange(text)).unwrap();
+        };
+        put("a", 1, 0, "a again");
+        put("a", 0, 0, "a");
+        put("b", 0, 0, "b, an old request");
+        put("a", 0, 2, "a in trial 3");
         assert_eq!(tape.trials(), 3);
 
-        assert_eq!(tape.get("a", 0, 0).unwrap().content, "a");
-        assert_eq!(tape.get("a", 0, 2).unwrap().content, "a in trial 3");
-        assert!(tape.get("c", 0, 0).is_none(), "a miss serves nothing");
+        assert_eq!(tape.get("a", at("t", 0, 0)).unwrap().content, "a");
+        let third = tape.get("a", at("t", 2, 0)).unwrap();
+        assert_eq!(third.content, "a in trial 3");
+        assert!(
+            tape.get("c", at("t", 0, 0)).is_none(),
+            "a miss serves nothing"
+        );
+        assert!(tape.get("a", at("u", 0, 0)).is_none(), "nor another task");
         assert_eq!(tape.prune(), 2, "b and the second a were never served");
         assert_eq!(tape.len(), 2);
-        assert!(tape.get("b", 0, 0).is_none());
-        assert_eq!(tape.get("a", 0, 0).unwrap().content, "a");
+        assert!(tape.get("b", at("t", 0, 0)).is_none());
+        assert_eq!(tape.get("a", at("t", 0, 0)).unwrap().content, "a");
         assert_eq!(tape.prune(), 0, "pruning twice drops nothing more");
+    }
+
+    fn at(task: &str, trial: usize, occurrence: usize) -> Slot<'_> {
+        Slot {
+            task,
+            trial,
+            occurrence,
+        }
+    }
+
+    /// A sampled recording from before task keys: two tasks sent one
+    /// request, and both were served the reply the later one left.
+    /// Re-keying gives each task that reply under its own key, keeps what
+    /// only one task was served, and drops what nobody was.
+    #[test]
+    fn rekeying_gives_each_task_what_it_was_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let old = json!({
+            "version": 2, "model": "m", "per_trial": true,
+            "exchanges": {
+                "today": exchange("shared"), "today@t2": exchange("shared 2"),
+                "dismiss": exchange("dismiss"), "unused": exchange("unused"),
+            }
+        });
+        std::fs::write(&path, old.to_string()).unwrap();
+        let tape = Tape::open(&path).unwrap();
+        assert!(!tape.by_task());
+        let refused = tape.put("x", at("a", 0, 0), "m", exchange("x"));
+        assert!(refused.unwrap_err().to_string().contains("--rekey"));
+
+        for (task, trial, key) in [("a", 0, "today"), ("a", 1, "today")] {
+            assert!(tape.get(key, at(task, trial, 0)).is_some());
+        }
+        for (task, trial, key) in [("b", 0, "today"), ("b", 0, "dismiss")] {
+            assert!(tape.get(key, at(task, trial, 0)).is_some());
+        }
+        assert_eq!(tape.rekey(), (4, 4));
+        assert!(tape.by_task());
+        tape.save().unwrap();
+
+        let tape = Tape::open(&path).unwrap();
+        assert_eq!(
+            tape.get("today", at("a", 1, 0)).unwrap().content,
+            "shared 2"
+        );
+        assert_eq!(tape.get("today", at("b", 0, 0)).unwrap().content, "shared");
+        assert!(tape.get("dismiss", at("a", 0, 0)).is_none());
+        assert!(tape.get("unused", at("a", 0, 0)).is_none());
+        // Now a new recording of one task leaves the other's replies alone.
+        tape.put("today", at("a", 0, 0), "m", exchange("a's own"))
+            .unwrap();
+        assert_eq!(tape.get("today", at("a", 0, 0)).unwrap().content, "a's own");
+        assert_eq!(tape.get("today", at("b", 0, 0)).unwrap().content, "shared");
     }
 }

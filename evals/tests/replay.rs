@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use rapport_agent::backend::scripted::ScriptedBackend;
 use rapport_agent::{LlmBackend, LlmRequest};
 use rapport_evals::report::{self, Report, Status};
-use rapport_evals::tape::{Exchange, Mode, STALE, Tape, TrialBackend};
+use rapport_evals::tape::{Exchange, Mode, STALE, Slot, Tape, TrialBackend};
 use rapport_evals::{AgentSpec, Harness, Recording, RunOptions, Suite, Task};
 use rapport_models::llm::ChatMessage;
 use serde_json::json;
@@ -161,7 +161,7 @@ async fn a_request_sent_twice_replays_both_replies_in_order() {
             .say("Call Dana Lee at Acme."),
     );
     let tape = Arc::new(Tape::open(&path).unwrap());
-    let trial = TrialBackend::new(Arc::new(Mode::Record(model, tape.clone())), false);
+    let trial = TrialBackend::new(Arc::new(Mode::Record(model, tape.clone())), false, "t", 0);
     let first = trial.complete(&request, &|_| {}).await.unwrap();
     let second = trial.complete(&request, &|_| {}).await.unwrap();
     assert_ne!(first.content, second.content);
@@ -175,6 +175,8 @@ async fn a_request_sent_twice_replays_both_replies_in_order() {
                 tape,
             }),
             false,
+            "t",
+            0,
         )
     };
     let trial = replay(Arc::new(Tape::open(&path).unwrap()));
@@ -212,42 +214,44 @@ async fn each_trial_of_a_sampled_arm_replays_its_own_replies() {
     let model: Arc<dyn LlmBackend> = Arc::new(
         ScriptedBackend::new()
             .say("first trial")
-            .say("second trial"),
+            .say("second trial")
+            .say("another task, sending the same request"),
     );
     let tape = Arc::new(Tape::open(&path).unwrap());
     let mode = Arc::new(Mode::Record(model, tape.clone()));
-    let first = TrialBackend::for_trial(mode.clone(), false, 0);
-    let second = TrialBackend::for_trial(mode, false, 1);
-    assert_eq!(
-        first.complete(&request, &|_| {}).await.unwrap().content,
-        "first trial"
-    );
-    assert_eq!(
-        second.complete(&request, &|_| {}).await.unwrap().content,
-        "second trial"
-    );
+    for (task, trial) in [("t", 0), ("t", 1), ("u", 0)] {
+        let backend = TrialBackend::new(mode.clone(), false, task, trial);
+        backend.complete(&request, &|_| {}).await.unwrap();
+    }
     assert!(tape.per_trial());
     tape.save().unwrap();
 
-    let replay = |trial: usize| {
-        TrialBackend::for_trial(
+    let replay = |task: &str, trial: usize| {
+        TrialBackend::new(
             Arc::new(Mode::Replay {
                 model: "scripted".into(),
                 tape: Arc::new(Tape::open(&path).unwrap()),
             }),
             false,
+            task,
             trial,
         )
     };
-    let reply = |n: usize| {
-        let backend = replay(n);
+    let reply = |task: &str, n: usize| {
+        let backend = replay(task, n);
         let request = request.clone();
         async move { backend.complete(&request, &|_| {}).await }
     };
-    assert_eq!(reply(0).await.unwrap().content, "first trial");
-    assert_eq!(reply(1).await.unwrap().content, "second trial");
-    let third = reply(2).await.unwrap_err();
-    assert!(third.to_string().contains("@t3"), "{third}");
+    assert_eq!(reply("t", 0).await.unwrap().content, "first trial");
+    assert_eq!(reply("t", 1).await.unwrap().content, "second trial");
+    // The later task's recording did not overwrite the earlier task's.
+    let other = reply("u", 0).await.unwrap().content;
+    assert_eq!(other, "another task, sending the same request");
+    let third = reply("t", 2).await.unwrap_err();
+    assert!(
+        third.to_string().contains("t/") && third.to_string().contains("@t3"),
+        "{third}"
+    );
 
     // One trial recorded (greedy): every trial replays it.
     let mut one: serde_json::Value =
@@ -258,7 +262,7 @@ async fn each_trial_of_a_sampled_arm_replays_its_own_replies() {
         .unwrap()
         .retain(|k, _| !k.contains("@t"));
     std::fs::write(&path, one.to_string()).unwrap();
-    assert_eq!(reply(3).await.unwrap().content, "first trial");
+    assert_eq!(reply("t", 3).await.unwrap().content, "first trial");
 }
 
 /// Re-recording a task leaves the replies its old requests got in the file;
@@ -276,10 +280,14 @@ async fn a_pruning_replay_drops_only_the_unused_replies() {
         Status::Pass
     );
     // What an earlier wording of the task was answered: no task sends it now.
+    let slot = Slot {
+        task: "add-company",
+        trial: 0,
+        occurrence: 0,
+    };
     tape.put(
         "an-old-request",
-        0,
-        0,
+        slot,
         "scripted",
         Exchange {
             content: "an answer nothing asks for any more".into(),
@@ -288,7 +296,8 @@ async fn a_pruning_replay_drops_only_the_unused_replies() {
             seconds: 0.5,
             last_message: "Add Globex".into(),
         },
-    );
+    )
+    .unwrap();
     tape.save().unwrap();
     assert_eq!(Tape::open(&path).unwrap().len(), 3);
 
@@ -318,7 +327,7 @@ async fn a_pruning_replay_drops_only_the_unused_replies() {
     assert_eq!(pruned.tasks[0].status, Status::Pass);
     let kept = Tape::open(&path).unwrap();
     assert_eq!(kept.len(), 2, "the tool call and the answer stay");
-    assert!(kept.get("an-old-request", 0, 0).is_none());
+    assert!(kept.get("an-old-request", slot).is_none());
 
     let again = run(
         Mode::Replay {
@@ -329,6 +338,94 @@ async fn a_pruning_replay_drops_only_the_unused_replies() {
     )
     .await;
     assert_eq!(again[0].status, Status::Pass);
+}
+
+/// A recording made before task keys (keys by request alone) re-keys with
+/// a replay: afterwards every key names its task, the task replays the
+/// same, and recording more sampled trials, refused before, is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rekeying_replay_moves_an_old_recording_to_task_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scripted.json");
+    let suite = Suite::parse(SUITE, Path::new("tiny.yaml")).unwrap();
+    let tape = Arc::new(Tape::open(&path).unwrap());
+    run(Mode::Record(script(), tape.clone()), &suite).await;
+    tape.save().unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v["exchanges"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert!(
+        keys(&recorded)
+            .iter()
+            .all(|k| k.starts_with("add-company/"))
+    );
+
+    // The same file as it was written before task keys, for a sampled arm.
+    let mut old = recorded.clone();
+    let exchanges = old["exchanges"].as_object().unwrap().clone();
+    old["exchanges"] = exchanges
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("add-company/").to_owned(), v))
+        .collect();
+    old["per_trial"] = json!(true);
+    old.as_object_mut().unwrap().remove("by_task");
+    std::fs::write(&path, old.to_string()).unwrap();
+    let sampled = RunOptions {
+        k: 2,
+        ..RunOptions::default()
+    };
+    let suites = [suite.clone()];
+    let go = |recording: Recording, opts: RunOptions| {
+        let suites = suites.clone();
+        async move {
+            rapport_evals::run(&spec(), &suites, &opts, &recording, &ProgressBar::hidden()).await
+        }
+    };
+    let refused = go(Recording::Record(dir.path().to_owned()), sampled)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("--rekey"), "{refused}");
+
+    // It holds one trial per task: that is every trial it has.
+    let rekeyed = go(
+        Recording::Rekey(dir.path().to_owned()),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rekeyed.tasks[0].status, Status::Pass);
+    let now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(keys(&now), keys(&recorded));
+    assert_eq!(now["by_task"], json!(true));
+    let again = go(
+        Recording::Replay(dir.path().to_owned()),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.tasks[0].status, Status::Pass);
+    let second_trial = Slot {
+        task: "add-company",
+        trial: 1,
+        occurrence: 0,
+    };
+    let reply = Exchange {
+        content: "a second draw".into(),
+        tool_calls: vec![],
+        usage: None,
+        seconds: 0.5,
+        last_message: String::new(),
+    };
+    let tape = Tape::open(&path).unwrap();
+    tape.put("k", second_trial, "scripted", reply).unwrap();
 }
 
 const REPEATED_DELETE: &str = r#"

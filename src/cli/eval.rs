@@ -97,6 +97,13 @@ pub struct Common {
     /// shipped task; refused unless every trial replays to a grade.
     #[arg(long, requires = "replay", conflicts_with_all = ["suites", "only", "limit"])]
     pub prune: bool,
+    /// With --replay: afterwards rewrite a recording made before task keys so
+    /// each task keeps the replies it was served under keys of its own (two
+    /// tasks sending one request stop sharing a sampled arm's draws). Replay
+    /// every task the recording holds (--only each, if it holds only some) at
+    /// its --k; replies no task was served are dropped.
+    #[arg(long, requires = "replay", conflicts_with = "prune")]
+    pub rekey: bool,
     /// Where reports go.
     #[arg(long, default_value = "eval-out")]
     pub out: PathBuf,
@@ -122,6 +129,7 @@ impl Common {
         match (&self.record, &self.replay) {
             (Some(d), _) => Recording::Record(d.clone()),
             (None, Some(d)) if self.prune => Recording::Prune(d.clone()),
+            (None, Some(d)) if self.rekey => Recording::Rekey(d.clone()),
             (None, Some(d)) => Recording::Replay(d.clone()),
             (None, None) => Recording::Off,
         }
