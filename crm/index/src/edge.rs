@@ -20,7 +20,7 @@ use qdrant_edge::{
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE, ScoredChunk,
+    Candidate, ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
     SparseVector, VectorIndex,
 };
 
@@ -232,6 +232,16 @@ fn nearest(vector: VectorInternal, using: &str) -> ScoringQuery {
     }))
 }
 
+/// The number of a point id: Rapport writes only numeric ids ([`crate::point_id`]).
+fn numeric(id: PointId) -> Result<u64> {
+    match id {
+        PointId::NumId(n) => Ok(n),
+        other => Err(Error::Corrupt(format!(
+            "a point with a non-numeric id {other:?}"
+        ))),
+    }
+}
+
 fn decode(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload> {
     let map = payload.ok_or_else(|| Error::Corrupt("a point without payload".into()))?;
     ChunkPayload::from_json(serde_json::Value::Object(map.0.into_iter().collect()))
@@ -301,7 +311,7 @@ impl VectorIndex for EdgeIndex {
         probe: Probe<'_>,
         filter: &IndexFilter,
         limit: usize,
-    ) -> Result<Vec<ScoredChunk>> {
+    ) -> Result<Vec<Candidate>> {
         let scoring = match probe {
             Probe::Dense(v) => {
                 self.check_dense(v)?;
@@ -318,18 +328,35 @@ impl VectorIndex for EdgeIndex {
             offset: 0,
             params: None,
             with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(true),
+            with_payload: WithPayloadInterface::Bool(false),
         };
         let found = self.with_shard(false, move |s| s.query(request)).await?;
         found
             .into_iter()
             .map(|p| {
-                Ok(ScoredChunk {
+                Ok(Candidate {
+                    id: numeric(p.id)?,
                     score: p.score,
-                    payload: decode(p.payload)?,
                 })
             })
             .collect()
+    }
+
+    async fn payloads(&self, ids: &[u64]) -> Result<Vec<ChunkPayload>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<PointId> = ids.iter().copied().map(PointId::NumId).collect();
+        let found = self
+            .with_shard(false, move |s| {
+                s.retrieve(
+                    &ids,
+                    Some(WithPayloadInterface::Bool(true)),
+                    Some(WithVector::Bool(false)),
+                )
+            })
+            .await?;
+        found.into_iter().map(|r| decode(r.payload)).collect()
     }
 
     async fn count(&self, workspace_id: i64) -> Result<u64> {

@@ -211,6 +211,15 @@ pub enum Probe<'a> {
     Sparse(&'a SparseVector),
 }
 
+/// A point an engine found: its [`point_id`] and score, without payload.
+/// Searches rank and fuse these, and read payloads only for the few they
+/// return.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub id: u64,
+    pub score: f32,
+}
+
 /// A found chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredChunk {
@@ -239,20 +248,25 @@ pub trait VectorIndex: Send + Sync {
     /// Removes every point of a workspace (before a rebuild).
     async fn delete_workspace(&self, workspace_id: i64) -> Result<()>;
 
-    /// The engine's own search on one vector: up to `limit` chunks passing
-    /// the filter (already checked), in any order. Callers use
-    /// [`search`](Self::search), which orders and fuses.
+    /// The engine's own search on one vector: up to `limit` points passing
+    /// the filter (already checked), in any order, without payloads. Callers
+    /// use [`search`](Self::search), which orders, fuses and reads payloads.
     async fn nearest(
         &self,
         probe: Probe<'_>,
         filter: &IndexFilter,
         limit: usize,
-    ) -> Result<Vec<ScoredChunk>>;
+    ) -> Result<Vec<Candidate>>;
+
+    /// The payloads of the points with these ids that exist, in any order.
+    async fn payloads(&self, ids: &[u64]) -> Result<Vec<ChunkPayload>>;
 
     /// The best `limit` chunks for a query among those passing the filter,
     /// best first, in the same order on every run (see [`ranked`]). Hybrid
     /// search fuses the dense and keyword candidate lists here rather than in
-    /// the engine, whose fusion leaves ties in a random order.
+    /// the engine, whose fusion leaves ties in a random order. Candidates are
+    /// ranked and fused by id and score alone; only the `limit` returned are
+    /// read whole.
     async fn search(
         &self,
         query: &Query,
@@ -263,36 +277,19 @@ pub trait VectorIndex: Send + Sync {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        match query {
-            Query::Dense(v) => self.nearest_ranked(Probe::Dense(v), filter, limit).await,
-            Query::Sparse(v) => self.nearest_ranked(Probe::Sparse(v), filter, limit).await,
+        let best = match query {
+            Query::Dense(v) => order::nearest(self, Probe::Dense(v), filter, limit).await?,
+            Query::Sparse(v) => order::nearest(self, Probe::Sparse(v), filter, limit).await?,
             Query::Hybrid { dense, sparse } => {
                 let n = hybrid_candidates(limit);
-                let by_meaning = self.nearest_ranked(Probe::Dense(dense), filter, n).await?;
-                let by_words = self
-                    .nearest_ranked(Probe::Sparse(sparse), filter, n)
-                    .await?;
-                Ok(fuse(&[by_meaning, by_words], limit))
+                let by_meaning = order::nearest(self, Probe::Dense(dense), filter, n).await?;
+                let by_words = order::nearest(self, Probe::Sparse(sparse), filter, n).await?;
+                fuse(&[by_meaning, by_words], limit)
             }
-        }
-    }
-
-    /// [`nearest`](Self::nearest), over-fetched so that ties at the cut-off
-    /// are settled by [`ranked`], not by the engine. An all-stop-word keyword
-    /// query matches nothing: the engine need not be asked.
-    async fn nearest_ranked(
-        &self,
-        probe: Probe<'_>,
-        filter: &IndexFilter,
-        limit: usize,
-    ) -> Result<Vec<ScoredChunk>> {
-        if matches!(probe, Probe::Sparse(v) if v.indices.is_empty()) {
-            return Ok(Vec::new());
-        }
-        let found = self
-            .nearest(probe, filter, order::with_slack(limit))
-            .await?;
-        Ok(ranked(found, limit))
+        };
+        let ids: Vec<u64> = best.iter().map(|c| c.id).collect();
+        let payloads = self.payloads(&ids).await?;
+        Ok(order::with_payloads(&best, payloads))
     }
 
     /// Points of a workspace.

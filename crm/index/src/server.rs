@@ -6,15 +6,16 @@
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, Modifier, NamedVectors, PointStruct,
-    Query as QQuery, QueryPointsBuilder, Range, ScrollPointsBuilder, SparseVectorParamsBuilder,
-    SparseVectorsConfigBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, Modifier, NamedVectors,
+    PointId, PointStruct, Query as QQuery, QueryPointsBuilder, Range, ScrollPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, Vector, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 
 use crate::error::{Error, Result};
 use crate::{
-    ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE, ScoredChunk,
+    Candidate, ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
     VectorIndex,
 };
 
@@ -171,6 +172,17 @@ fn to_filter(f: &IndexFilter) -> Filter {
     Filter::must(must)
 }
 
+/// The number of a point id: Rapport writes only numeric ids ([`crate::point_id`]).
+fn numeric(id: Option<PointId>) -> Result<u64> {
+    use qdrant_client::qdrant::point_id::PointIdOptions;
+    match id.and_then(|p| p.point_id_options) {
+        Some(PointIdOptions::Num(n)) => Ok(n),
+        other => Err(Error::Corrupt(format!(
+            "a point with a non-numeric id {other:?}"
+        ))),
+    }
+}
+
 fn decode(
     payload: std::collections::HashMap<String, qdrant_client::qdrant::Value>,
 ) -> Result<ChunkPayload> {
@@ -249,11 +261,11 @@ impl VectorIndex for ServerIndex {
         probe: Probe<'_>,
         filter: &IndexFilter,
         limit: usize,
-    ) -> Result<Vec<ScoredChunk>> {
+    ) -> Result<Vec<Candidate>> {
         let q = QueryPointsBuilder::new(&self.collection)
             .filter(to_filter(filter))
             .limit(limit as u64)
-            .with_payload(true);
+            .with_payload(false);
         let q = match probe {
             Probe::Dense(v) => {
                 self.check_dense(v)?;
@@ -270,12 +282,29 @@ impl VectorIndex for ServerIndex {
         res.result
             .into_iter()
             .map(|p| {
-                Ok(ScoredChunk {
+                Ok(Candidate {
+                    id: numeric(p.id)?,
                     score: p.score,
-                    payload: decode(p.payload)?,
                 })
             })
             .collect()
+    }
+
+    async fn payloads(&self, ids: &[u64]) -> Result<Vec<ChunkPayload>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<PointId> = ids.iter().map(|&n| n.into()).collect();
+        let res = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(&self.collection, ids)
+                    .with_payload(true)
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        res.result.into_iter().map(|p| decode(p.payload)).collect()
     }
 
     async fn count(&self, workspace_id: i64) -> Result<u64> {

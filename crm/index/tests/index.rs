@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use rapport_index::{
     Bm25, ChunkPayload, EdgeIndex, IndexFilter, IndexPoint, Query, SparseVector, VectorIndex,
+    point_id,
 };
 
 const DIM: usize = 8;
@@ -212,6 +213,15 @@ async fn upsert_then_search(e: Engine) {
         e.index.keys(1).await.unwrap(),
         vec![(1, 0), (1, 1), (2, 0), (3, 0), (4, 0)]
     );
+    // Payloads are read by point id; an id with no point reads nothing.
+    let read = e
+        .index
+        .payloads(&[point_id(3, 0), point_id(99, 0), point_id(1, 1)])
+        .await
+        .unwrap();
+    let mut read: Vec<(i64, u32)> = read.iter().map(|p| (p.activity_id, p.chunk)).collect();
+    read.sort_unstable();
+    assert_eq!(read, vec![(1, 1), (3, 0)]);
 }
 
 async fn upsert_is_idempotent_and_replaces(e: Engine) {
