@@ -60,6 +60,27 @@ async fn run(mode: Mode, suite: &Suite) -> Vec<rapport_evals::report::TaskReport
     .await
 }
 
+/// A whole `rapport eval run` of the suite with this recording mode.
+async fn run_with(
+    suite: &Suite,
+    recording: &Recording,
+    opts: RunOptions,
+) -> rapport_evals::Result<Report> {
+    let suites = [suite.clone()];
+    rapport_evals::run(&spec(), &suites, &opts, recording, &ProgressBar::hidden()).await
+}
+
+/// A stored reply of `content` to a request whose last message was `last`.
+fn stored(content: &str, last: &str) -> Exchange {
+    Exchange {
+        content: content.into(),
+        tool_calls: vec![],
+        usage: None,
+        seconds: 0.5,
+        last_message: last.into(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_run_replays_and_a_changed_request_is_stale() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,30 +306,13 @@ async fn a_pruning_replay_drops_only_the_unused_replies() {
         trial: 0,
         occurrence: 0,
     };
-    tape.put(
-        "an-old-request",
-        slot,
-        "scripted",
-        Exchange {
-            content: "an answer nothing asks for any more".into(),
-            tool_calls: vec![],
-            usage: None,
-            seconds: 0.5,
-            last_message: "Add Globex".into(),
-        },
-    )
-    .unwrap();
+    let old = stored("an answer nothing asks for any more", "Add Globex");
+    tape.put("an-old-request", slot, "scripted", old).unwrap();
     tape.save().unwrap();
     assert_eq!(Tape::open(&path).unwrap().len(), 3);
 
     let recording = Recording::Prune(dir.path().to_owned());
-    let prune = |opts: RunOptions| {
-        let (suite, recording) = (suite.clone(), recording.clone());
-        async move {
-            let suites = [suite];
-            rapport_evals::run(&spec(), &suites, &opts, &recording, &ProgressBar::hidden()).await
-        }
-    };
+    let prune = |opts: RunOptions| run_with(&suite, &recording, opts);
 
     let refused = prune(RunOptions {
         only: vec!["add-company".into()],
@@ -381,12 +385,9 @@ async fn a_rekeying_replay_moves_an_old_recording_to_task_keys() {
         k: 2,
         ..RunOptions::default()
     };
-    let suites = [suite.clone()];
     let go = |recording: Recording, opts: RunOptions| {
-        let suites = suites.clone();
-        async move {
-            rapport_evals::run(&spec(), &suites, &opts, &recording, &ProgressBar::hidden()).await
-        }
+        let suite = suite.clone();
+        async move { run_with(&suite, &recording, opts).await }
     };
     let refused = go(Recording::Record(dir.path().to_owned()), sampled)
         .await
@@ -417,14 +418,8 @@ async fn a_rekeying_replay_moves_an_old_recording_to_task_keys() {
         trial: 1,
         occurrence: 0,
     };
-    let reply = Exchange {
-        content: "a second draw".into(),
-        tool_calls: vec![],
-        usage: None,
-        seconds: 0.5,
-        last_message: String::new(),
-    };
     let tape = Tape::open(&path).unwrap();
+    let reply = stored("a second draw", "");
     tape.put("k", second_trial, "scripted", reply).unwrap();
 }
 
