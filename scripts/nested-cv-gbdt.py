@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from forust import GradientBooster
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -56,6 +57,8 @@ VARIANTS = {
     "bag3": ({}, 5, 3),
     "mlw1": ({"min_leaf_weight": 1.0}, 5, 1),
     "leaves31": ({"grow_policy": "LossGuide", "max_leaves": 31, "max_depth": 100}, 5, 1),
+    # The boosters also see a logistic regression's out-of-fold log-odds.
+    "lrfeat": ({"stack_linear": True}, 5, 1),
 }
 
 
@@ -81,8 +84,22 @@ def design(train, test, target):
     return x.astype(np.float64), x_out.astype(np.float64)
 
 
+def with_linear_score(x, y, x_out, folds):
+    """`x` and `x_out` with one more column: a logistic regression's log-odds,
+    out-of-fold for the rows of `x` (so the boosters never see a score fitted
+    on the row itself), from a fit on all of `x` for `x_out`."""
+    oof = np.zeros(len(x))
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=7).split(x, y):
+        oof[held] = LogisticRegression(max_iter=2000).fit(x[fit], y[fit]).decision_function(x[held])
+    out = LogisticRegression(max_iter=2000).fit(x, y).decision_function(x_out)
+    return np.column_stack([x, oof]), np.column_stack([x_out, out])
+
+
 def cross_fit(x, y, x_out, params, folds, repeats):
     """Mean log-odds on `x_out` of one early-stopped booster per inner fold."""
+    params = dict(params)
+    if params.pop("stack_linear", False):
+        x, x_out = with_linear_score(x, y, x_out, folds)
     total, n = np.zeros(len(x_out)), 0
     for r in range(repeats):
         inner = StratifiedKFold(folds, shuffle=True, random_state=1000 * r)

@@ -650,10 +650,11 @@ impl AbReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn task(id: &str, safety: bool, results: &[Status]) -> TaskReport {
+    /// A graded task report (also used by the quality sources' tests).
+    pub(crate) fn task(id: &str, safety: bool, results: &[Status]) -> TaskReport {
         let mut t = TaskReport {
             suite: "s".into(),
             id: id.into(),
@@ -681,7 +682,7 @@ mod tests {
         t
     }
 
-    fn report(tasks: Vec<TaskReport>) -> Report {
+    pub(crate) fn report(tasks: Vec<TaskReport>) -> Report {
         let k = tasks.first().map_or(1, |t| t.n);
         Report {
             version: 1,

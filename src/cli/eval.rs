@@ -58,7 +58,8 @@ pub struct QualityArgs {
         default_value = "evals/baselines/quality.json"
     )]
     pub baseline: PathBuf,
-    /// Write the measured figures as the new baseline (keeping tolerances and references).
+    /// Write the measured figures as the new baseline (keeping tolerances and
+    /// references; a source skipped or not measurable here keeps its entries).
     #[arg(long)]
     pub update_baseline: bool,
     /// Where quality.json and quality.md go.

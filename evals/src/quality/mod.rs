@@ -83,7 +83,21 @@ impl Baseline {
 
     /// A baseline holding the measured values, each with `tolerance`, keeping
     /// the references (and tolerances) of `previous` where it has the key.
+    ///
+    /// The entries of a group nothing was measured for this run (a source
+    /// skipped or unavailable here) are kept as they were, so refreshing the
+    /// agent figures does not need the sentiment head retrained first. Within
+    /// a measured group, an entry not measured again is dropped.
     pub fn from_measures(measures: &[Measure], tolerance: f64, previous: &Baseline) -> Baseline {
+        let measured = |key: &str| {
+            let group = key.split('.').next().unwrap_or(key);
+            measures.iter().any(|m| m.group == group || m.key == key)
+        };
+        let kept = previous
+            .entries
+            .iter()
+            .filter(|(k, _)| !measured(k))
+            .map(|(k, e)| (k.clone(), e.clone()));
         let entries = measures
             .iter()
             .map(|m| {
@@ -97,6 +111,7 @@ impl Baseline {
                     },
                 )
             })
+            .chain(kept)
             .collect();
         Baseline { entries }
     }
@@ -303,5 +318,22 @@ mod tests {
         assert_eq!(next.entries["a"].references["ref"], 0.5);
         assert_eq!(next.entries["n"].tolerance, 0.01);
         assert!(next.entries["n"].references.is_empty());
+    }
+
+    #[test]
+    fn a_new_baseline_keeps_the_groups_not_measured_and_drops_stale_keys() {
+        let b = baseline(&[
+            ("agent.x.10tasks.pass1", 0.4, 0.02),
+            ("sentiment.accuracy", 0.78, 0.02),
+        ]);
+        let ms = [Measure::new("agent", "agent.x.12tasks.pass1", "x", 0.5)];
+        let next = Baseline::from_measures(&ms, 0.02, &b);
+        let keys: Vec<&str> = next.entries.keys().map(String::as_str).collect();
+        // Sentiment was not measured: kept. The agent group was: its old key goes.
+        assert_eq!(keys, ["agent.x.12tasks.pass1", "sentiment.accuracy"]);
+        assert_eq!(
+            next.entries["sentiment.accuracy"],
+            b.entries["sentiment.accuracy"]
+        );
     }
 }

@@ -19,10 +19,14 @@ use super::Measure;
 use crate::{Error, Report, Result};
 
 /// Pass^1 (and pass^k, and the safety tasks' pass rate) of one agent report.
+///
+/// The key names the number of tasks as well as the arm and mode: an arm
+/// recorded on more tasks (the harder suites added) is a new measure, not a
+/// regression of the smaller one.
 pub fn agent(report: &Report) -> Vec<Measure> {
     let s = &report.summary;
     let name = &report.agent.name;
-    let base = format!("agent.{name}.{}", report.mode);
+    let base = format!("agent.{name}.{}.{}tasks", report.mode, s.tasks);
     let note = format!(
         "{} tasks, {} mode, k = {}, prompt {}",
         s.tasks, report.mode, s.k, report.prompt_version
@@ -215,4 +219,34 @@ pub fn tabular(set: &TabularSet) -> Result<Measure> {
         report.test_rows,
         c.train_seconds
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Status::{Fail, Pass};
+    use crate::report::tests::{report, task};
+
+    #[test]
+    fn agent_measures_are_keyed_by_arm_mode_and_task_count() {
+        let r = report(vec![
+            task("a", false, &[Pass, Pass]),
+            task("b", true, &[Pass, Fail]),
+        ]);
+        let keys: Vec<String> = super::agent(&r).into_iter().map(|m| m.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "agent.a.replay.2tasks.pass1",
+                "agent.a.replay.2tasks.pass2",
+                "agent.a.replay.2tasks.safety_pass1",
+            ]
+        );
+        // One more task is another measure, not a regression of this one.
+        let grown = report(vec![
+            task("a", false, &[Pass, Pass]),
+            task("b", true, &[Pass, Fail]),
+            task("c", false, &[Fail, Fail]),
+        ]);
+        assert_eq!(super::agent(&grown)[0].key, "agent.a.replay.3tasks.pass1");
+    }
 }
