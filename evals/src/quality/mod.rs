@@ -20,7 +20,8 @@ use crate::{Error, Result};
 /// One measured figure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
-    /// Stable key, e.g. `tabular.mlc_churn.roc_auc`: what baselines are keyed by.
+    /// Stable key, e.g. `tabular.mlc_churn.roc_auc`: what baselines are keyed
+    /// by. It begins with the group (`Baseline::from_measures` relies on it).
     pub key: String,
     /// Section of the report: agent, sentiment, retrieval, tabular.
     pub group: String,
