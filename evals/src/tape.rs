@@ -369,21 +369,50 @@ impl Tape {
         Ok(())
     }
 
-    /// Writes the file (keys sorted, so a re-recording diffs cleanly).
+    /// Writes the file: one exchange per line, keys sorted, so a
+    /// re-recording diffs line by line ([`render`]).
     pub fn save(&self) -> Result<()> {
-        let text = {
-            let f = self.lock();
-            serde_json::to_string_pretty(&*f).map_err(|e| Error::file(&self.path, e))?
-        };
+        let text = render(&self.lock()).map_err(|e| Error::file(&self.path, e))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        std::fs::write(&self.path, text + "\n").map_err(|e| Error::io(&self.path, e))
+        std::fs::write(&self.path, text).map_err(|e| Error::io(&self.path, e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TapeFile> {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The file's JSON with each exchange compact on a line of its own.
+/// Pretty-printed, a sampled arm's recording passed 2 MB (the limit on a
+/// committed file) at about 140 tasks; one line per exchange takes a third
+/// less and still diffs per exchange, which one compact line would not.
+fn render(f: &TapeFile) -> serde_json::Result<String> {
+    let Value::Object(top) = serde_json::to_value(f)? else {
+        unreachable!("a TapeFile serializes as an object")
+    };
+    let mut fields = Vec::with_capacity(top.len());
+    for (name, value) in &top {
+        let value = match value {
+            Value::Object(exchanges) if name == "exchanges" && !exchanges.is_empty() => {
+                let lines = exchanges
+                    .iter()
+                    .map(|(k, x)| {
+                        Ok(format!(
+                            "    {}: {}",
+                            Value::from(k.as_str()),
+                            serde_json::to_string(x)?
+                        ))
+                    })
+                    .collect::<serde_json::Result<Vec<_>>>()?;
+                format!("{{\n{}\n  }}", lines.join(",\n"))
+            }
+            other => serde_json::to_string(other)?,
+        };
+        fields.push(format!("  {}: {value}", Value::from(name.as_str())));
+    }
+    Ok(format!("{{\n{}\n}}\n", fields.join(",\n")))
 }
 
 /// The key of a request: SHA-256 (hex) of its canonical JSON with wall-clock
@@ -763,6 +792,44 @@ mod tests {
             seconds: 0.0,
             last_message: String::new(),
         }
+    }
+
+    /// The saved file is JSON with one line per exchange, and reads back
+    /// as it was written.
+    #[test]
+    fn a_saved_tape_has_one_line_per_exchange_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let tape = Tape::open(&path).unwrap();
+        tape.save().unwrap();
+        let empty: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(empty["exchanges"], json!({}));
+
+        let mut x = exchange("line one\nline two, \"quoted\"");
+        x.tool_calls.push(StoredCall {
+            id: "c1".into(),
+            name: "create_task".into(),
+            arguments: json!({"title": "Call back", "nested": {"a": [1, 2]}}),
+        });
+        tape.put("a", at("t", 0, 0), "m", x.clone()).unwrap();
+        tape.put("b", at("t", 1, 0), "m", exchange("b")).unwrap();
+        tape.save().unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let keyed = |k: &str| {
+            lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with(k))
+                .count()
+        };
+        assert_eq!(keyed("\"t/a\""), 1, "{text}");
+        assert_eq!(keyed("\"t/b@t2\""), 1, "{text}");
+        assert_eq!(lines.len(), 10, "5 fields, 2 exchanges, 3 braces: {text}");
+        let back = Tape::open(&path).unwrap();
+        assert!(back.by_task());
+        assert_eq!(back.trials(), 2);
+        assert_eq!(back.get("a", at("t", 0, 0)).unwrap(), x);
     }
 
     #[test]
