@@ -3,6 +3,10 @@
 //! if the task searches — then the agent under test gets the user's turns,
 //! approvals are answered as the task says, and the outcome is graded.
 //!
+//! A seed is the same for every trial that names it, so it is written once
+//! per run into a template file that each trial copies ([`Template`]); the
+//! task's own records go in after the copy.
+//!
 //! Trials run in parallel up to `jobs`, each under a timeout. What a trial
 //! did (transcript, tool calls, tokens, latency) goes into the report.
 
@@ -34,7 +38,7 @@ use crate::grade::{self, CallRecord, Outcome, Snapshot};
 use crate::matcher::{Refs, resolve};
 use crate::report::{Status, TaskReport, Trial};
 use crate::tape::{Mode, STALE, TrialBackend};
-use crate::task::{Approvals, SEED_USERS, Suite, Task, registry_tools};
+use crate::task::{Approvals, SEED_USERS, Seed, Suite, Task, registry_tools};
 
 /// "Now" for every eval run: Monday 2026-11-02, 9 am in Chicago, the day the
 /// demo data is generated for. Relative dates in tasks ("tomorrow", "next
@@ -98,6 +102,8 @@ pub struct Harness {
     tool_index: Option<Arc<ToolIndex>>,
     memory_models: Option<(Embedder, Chunker)>,
     prefers_small: bool,
+    /// Seeded database files by seed, built on first use.
+    templates: tokio::sync::Mutex<HashMap<SeedKey, Arc<Template>>>,
 }
 
 impl Harness {
@@ -110,8 +116,12 @@ impl Harness {
         let needs_memory = tasks.iter().any(|t| t.index);
         let (tool_index, memory_models) = if needs_index || needs_memory {
             tokio::task::spawn_blocking(move || -> Result<_> {
+                // Memoized: every trial of a task that searches indexes the
+                // same seeded activities. Embedding them afresh made a
+                // replayed semantic trial 7.8 s against 0.2 s for the rest.
                 let embedder = Embedder::load_default(Default::default())
-                    .map_err(|e| Error::Model(e.to_string()))?;
+                    .map_err(|e| Error::Model(e.to_string()))?
+                    .memoized();
                 let index = if needs_index {
                     Some(Arc::new(ToolIndex::build(
                         Arc::new(embedder.clone()),
@@ -142,6 +152,7 @@ impl Harness {
             tool_index,
             memory_models,
             prefers_small,
+            templates: Default::default(),
         })
     }
 
@@ -224,12 +235,27 @@ impl Harness {
         }
     }
 
-    /// Trial `n` (from 0) of `task` on a fresh SQLite file: the
-    /// conversation, the grade.
+    /// Trial `n` (from 0) of `task` on a fresh SQLite file (a copy of its
+    /// seed's template): the conversation, the grade.
     pub async fn trial(&self, task: &Task, n: usize) -> Result<Trial> {
         let dir = tempdir()?;
+        let base = self.template(&task.seed()).await?.copy_to(dir.path())?;
         let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
-        self.trial_on(&store, dir.path(), task, n).await
+        let world = add_records(&store, base, task).await?;
+        self.trial_on(&store, dir.path(), world, task, n).await
+    }
+
+    /// The template of `seed`, written the first time a trial asks. The
+    /// lock is held while it is written, so trials starting meanwhile wait
+    /// for it rather than write it again.
+    async fn template(&self, seed: &Seed) -> Result<Arc<Template>> {
+        let mut templates = self.templates.lock().await;
+        if let Some(t) = templates.get(&SeedKey::of(seed)) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(Template::write(seed).await?);
+        templates.insert(SeedKey::of(seed), t.clone());
+        Ok(t)
     }
 
     /// One trial in a scratch database on the PostgreSQL server `admin_url`
@@ -241,7 +267,10 @@ impl Harness {
         let url = create_scratch_database(admin_url, &name).await?;
         let result = async {
             let store = Store::connect(&url).await?;
-            let trial = self.trial_on(&store, dir.path(), task, n).await;
+            let trial = match setup(&store, task).await {
+                Ok(world) => self.trial_on(&store, dir.path(), world, task, n).await,
+                Err(e) => Err(e),
+            };
             store.close().await;
             trial
         }
@@ -252,17 +281,18 @@ impl Harness {
         result
     }
 
-    /// Trial `n` on `store` (empty), with `dir` for its search index.
+    /// Trial `n` on `store`, set up as `world`, with `dir` for its search
+    /// index.
     async fn trial_on(
         &self,
         store: &Store,
         dir: &std::path::Path,
+        world: World,
         task: &Task,
         n: usize,
     ) -> Result<Trial> {
         let started = Instant::now();
         let store = store.clone();
-        let world = setup(&store, task).await?;
         // The tasks' fixed clock for the tools too: next-best-action
         // priorities age with "now", and what the model reads must not
         // change between the recording and its replay.
@@ -510,9 +540,71 @@ pub struct World {
 /// Seeds a fresh database for `task`: workspace, the seed (users, pipeline,
 /// demo data), then the inline records in one transaction.
 pub async fn setup(store: &Store, task: &Task) -> Result<World> {
+    let base = write_seed(store, &task.seed()).await?;
+    add_records(store, base, task).await
+}
+
+/// A seeded database: the workspace, acting as its admin, and the refs of
+/// the seed's users, pipeline and stages.
+#[derive(Debug, Clone)]
+struct Base {
+    ctx: Ctx,
+    refs: Refs,
+}
+
+/// What tells two seeds apart: how many companies, from which random seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SeedKey(usize, u64);
+
+impl SeedKey {
+    fn of(seed: &Seed) -> SeedKey {
+        SeedKey(seed.companies(), seed.random_seed())
+    }
+}
+
+/// A seed written once into a SQLite file that trials copy. A fresh
+/// database (schema, demo seed, a task's records) took 53 ms in a debug
+/// build here, the copy and the records 7 ms: with about 1,800 replayed
+/// trials in the test suite, a minute and a half of CPU. The copy holds the same rows with the same ids,
+/// so what a trial's model reads does not change; only `created_at` is
+/// earlier, and recordings mask wall-clock times.
+struct Template {
+    dir: tempfile::TempDir,
+    base: Base,
+}
+
+impl Template {
+    async fn write(seed: &Seed) -> Result<Template> {
+        let dir = tempdir()?;
+        let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
+        let base = write_seed(&store, seed).await;
+        // Closing the last connection checkpoints the write-ahead log into
+        // the main file, so the file alone is the whole database.
+        store.close().await;
+        Ok(Template { dir, base: base? })
+    }
+
+    /// Copies the database into the directory `to` (where
+    /// [`Store::sqlite_url_in`] finds it).
+    fn copy_to(&self, to: &std::path::Path) -> Result<Base> {
+        let from = self.dir.path();
+        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+            let path = entry.map_err(|e| Error::io(from, e))?.path();
+            // The shared-memory index is rebuilt by the first connection.
+            if path.extension().is_some_and(|x| x == "sqlite-shm") {
+                continue;
+            }
+            let name = path.file_name().expect("a directory entry has a name");
+            std::fs::copy(&path, to.join(name)).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(self.base.clone())
+    }
+}
+
+/// Writes the workspace and `s` into an empty database.
+async fn write_seed(store: &Store, s: &Seed) -> Result<Base> {
     let ws = store.create_workspace("eval").await?;
     let system = Ctx::new(ws.id, None, Source::Cli);
-    let s = task.seed();
     let data = seed::generate(&SeedParams {
         companies: s.companies(),
         seed: s.random_seed(),
@@ -540,6 +632,16 @@ pub async fn setup(store: &Store, task: &Task) -> Result<World> {
             refs.insert(name.to_lowercase().replace(' ', "_"), id);
         }
     }
+    Ok(Base { ctx: admin, refs })
+}
+
+/// Writes `task`'s inline records into the seeded database `base` describes,
+/// in one transaction, and finds the user who talks to the agent.
+async fn add_records(store: &Store, base: Base, task: &Task) -> Result<World> {
+    let Base {
+        ctx: admin,
+        mut refs,
+    } = base;
     let mut tx = store.begin().await?;
     for r in &task.records {
         let rt = RecordType::parse(&r.record_type)?;
@@ -619,4 +721,74 @@ pub fn recording_path(dir: &std::path::Path, spec: &AgentSpec) -> PathBuf {
 
 fn tempdir() -> Result<tempfile::TempDir> {
     tempfile::tempdir().map_err(|e| Error::io(std::path::Path::new("tempdir"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUITE: &str = r#"
+suite: t
+tasks:
+  - id: demo-with-records
+    records:
+      - {ref: norr, type: company, fields: {name: Norrland Timber, owner_id: "@dana"}}
+      - {type: contact, fields: {first_name: Ana, last_name: Berg, company_id: "@norr"}}
+    turns: ["Who works at Norrland Timber?"]
+    expect:
+      counts: {company: 4}
+"#;
+
+    /// Rows without the times they were written at, which differ between
+    /// two writes of the same data.
+    fn timeless(s: Snapshot) -> Snapshot {
+        s.into_iter()
+            .map(|(t, rows)| {
+                let rows = rows
+                    .into_iter()
+                    .map(|mut r| {
+                        r.retain(|k, _| k != "created_at" && k != "updated_at");
+                        r
+                    })
+                    .collect();
+                (t, rows)
+            })
+            .collect()
+    }
+
+    /// A trial's database copied from the template holds exactly what
+    /// seeding it afresh writes, ids included, and a trial's writes to its
+    /// copy do not reach the template the next trial copies.
+    #[tokio::test]
+    async fn a_copied_template_holds_what_a_fresh_seed_writes() {
+        let suite = Suite::parse(SUITE, std::path::Path::new("t.yaml")).unwrap();
+        let task = &suite.tasks[0];
+
+        let fresh_dir = tempdir().unwrap();
+        let fresh = Store::connect(&Store::sqlite_url_in(fresh_dir.path()))
+            .await
+            .unwrap();
+        let world = setup(&fresh, task).await.unwrap();
+        let expected = timeless(snapshot(&fresh, &world.ctx).await.unwrap());
+        assert_eq!(
+            expected["company"].len(),
+            4,
+            "the demo's three and Norrland"
+        );
+
+        let template = Template::write(&task.seed()).await.unwrap();
+        for _ in 0..2 {
+            let dir = tempdir().unwrap();
+            let base = template.copy_to(dir.path()).unwrap();
+            let store = Store::connect(&Store::sqlite_url_in(dir.path()))
+                .await
+                .unwrap();
+            let copied = add_records(&store, base, task).await.unwrap();
+            assert_eq!(copied.refs, world.refs);
+            assert_eq!(copied.user.id, world.user.id);
+            let got = timeless(snapshot(&store, &copied.ctx).await.unwrap());
+            assert_eq!(got, expected);
+            store.close().await;
+        }
+    }
 }

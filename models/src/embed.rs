@@ -6,10 +6,15 @@
 //! similar lengths) and the output is returned in input order. Longer texts
 //! are truncated: callers that need all of a long text chunk it first, with
 //! [`Embedder::count_tokens`] and [`Embedder::max_content_tokens`].
+//!
+//! [`Embedder::memoized`] keeps every vector it computes, for a process
+//! that embeds the same texts again and again: an eval run indexes one
+//! seed's activities afresh in every trial.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -48,7 +53,13 @@ impl Default for EmbedderOptions {
 #[derive(Clone)]
 pub struct Embedder {
     inner: Arc<Inner>,
+    /// Vectors by text, when [`memoized`](Embedder::memoized); shared by
+    /// the clones.
+    memo: Option<Arc<Memo>>,
 }
+
+/// Vectors by text.
+type Memo = Mutex<HashMap<String, Vec<f32>>>;
 
 struct Inner {
     model: BertModel,
@@ -148,7 +159,24 @@ impl Embedder {
                 opts,
                 pool,
             }),
+            memo: None,
         })
+    }
+
+    /// The same model, keeping the vector of every text it embeds and
+    /// answering a text seen before from memory. The memo is never
+    /// trimmed: for a run over a bounded set of texts (an eval harness,
+    /// a benchmark), not for a server.
+    ///
+    /// A text's vector is the one computed in the batch it first came in.
+    /// Batches pad to their longest text, so another batch could give a
+    /// vector differing in the last bits of precision; within one memo,
+    /// a text always gets the same vector.
+    pub fn memoized(&self) -> Embedder {
+        Embedder {
+            inner: self.inner.clone(),
+            memo: Some(Default::default()),
+        }
     }
 
     /// Dimension of the vectors (384 for all-MiniLM-L6-v2).
@@ -188,10 +216,49 @@ impl Embedder {
     /// `[CLS] [SEP]`, as sentence-transformers does; text past the token
     /// limit is ignored.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        match &self.memo {
+            Some(memo) => self.embed_memoized(memo, texts),
+            None => self.embed_fresh(texts),
+        }
+    }
+
+    fn embed_fresh(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         match &self.inner.pool {
             Some(pool) => pool.install(|| self.embed_inner(texts)),
             None => self.embed_inner(texts),
         }
+    }
+
+    /// How many texts the memo holds (0 without one).
+    pub fn memo_len(&self) -> usize {
+        self.memo
+            .as_ref()
+            .map_or(0, |m| m.lock().unwrap_or_else(|p| p.into_inner()).len())
+    }
+
+    /// Embeds the texts the memo lacks in one call (so they batch as they
+    /// would without it), then answers every text from the memo. The lock
+    /// is not held while the model runs: two callers missing the same text
+    /// at once both compute it, and the later insert keeps an equal vector.
+    fn embed_memoized(&self, memo: &Memo, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let lock = || memo.lock().unwrap_or_else(|p| p.into_inner());
+        // In input order, first occurrence of each: the batches are then
+        // those a call without the memo would make of the same new texts.
+        let missing: Vec<&str> = {
+            let known = lock();
+            let mut seen = std::collections::HashSet::new();
+            texts
+                .iter()
+                .copied()
+                .filter(|t| !known.contains_key(*t) && seen.insert(*t))
+                .collect()
+        };
+        let computed = self.embed_fresh(&missing)?;
+        let mut known = lock();
+        for (text, v) in missing.into_iter().zip(computed) {
+            known.insert(text.to_owned(), v);
+        }
+        Ok(texts.iter().map(|t| known[*t].clone()).collect())
     }
 
     /// Embeds byte strings that may not be valid UTF-8: invalid sequences

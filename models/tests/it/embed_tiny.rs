@@ -186,3 +186,30 @@ fn bad_options_and_files_are_clear_errors() {
         .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
 }
+
+/// A memoized embedder answers as the plain one does, bit for bit, on a
+/// first call; keeps each distinct text once; answers repeats from the memo
+/// (the same vectors, in input order) and shares it with its clones, while
+/// the embedder it came from stays without one.
+#[test]
+fn a_memoized_embedder_computes_each_text_once() {
+    let (_d, plain) = tiny(2, 64);
+    let memo = plain.memoized();
+    assert_eq!(memo.embed(TEXTS).unwrap(), plain.embed(TEXTS).unwrap());
+    let distinct: std::collections::HashSet<&str> = TEXTS.iter().copied().collect();
+    assert_eq!(memo.memo_len(), distinct.len());
+
+    let reversed: Vec<&str> = TEXTS.iter().rev().copied().collect();
+    let again = memo.clone().embed(&reversed).unwrap();
+    let first = memo.embed(TEXTS).unwrap();
+    for (i, v) in again.iter().rev().enumerate() {
+        assert_eq!(v, &first[i], "text {i}");
+    }
+    assert_eq!(memo.memo_len(), distinct.len(), "no text computed twice");
+
+    let new = memo.embed(&["call dana", TEXTS[0], "call dana"]).unwrap();
+    assert_eq!(new[0], new[2]);
+    assert_eq!(new[0], plain.embed_one("call dana").unwrap());
+    assert_eq!(memo.memo_len(), distinct.len() + 1);
+    assert_eq!(plain.memo_len(), 0);
+}
