@@ -170,8 +170,8 @@ impl Embedder {
     ///
     /// A text's vector is the one computed in the batch it first came in.
     /// Batches pad to their longest text, so another batch could give a
-    /// vector differing in the last bits of precision; within one memo,
-    /// a text always gets the same vector.
+    /// vector differing in the last bits of precision; once a text is in
+    /// the memo, every later call gets that one vector.
     pub fn memoized(&self) -> Embedder {
         Embedder {
             inner: self.inner.clone(),
@@ -239,7 +239,8 @@ impl Embedder {
     /// Embeds the texts the memo lacks in one call (so they batch as they
     /// would without it), then answers every text from the memo. The lock
     /// is not held while the model runs: two callers missing the same text
-    /// at once both compute it, and the later insert keeps an equal vector.
+    /// at once both compute it and the later insert stays (the two differ
+    /// at most in the last bits, when their batches differed).
     fn embed_memoized(&self, memo: &Memo, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let lock = || memo.lock().unwrap_or_else(|p| p.into_inner());
         // In input order, first occurrence of each: the batches are then
