@@ -207,11 +207,25 @@ pub fn with_database(url: &str, db: &str) -> String {
 
 /// Creates a scratch PostgreSQL database next to `admin_url`'s; returns its URL.
 pub async fn create_scratch_database(admin_url: &str, name: &str) -> Result<String> {
+    create_database(admin_url, &format!("CREATE DATABASE \"{name}\""), name).await
+}
+
+/// Creates a scratch database as a copy of the database `template` (which
+/// nobody may be connected to meanwhile); returns its URL. Copying a seeded
+/// database skips the migrations and the seed's writes.
+pub async fn create_scratch_database_from(
+    admin_url: &str,
+    name: &str,
+    template: &str,
+) -> Result<String> {
+    let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+    create_database(admin_url, &sql, name).await
+}
+
+async fn create_database(admin_url: &str, sql: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut conn)
-        .await?;
+    sqlx::query(sql).execute(&mut conn).await?;
     Ok(with_database(admin_url, name))
 }
 

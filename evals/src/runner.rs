@@ -4,8 +4,9 @@
 //! approvals are answered as the task says, and the outcome is graded.
 //!
 //! A seed is the same for every trial that names it, so it is written once
-//! per run into a template file that each trial copies ([`Template`]); the
-//! task's own records go in after the copy.
+//! per run into a template that each trial copies ([`Template`]: a file on
+//! SQLite, a template database on PostgreSQL); the task's own records go in
+//! after the copy.
 //!
 //! Trials run in parallel up to `jobs`, each under a timeout. What a trial
 //! did (transcript, tool calls, tokens, latency) goes into the report.
@@ -20,6 +21,9 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{Agent, AgentError, AgentEvent, BackendError, Decision, Events, TurnOutcome};
+use rapport_crm::bench::{
+    create_scratch_database, create_scratch_database_from, drop_scratch_database,
+};
 use rapport_crm::model::User;
 use rapport_crm::seed::{self, SeedParams};
 use rapport_crm::{Ctx, RecordType, Source, Store};
@@ -102,8 +106,9 @@ pub struct Harness {
     tool_index: Option<Arc<ToolIndex>>,
     memory_models: Option<(Embedder, Chunker)>,
     prefers_small: bool,
-    /// Seeded database files by seed, built on first use.
-    templates: tokio::sync::Mutex<HashMap<SeedKey, Arc<Template>>>,
+    /// Seeded databases by seed and PostgreSQL server (none: SQLite),
+    /// built on first use; the PostgreSQL ones are dropped when a run ends.
+    templates: tokio::sync::Mutex<Templates>,
 }
 
 impl Harness {
@@ -204,6 +209,7 @@ impl Harness {
         for r in &mut reports {
             r.finish(opts.k);
         }
+        self.drop_postgres_templates().await;
         reports
     }
 
@@ -239,35 +245,62 @@ impl Harness {
     /// seed's template): the conversation, the grade.
     pub async fn trial(&self, task: &Task, n: usize) -> Result<Trial> {
         let dir = tempdir()?;
-        let base = self.template(&task.seed()).await?.copy_to(dir.path())?;
+        let base = self
+            .template(&task.seed(), None)
+            .await?
+            .copy_to(dir.path())?;
         let store = Store::connect(&Store::sqlite_url_in(dir.path())).await?;
         let world = add_records(&store, base, task).await?;
         self.trial_on(&store, dir.path(), world, task, n).await
     }
 
-    /// The template of `seed`, written the first time a trial asks. The
-    /// lock is held while it is written, so trials starting meanwhile wait
-    /// for it rather than write it again.
-    async fn template(&self, seed: &Seed) -> Result<Arc<Template>> {
+    /// The template of `seed` (on the PostgreSQL server `postgres` points
+    /// at, or a SQLite file), written the first time a trial asks. The lock
+    /// is held while it is written, so trials starting meanwhile wait for it
+    /// rather than write it again.
+    async fn template(&self, seed: &Seed, postgres: Option<&str>) -> Result<Arc<Template>> {
+        let key = (SeedKey::of(seed), postgres.map(str::to_owned));
         let mut templates = self.templates.lock().await;
-        if let Some(t) = templates.get(&SeedKey::of(seed)) {
+        if let Some(t) = templates.get(&key) {
             return Ok(t.clone());
         }
-        let t = Arc::new(Template::write(seed).await?);
-        templates.insert(SeedKey::of(seed), t.clone());
+        let t = Arc::new(match postgres {
+            None => Template::write(seed).await?,
+            Some(admin) => Template::write_postgres(seed, admin).await?,
+        });
+        templates.insert(key, t.clone());
         Ok(t)
     }
 
+    /// Drops the PostgreSQL templates this harness wrote (a run's trials
+    /// are over when it is called).
+    async fn drop_postgres_templates(&self) {
+        let mut templates = self.templates.lock().await;
+        let on_postgres = templates.extract_if(|(_, server), _| server.is_some());
+        for (_, t) in on_postgres.collect::<Vec<_>>() {
+            if let Template::Postgres { admin, name, .. } = &*t {
+                drop_database(admin, name).await;
+            }
+        }
+    }
+
     /// One trial in a scratch database on the PostgreSQL server `admin_url`
-    /// points at, dropped afterwards whatever the outcome.
+    /// points at (a copy of its seed's template), dropped afterwards
+    /// whatever the outcome.
     pub async fn trial_on_postgres(&self, task: &Task, n: usize, admin_url: &str) -> Result<Trial> {
-        use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
+        let template = self.template(&task.seed(), Some(admin_url)).await?;
+        let Template::Postgres {
+            name: from, base, ..
+        } = &*template
+        else {
+            unreachable!("a template asked of a PostgreSQL server is a database on it")
+        };
         let dir = tempdir()?;
-        let name = format!("rapport_eval_{}", hex::encode(rand::random::<[u8; 6]>()));
-        let url = create_scratch_database(admin_url, &name).await?;
+        let name = scratch_name();
+        let url = create_scratch_database_from(admin_url, &name, from).await?;
         let result = async {
             let store = Store::connect(&url).await?;
-            let trial = match setup(&store, task).await {
+            let trial = match add_records(&store, base.clone(), task).await {
                 Ok(world) => self.trial_on(&store, dir.path(), world, task, n).await,
                 Err(e) => Err(e),
             };
@@ -275,9 +308,7 @@ impl Harness {
             trial
         }
         .await;
-        if let Err(e) = drop_scratch_database(admin_url, &name).await {
-            warn!(database = %name, error = %e, "scratch database not dropped");
-        }
+        drop_database(admin_url, &name).await;
         result
     }
 
@@ -538,7 +569,8 @@ pub struct World {
 }
 
 /// Seeds a fresh database for `task`: workspace, the seed (users, pipeline,
-/// demo data), then the inline records in one transaction.
+/// demo data), then the inline records in one transaction. (Trials copy a
+/// template instead; this is what a copy must equal.)
 pub async fn setup(store: &Store, task: &Task) -> Result<World> {
     let base = write_seed(store, &task.seed()).await?;
     add_records(store, base, task).await
@@ -552,6 +584,9 @@ struct Base {
     refs: Refs,
 }
 
+/// Templates by seed and PostgreSQL server (none: SQLite).
+type Templates = HashMap<(SeedKey, Option<String>), Arc<Template>>;
+
 /// What tells two seeds apart: how many companies, from which random seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SeedKey(usize, u64);
@@ -562,15 +597,23 @@ impl SeedKey {
     }
 }
 
-/// A seed written once into a SQLite file that trials copy. A fresh
+/// A seed written once into a database that trials copy. A fresh SQLite
 /// database (schema, demo seed, a task's records) took 53 ms in a debug
 /// build here, the copy and the records 7 ms: with about 1,800 replayed
-/// trials in the test suite, a minute and a half of CPU. The copy holds the same rows with the same ids,
-/// so what a trial's model reads does not change; only `created_at` is
-/// earlier, and recordings mask wall-clock times.
-struct Template {
-    dir: tempfile::TempDir,
-    base: Base,
+/// trials in the test suite, a minute and a half of CPU. The copy holds the
+/// same rows with the same ids, so what a trial's model reads does not
+/// change; only `created_at` is earlier, and recordings mask wall-clock
+/// times.
+enum Template {
+    /// A SQLite file in `dir`.
+    Sqlite { dir: tempfile::TempDir, base: Base },
+    /// A database `name` on the PostgreSQL server `admin` points at, copied
+    /// with `CREATE DATABASE … TEMPLATE`.
+    Postgres {
+        admin: String,
+        name: String,
+        base: Base,
+    },
 }
 
 impl Template {
@@ -581,13 +624,40 @@ impl Template {
         // Closing the last connection checkpoints the write-ahead log into
         // the main file, so the file alone is the whole database.
         store.close().await;
-        Ok(Template { dir, base: base? })
+        Ok(Template::Sqlite { dir, base: base? })
     }
 
-    /// Copies the database into the directory `to` (where
+    async fn write_postgres(seed: &Seed, admin: &str) -> Result<Template> {
+        let name = scratch_name();
+        let url = create_scratch_database(admin, &name).await?;
+        let written = async {
+            let store = Store::connect(&url).await?;
+            let base = write_seed(&store, seed).await;
+            // PostgreSQL copies a template only while nobody is connected.
+            store.close().await;
+            base
+        }
+        .await;
+        match written {
+            Ok(base) => Ok(Template::Postgres {
+                admin: admin.to_owned(),
+                name,
+                base,
+            }),
+            Err(e) => {
+                drop_database(admin, &name).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies the SQLite database into the directory `to` (where
     /// [`Store::sqlite_url_in`] finds it).
     fn copy_to(&self, to: &std::path::Path) -> Result<Base> {
-        let from = self.dir.path();
+        let Template::Sqlite { dir, base } = self else {
+            unreachable!("only SQLite templates are copied as files")
+        };
+        let from = dir.path();
         for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
             let path = entry.map_err(|e| Error::io(from, e))?.path();
             // The shared-memory index is rebuilt by the first connection.
@@ -597,7 +667,20 @@ impl Template {
             let name = path.file_name().expect("a directory entry has a name");
             std::fs::copy(&path, to.join(name)).map_err(|e| Error::io(&path, e))?;
         }
-        Ok(self.base.clone())
+        Ok(base.clone())
+    }
+}
+
+/// A fresh name for an eval's database on PostgreSQL.
+fn scratch_name() -> String {
+    format!("rapport_eval_{}", hex::encode(rand::random::<[u8; 6]>()))
+}
+
+/// Drops a scratch database; a failure is logged, not returned, as the
+/// trial's outcome is what matters.
+async fn drop_database(admin: &str, name: &str) {
+    if let Err(e) = drop_scratch_database(admin, name).await {
+        warn!(database = %name, error = %e, "scratch database not dropped");
     }
 }
 
@@ -790,5 +873,50 @@ tasks:
             assert_eq!(got, expected);
             store.close().await;
         }
+    }
+
+    /// The same on PostgreSQL: a database created from the template
+    /// database holds what seeding afresh writes, ids included (its
+    /// sequences are copied with it).
+    #[tokio::test]
+    async fn a_database_copied_from_a_postgres_template_holds_what_a_fresh_seed_writes() {
+        let admin = std::env::var("RAPPORT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let suite = Suite::parse(SUITE, std::path::Path::new("t.yaml")).unwrap();
+        let task = &suite.tasks[0];
+
+        let fresh_name = scratch_name();
+        let url = create_scratch_database(&admin, &fresh_name).await.unwrap();
+        let fresh = Store::connect(&url).await.unwrap();
+        let world = setup(&fresh, task).await.unwrap();
+        let expected = timeless(snapshot(&fresh, &world.ctx).await.unwrap());
+        fresh.close().await;
+        drop_database(&admin, &fresh_name).await;
+        assert_eq!(expected["company"].len(), 4);
+
+        let template = Template::write_postgres(&task.seed(), &admin)
+            .await
+            .unwrap();
+        let Template::Postgres {
+            name: from, base, ..
+        } = &template
+        else {
+            unreachable!("written on PostgreSQL")
+        };
+        for _ in 0..2 {
+            let name = scratch_name();
+            let url = create_scratch_database_from(&admin, &name, from)
+                .await
+                .unwrap();
+            let store = Store::connect(&url).await.unwrap();
+            let copied = add_records(&store, base.clone(), task).await.unwrap();
+            assert_eq!(copied.refs, world.refs);
+            assert_eq!(copied.user.id, world.user.id);
+            let got = timeless(snapshot(&store, &copied.ctx).await.unwrap());
+            store.close().await;
+            drop_database(&admin, &name).await;
+            assert_eq!(got, expected);
+        }
+        drop_database(&admin, from).await;
     }
 }
