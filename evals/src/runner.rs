@@ -286,8 +286,9 @@ impl Harness {
 
     /// One trial in a scratch database on the PostgreSQL server `admin_url`
     /// points at (a copy of its seed's template), dropped afterwards
-    /// whatever the outcome.
-    pub async fn trial_on_postgres(&self, task: &Task, n: usize, admin_url: &str) -> Result<Trial> {
+    /// whatever the outcome. Private: the templates it writes are dropped at
+    /// the end of [`Harness::run`].
+    async fn trial_on_postgres(&self, task: &Task, n: usize, admin_url: &str) -> Result<Trial> {
         let template = self.template(&task.seed(), Some(admin_url)).await?;
         let Template::Postgres {
             name: from, base, ..
