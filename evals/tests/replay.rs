@@ -597,7 +597,20 @@ async fn replays_trial_by_trial(arm: &str, report: &str) {
         v.sort();
         v
     };
-    assert_eq!(trials(&current), trials(&recorded));
+    // What a trial that did not run said, so a failure here can be told
+    // from a changed grade.
+    let errors: Vec<String> = current
+        .tasks
+        .iter()
+        .flat_map(|t| t.trials.iter().map(move |x| (t, x)))
+        .filter(|(_, x)| x.status == Status::Error)
+        .map(|(t, x)| format!("{}: {}", t.id, x.error.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        trials(&current),
+        trials(&recorded),
+        "trials that did not run: {errors:?}"
+    );
     let passk = |r: &Report| r.summary.passk.as_ref().map(|e| e.value);
     assert_eq!(passk(&current), passk(&recorded));
     assert!(passk(&current).is_some());
