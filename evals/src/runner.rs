@@ -277,9 +277,9 @@ impl Harness {
     async fn drop_postgres_templates(&self) {
         let mut templates = self.templates.lock().await;
         let on_postgres = templates.extract_if(|(_, server), _| server.is_some());
-        for (_, t) in on_postgres.collect::<Vec<_>>() {
-            if let Template::Postgres { admin, name, .. } = &*t {
-                drop_database(admin, name).await;
+        for ((_, server), t) in on_postgres.collect::<Vec<_>>() {
+            if let (Some(admin), Template::Postgres { name, .. }) = (server, &*t) {
+                drop_database(&admin, name).await;
             }
         }
     }
@@ -608,13 +608,9 @@ impl SeedKey {
 enum Template {
     /// A SQLite file in `dir`.
     Sqlite { dir: tempfile::TempDir, base: Base },
-    /// A database `name` on the PostgreSQL server `admin` points at, copied
-    /// with `CREATE DATABASE … TEMPLATE`.
-    Postgres {
-        admin: String,
-        name: String,
-        base: Base,
-    },
+    /// A database `name` on the PostgreSQL server of its key in
+    /// [`Templates`], copied with `CREATE DATABASE … TEMPLATE`.
+    Postgres { name: String, base: Base },
 }
 
 impl Template {
@@ -640,11 +636,7 @@ impl Template {
         }
         .await;
         match written {
-            Ok(base) => Ok(Template::Postgres {
-                admin: admin.to_owned(),
-                name,
-                base,
-            }),
+            Ok(base) => Ok(Template::Postgres { name, base }),
             Err(e) => {
                 drop_database(admin, &name).await;
                 Err(e)
