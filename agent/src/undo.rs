@@ -128,7 +128,8 @@ async fn revert(
         "update" => {
             unchanged(tx, ctx, rt, id, e.after.as_ref()).await?;
             let patch = restoring_patch(rt, e.before.as_ref(), e.after.as_ref());
-            tx.update_dyn(ctx, rt, id, Value::Object(patch)).await?;
+            tx.update_recorded_dyn(ctx, rt, id, Value::Object(patch))
+                .await?;
             Ok(format!("restored {what}"))
         }
         "tag" | "untag" => {

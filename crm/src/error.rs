@@ -38,6 +38,12 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
 
+    /// A rule of the domain refused the change (a deal closed without a reason,
+    /// a status set by a generic update, …). Nothing was written; the rule
+    /// says what to do instead.
+    #[error("{}", .0.message)]
+    Rule(Rule),
+
     /// The database could not be reached or failed in a way the caller cannot fix.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -53,7 +59,53 @@ pub enum Error {
     Internal(String),
 }
 
+/// What a domain rule refused, in the words a caller (person or model) can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub message: String,
+    /// The argument at fault, when there is one.
+    pub field: Option<String>,
+    /// What to do instead.
+    pub hint: Option<String>,
+}
+
+/// How a refused rule is reported: as a bad argument, a missing record or a
+/// conflict with the record's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    Invalid,
+    NotFound,
+    Conflict,
+}
+
 impl Error {
+    /// A rule refusal; add the field and hint with [`Error::at`] and [`Error::hint`].
+    pub fn rule(kind: RuleKind, message: impl Into<String>) -> Self {
+        Error::Rule(Rule {
+            kind,
+            message: message.into(),
+            field: None,
+            hint: None,
+        })
+    }
+
+    /// Names the argument a rule refusal is about (no effect on other errors).
+    pub fn at(mut self, field: impl Into<String>) -> Self {
+        if let Error::Rule(r) = &mut self {
+            r.field = Some(field.into());
+        }
+        self
+    }
+
+    /// Says what to do instead (no effect on other errors).
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        if let Error::Rule(r) = &mut self {
+            r.hint = Some(hint.into());
+        }
+        self
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.into(),
@@ -67,6 +119,7 @@ impl Error {
             Error::Invalid { field, .. }
             | Error::Duplicate { field, .. }
             | Error::MissingReference { field, .. } => Some(field),
+            Error::Rule(r) => r.field.as_deref(),
             _ => None,
         }
     }

@@ -7,7 +7,10 @@ use rapport_crm::model::{
     Activity, Company, Contact, Deal, DealStatus, Lead, Pipeline, Stage, Task, TaskStatus, User,
 };
 use rapport_crm::testing::Fixture;
-use rapport_crm::{Ctx, Error, Filter, ListQuery, LookupQuery, Op, RecordType, Source, Store};
+use rapport_crm::{
+    Ctx, Error, Filter, ListQuery, LookupQuery, Op, Outcome, RecordMap, RecordType, RuleKind,
+    Source, StageTarget, Store,
+};
 use serde_json::{Value, json};
 
 rapport_crm::both_backends!(
@@ -22,6 +25,7 @@ rapport_crm::both_backends!(
     workspace_isolation,
     bad_input_names_the_field_and_writes_nothing,
     deal_stage_moves_keep_history,
+    deal_lifecycle_rules_hold_on_every_write_path,
     tags_on_records,
     lookup_resolves_loose_references,
     delete_refuses_while_referenced,
@@ -45,6 +49,18 @@ async fn count(store: &Store, ctx: &Ctx, rt: RecordType) -> usize {
             Some(c) => q.cursor = Some(c),
             None => return n,
         }
+    }
+}
+
+fn deal_of(m: RecordMap) -> Deal {
+    serde_json::from_value(Value::Object(m)).expect("a deal")
+}
+
+/// The rule a refusal names: its kind and field.
+fn rule_of(err: &Error) -> (RuleKind, &str) {
+    match err {
+        Error::Rule(r) => (r.kind, r.field.as_deref().unwrap_or_default()),
+        other => panic!("not a rule refusal: {other}"),
     }
 }
 
@@ -862,14 +878,13 @@ async fn deal_stage_moves_keep_history(store: &Store) {
         .await
         .unwrap();
     assert_eq!(moved.probability, 0.75);
-    let won: Deal = store
-        .update(
-            &ctx,
-            deal.id,
-            json!({"stage_id": fx.stage("Closed Won").id, "close_reason": "Best integration fit"}),
-        )
-        .await
-        .unwrap();
+    let won: Deal = deal_of(
+        store
+            .close_deal(&ctx, deal.id, Outcome::Won, "Best integration fit")
+            .await
+            .unwrap()
+            .deal,
+    );
     assert_eq!(won.status, DealStatus::Won);
     assert!(won.closed_at.is_some());
     assert_eq!(won.probability, 1.0);
@@ -894,11 +909,14 @@ async fn deal_stage_moves_keep_history(store: &Store) {
             .all(|h| h.seconds_in_previous.unwrap() >= 0)
     );
     assert!(history.iter().all(|h| h.changed_by == Some(fx.manager.id)));
-    // Reopening clears the close.
-    let reopened: Deal = store
-        .update(&ctx, deal.id, json!({"stage_id": nego.id}))
-        .await
-        .unwrap();
+    // Reopening (a stage move) clears the close.
+    let reopened: Deal = deal_of(
+        store
+            .move_deal_stage(&ctx, deal.id, &StageTarget::Id(nego.id))
+            .await
+            .unwrap()
+            .deal,
+    );
     assert_eq!(reopened.status, DealStatus::Open);
     assert!(reopened.closed_at.is_none());
     // A stage of another pipeline is refused.
@@ -929,17 +947,155 @@ async fn deal_stage_moves_keep_history(store: &Store) {
         .await
         .unwrap();
     assert_eq!(switched.stage_id, foreign.id);
-    // Lost by status alone closes it too.
-    let lost: Deal = store
-        .update(
+    // A pipeline without a lost stage cannot lose the deal.
+    let err = store
+        .close_deal(&ctx, deal.id, Outcome::Lost, "Price too high")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has no lost stage"), "{err}");
+}
+
+/// A deal's status changes only by closing it or moving its stage, whatever
+/// path the write takes: generic create and update (tools, REST, CLI, web),
+/// the domain operations, recorded state (undo, imports) and bulk inserts.
+async fn deal_lifecycle_rules_hold_on_every_write_path(store: &Store) {
+    let (fx, ctx) = fixture(store, "lifecycle").await;
+    let won_stage = fx.stage("Closed Won").id;
+    let deal: Deal = store
+        .create(&ctx, json!({"name": "Fleet renewal", "value": 12000.0}))
+        .await
+        .unwrap();
+
+    // Generic writes refuse what only closing may set, and write nothing.
+    for patch in [
+        json!({"status": "won"}),
+        json!({"closed_at": "2026-01-05T10:00:00Z"}),
+        json!({"close_reason": "Best fit"}),
+        json!({"stage_id": won_stage, "close_reason": "Best fit"}),
+    ] {
+        let err = store
+            .update::<Deal>(&ctx, deal.id, patch.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(rule_of(&err).0, RuleKind::Invalid, "{patch}: {err}");
+        let Error::Rule(r) = &err else { unreachable!() };
+        assert!(r.hint.as_deref().unwrap().contains("close_deal"), "{r:?}");
+    }
+    let unchanged: Deal = store.get(&ctx, deal.id).await.unwrap();
+    assert_eq!(unchanged, deal, "refused writes leave the deal as it was");
+    // A create may not start closed; the empty values forms send are fine.
+    let err = store
+        .create::<Deal>(&ctx, json!({"name": "Won at birth", "status": "won"}))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Invalid, "status"));
+    let err = store
+        .create::<Deal>(&ctx, json!({"name": "Won stage", "stage_id": won_stage}))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Invalid, "stage_id"));
+    let quiet: Deal = store
+        .create(
             &ctx,
-            deal.id,
-            json!({"status": "lost", "close_reason": "Price too high"}),
+            json!({"name": "Blank form", "status": "open", "closed_at": null, "close_reason": ""}),
         )
         .await
         .unwrap();
-    assert_eq!(lost.status, DealStatus::Lost);
-    assert!(lost.closed_at.is_some());
+    assert_eq!(quiet.status, DealStatus::Open);
+
+    // The domain operations: moving between open stages, closing with a reason.
+    let err = store
+        .move_deal_stage(&ctx, deal.id, &StageTarget::Name("closed won".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Invalid, "stage"));
+    let moved = store
+        .move_deal_stage(&ctx, deal.id, &StageTarget::Name("proposal".into()))
+        .await
+        .unwrap();
+    assert_eq!(moved.to.name, "Proposal");
+    let err = store
+        .close_deal(&ctx, deal.id, Outcome::Won, "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "reason");
+    let won = deal_of(
+        store
+            .close_deal(&ctx, deal.id, Outcome::Won, "Best integration fit")
+            .await
+            .unwrap()
+            .deal,
+    );
+    assert_eq!(won.status, DealStatus::Won);
+    assert!(won.closed_at.is_some());
+    assert_eq!(won.stage_id, won_stage);
+    let err = store
+        .close_deal(&ctx, deal.id, Outcome::Won, "again")
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Conflict, "deal_id"));
+    // A closed deal's reason may be corrected; reopening is a stage move.
+    let edited: Deal = store
+        .update(
+            &ctx,
+            deal.id,
+            json!({"close_reason": "Integration and price"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.status, DealStatus::Won);
+    let err = store
+        .update::<Deal>(&ctx, deal.id, json!({"stage_id": fx.stage("Proposal").id}))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Conflict, "stage_id"));
+
+    // Recorded state (undo, imports): a status that agrees with the stage.
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .update_recorded_dyn(&ctx, RecordType::Deal, deal.id, json!({"status": "lost"}))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Invalid, "status"));
+    let restored = tx
+        .update_recorded_dyn(
+            &ctx,
+            RecordType::Deal,
+            deal.id,
+            json!({"stage_id": fx.stage("Proposal").id, "status": "open", "closed_at": null, "close_reason": null}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(restored["status"], "open");
+    assert_eq!(restored["closed_at"], Value::Null);
+
+    // Bulk inserts: each row's status must agree with its stage.
+    let row = |status: &str, stage: i64| {
+        let v = json!({"name": "Imported", "pipeline_id": fx.pipeline.id, "stage_id": stage,
+                       "status": status, "probability": 0.1, "value": 10.0, "currency": "USD",
+                       "stage_entered_at": "2026-01-05T10:00:00Z"});
+        v.as_object().unwrap().clone()
+    };
+    let err = tx
+        .bulk_insert(
+            &ctx,
+            RecordType::Deal,
+            vec![
+                row("open", fx.stage("Proposal").id),
+                row("won", fx.stage("Proposal").id),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&err), (RuleKind::Invalid, "rows[1].status"));
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx
+        .bulk_insert(&ctx, RecordType::Deal, vec![row("won", won_stage)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), 1);
 }
 
 async fn tags_on_records(store: &Store) {

@@ -4,6 +4,7 @@
 
 mod audit;
 mod conn;
+mod deals;
 mod lookup;
 mod outbox;
 mod records;
@@ -23,6 +24,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use conn::Backend;
 use conn::Conn;
+pub use deals::{DealMoved, Outcome, StageLabel, StageTarget};
 pub use lookup::{Candidate, LookupQuery};
 pub use records::{NewStageChange, Page, RecordMap};
 pub use sessions::NewProposal;
@@ -264,6 +266,51 @@ impl Tx {
         records::update(self.conn(), ctx, rt, id, as_object(patch)?).await
     }
 
+    /// Writes back recorded state (an undo, an import's update): like
+    /// [`Tx::update_dyn`], but a deal's status may be set as long as it agrees
+    /// with its stage.
+    pub async fn update_recorded_dyn(
+        &mut self,
+        ctx: &Ctx,
+        rt: RecordType,
+        id: Id,
+        patch: Value,
+    ) -> Result<RecordMap> {
+        records::update_as(
+            self.conn(),
+            ctx,
+            rt,
+            id,
+            as_object(patch)?,
+            records::Lifecycle::Recorded,
+        )
+        .await
+    }
+
+    /// Moves a deal to another open stage of its pipeline, with its stage
+    /// history; see [`deals::move_stage`].
+    pub async fn move_deal_stage(
+        &mut self,
+        ctx: &Ctx,
+        deal_id: Id,
+        target: &StageTarget,
+    ) -> Result<DealMoved> {
+        let deal = records::get(self.conn(), ctx, RecordType::Deal, deal_id).await?;
+        deals::move_stage(self.conn(), ctx, &deal, target).await
+    }
+
+    /// Closes an open deal won or lost with a reason; see [`deals::close`].
+    pub async fn close_deal(
+        &mut self,
+        ctx: &Ctx,
+        deal_id: Id,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Result<DealMoved> {
+        let deal = records::get(self.conn(), ctx, RecordType::Deal, deal_id).await?;
+        deals::close(self.conn(), ctx, &deal, outcome, reason).await
+    }
+
     pub async fn delete_dyn(&mut self, ctx: &Ctx, rt: RecordType, id: Id) -> Result<RecordMap> {
         records::delete(self.conn(), ctx, rt, id).await
     }
@@ -377,6 +424,29 @@ impl Store {
 
     pub async fn delete<R: Record>(&self, ctx: &Ctx, id: Id) -> Result<R> {
         in_tx!(self, |tx| tx.delete::<R>(ctx, id).await?)
+    }
+
+    /// [`Tx::move_deal_stage`] in a transaction of its own.
+    pub async fn move_deal_stage(
+        &self,
+        ctx: &Ctx,
+        deal_id: Id,
+        target: &StageTarget,
+    ) -> Result<DealMoved> {
+        in_tx!(self, |tx| tx.move_deal_stage(ctx, deal_id, target).await?)
+    }
+
+    /// [`Tx::close_deal`] in a transaction of its own.
+    pub async fn close_deal(
+        &self,
+        ctx: &Ctx,
+        deal_id: Id,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Result<DealMoved> {
+        in_tx!(self, |tx| tx
+            .close_deal(ctx, deal_id, outcome, reason)
+            .await?)
     }
 
     pub async fn get_dyn(&self, ctx: &Ctx, rt: RecordType, id: Id) -> Result<RecordMap> {

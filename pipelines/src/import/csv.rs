@@ -111,7 +111,7 @@ pub async fn import_csv(
     let ids = tx.bulk_insert(ctx, opts.record_type, maps).await?;
     report.created = ids.len();
     for (id, fields) in &updates {
-        tx.update_dyn(ctx, opts.record_type, *id, Value::Object(fields.clone()))
+        tx.update_recorded_dyn(ctx, opts.record_type, *id, Value::Object(fields.clone()))
             .await?;
     }
     report.updated = updates.len();

@@ -400,7 +400,7 @@ impl Upserter<'_> {
                     // Creation times belong to the first import.
                     fields.remove("created_at");
                     fields.remove("stage_entered_at");
-                    tx.update_dyn(self.ctx, rt, id, Value::Object(fields))
+                    tx.update_recorded_dyn(self.ctx, rt, id, Value::Object(fields))
                         .await?;
                     counts.updated += 1;
                     bar.inc(1);
