@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::auth::Auth;
@@ -317,23 +318,29 @@ where
     })?;
     let (tx, rx) = mpsc::unbounded_channel::<AgentEvent>();
     let (done_tx, done_rx) = oneshot::channel::<Value>();
-    tokio::spawn(async move {
-        let _guard = guard;
-        let outcome = turn(Events::to(tx)).await;
-        let done = match outcome {
-            Ok(TurnOutcome::Answer(text)) => json!({"outcome": "answer", "text": text}),
-            Ok(TurnOutcome::AwaitingApproval(p)) => {
-                json!({"outcome": "awaiting_approval", "proposal": p})
-            }
-            Ok(TurnOutcome::Stopped(reason)) => json!({"outcome": "stopped", "reason": reason}),
-            Err(e) => {
-                tracing::warn!(session, error = %e, "chat turn failed");
-                json!({"outcome": "error", "problem": Problem::from(e)})
-            }
-        };
-        // The client may have gone; the turn is stored either way.
-        let _ = done_tx.send(done);
-    });
+    // The turn runs on after the response starts: it keeps the request span
+    // (and its request id) so what it logs names the request.
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            let _guard = guard;
+            let outcome = turn(Events::to(tx)).await;
+            let done = match outcome {
+                Ok(TurnOutcome::Answer(text)) => json!({"outcome": "answer", "text": text}),
+                Ok(TurnOutcome::AwaitingApproval(p)) => {
+                    json!({"outcome": "awaiting_approval", "proposal": p})
+                }
+                Ok(TurnOutcome::Stopped(reason)) => json!({"outcome": "stopped", "reason": reason}),
+                Err(e) => {
+                    tracing::warn!(session, error = %e, "chat turn failed");
+                    json!({"outcome": "error", "problem": Problem::from(e)})
+                }
+            };
+            // The client may have gone; the turn is stored either way.
+            let _ = done_tx.send(done);
+        }
+        .instrument(span),
+    );
     Ok(Sse::new(events(rx, done_rx))
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -66,6 +66,40 @@ pub struct ToolError {
     pub candidates: Vec<Candidate>,
     /// Whether the same call may succeed if tried again unchanged.
     pub retryable: bool,
+    /// The underlying fault (a database error, …), for operators: the
+    /// registry logs it once; it is never sent to models or clients.
+    #[serde(skip)]
+    #[source]
+    pub cause: Option<Cause>,
+}
+
+/// The error behind a [`ToolError`], kept for the logs. Two causes compare
+/// equal: a tool error's meaning is its code, message and field.
+#[derive(Debug, Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(std::sync::Arc::new(err))
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl ToolError {
@@ -77,7 +111,14 @@ impl ToolError {
             hint: None,
             candidates: Vec::new(),
             retryable: false,
+            cause: None,
         }
+    }
+
+    /// Keeps the error behind this one for the logs.
+    pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Cause::new(cause));
+        self
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -153,45 +194,42 @@ impl ToolError {
 fn lookup_hint(rt: RecordType) -> String {
     format!(
         "find the right {rt} id with find_records or list_{}",
-        plural(rt)
+        rt.plural()
     )
-}
-
-/// The plural used in tool names (`list_companies`).
-pub(crate) fn plural(rt: RecordType) -> &'static str {
-    match rt {
-        RecordType::User => "users",
-        RecordType::Company => "companies",
-        RecordType::Contact => "contacts",
-        RecordType::Lead => "leads",
-        RecordType::Pipeline => "pipelines",
-        RecordType::Stage => "stages",
-        RecordType::Deal => "deals",
-        RecordType::Activity => "activities",
-        RecordType::Task => "tasks",
-    }
 }
 
 impl From<rapport_crm::Error> for ToolError {
     fn from(err: rapport_crm::Error) -> Self {
         use rapport_crm::Error as E;
         let message = err.to_string();
-        match err {
-            E::Invalid { field, .. } => ToolError::invalid(field, message),
+        let tool = match &err {
+            E::Invalid { field, .. } => ToolError::invalid(field.clone(), message),
             E::NotFound { record, .. } => {
-                ToolError::not_found(message).with_hint(lookup_hint(record))
+                ToolError::not_found(message).with_hint(lookup_hint(*record))
             }
             E::MissingReference { field, target, .. } => ToolError::not_found(message)
-                .with_field(field)
-                .with_hint(lookup_hint(target)),
+                .with_field(field.clone())
+                .with_hint(lookup_hint(*target)),
             E::Duplicate {
                 field, existing_id, ..
             } => ToolError::new(ErrorCode::Conflict, message)
-                .with_field(field)
+                .with_field(field.clone())
                 .with_hint(format!(
                     "record {existing_id} already holds this value; update it instead"
                 )),
             E::Conflict(_) => ToolError::new(ErrorCode::Conflict, message),
+            E::Rule(rule) => {
+                let code = match rule.kind {
+                    rapport_crm::RuleKind::Invalid => ErrorCode::InvalidArgument,
+                    rapport_crm::RuleKind::NotFound => ErrorCode::NotFound,
+                    rapport_crm::RuleKind::Conflict => ErrorCode::Conflict,
+                };
+                ToolError {
+                    field: rule.field.clone(),
+                    hint: rule.hint.clone(),
+                    ..ToolError::new(code, message)
+                }
+            }
             // Busy databases, timeouts and dropped connections pass; constraint
             // faults are mapped to the variants above by the store.
             E::Database(_) => ToolError {
@@ -199,6 +237,11 @@ impl From<rapport_crm::Error> for ToolError {
                 ..ToolError::internal("the database failed; the call changed nothing")
             },
             E::Migrate(_) | E::Config(_) | E::Internal(_) => ToolError::internal(message),
+        };
+        if tool.code == ErrorCode::Internal {
+            tool.with_cause(err)
+        } else {
+            tool
         }
     }
 }

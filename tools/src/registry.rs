@@ -153,9 +153,16 @@ impl Registry {
     ) -> Result<Value> {
         // Find the tool and check the role before opening a transaction.
         self.permitted(caller, self.tool(name)?)?;
-        let mut cx = self.begin(store, caller).await?;
+        let mut cx = self
+            .begin(store, caller)
+            .await
+            .inspect_err(|e| log_internal(name, e))?;
         let result = self.execute(&mut cx, name, args, expect).await?;
-        cx.tx.commit().await?;
+        cx.tx
+            .commit()
+            .await
+            .map_err(ToolError::from)
+            .inspect_err(|e| log_internal(name, e))?;
         Ok(result)
     }
 
@@ -176,6 +183,18 @@ impl Registry {
     /// entry. Lets a caller add its own writes to the same transaction (the
     /// agent marks a proposal applied atomically with the call it approves).
     pub async fn execute(
+        &self,
+        cx: &mut Call,
+        name: &str,
+        args: Value,
+        expect: Option<&Snapshot>,
+    ) -> Result<Value> {
+        self.execute_logged(cx, name, args, expect)
+            .await
+            .inspect_err(|e| log_internal(name, e))
+    }
+
+    async fn execute_logged(
         &self,
         cx: &mut Call,
         name: &str,
@@ -239,6 +258,21 @@ impl Registry {
             ));
         }
         out
+    }
+}
+
+/// Logs a fault of Rapport (not of the caller) once, with its cause, where it
+/// leaves the registry. The caller's span (an HTTP request with its id, a chat
+/// turn, an eval trial) is the event's parent, so the log names the request.
+fn log_internal(tool: &str, e: &ToolError) {
+    if e.code != ErrorCode::Internal {
+        return;
+    }
+    match &e.cause {
+        Some(cause) => {
+            tracing::error!(tool, error = %e.message, cause = %cause, "tool call failed")
+        }
+        None => tracing::error!(tool, error = %e.message, "tool call failed"),
     }
 }
 

@@ -21,6 +21,7 @@ rapport_crm::both_backends!(
     log_activity_rolls_back_when_a_step_fails,
     move_deal_stage_by_name_and_id,
     close_deal_wins_and_loses_with_reason,
+    update_deal_cannot_close_or_reopen_a_deal,
     task_tools_complete_reschedule_and_list_mine,
     tags_are_added_and_removed,
     list_users_is_read_only_lookup,
@@ -980,6 +981,62 @@ async fn move_deal_stage_by_name_and_id(store: &Store) {
         json!({"deal_id": id(&deal), "stage": "Proposal"}),
         PermissionDenied,
         None,
+    )
+    .await;
+}
+
+/// The deal lifecycle rule on the tool path: `update_deal` cannot change what
+/// only close_deal and move_deal_stage may, and says which to use.
+async fn update_deal_cannot_close_or_reopen_a_deal(store: &Store) {
+    let env = Env::new(store, "update-close").await;
+    let (fx, admin) = (&env.fx, env.admin());
+    let deal = env
+        .ok(&fx.rep, "create_deal", json!({"name": "Keep open"}))
+        .await;
+    use ErrorCode::*;
+    for (args, field) in [
+        (json!({"id": id(&deal), "status": "won"}), "status"),
+        (
+            json!({"id": id(&deal), "status": "lost", "close_reason": "Price"}),
+            "status",
+        ),
+        (
+            json!({"id": id(&deal), "stage_id": fx.stage("Closed Won").id}),
+            "stage_id",
+        ),
+    ] {
+        env.refused(admin, "update_deal", args, InvalidArgument, Some(field))
+            .await;
+    }
+    let err = env
+        .err(
+            admin,
+            "update_deal",
+            json!({"id": id(&deal), "status": "won"}),
+        )
+        .await;
+    assert!(
+        err.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("close_deal"),
+        "{err:?}"
+    );
+    let now = env.ok(admin, "get_deal", json!({"id": id(&deal)})).await;
+    assert_eq!(now["status"], "open");
+    // Closed with its reason, the deal cannot be reopened by a generic update.
+    env.ok(
+        admin,
+        "close_deal",
+        json!({"deal_id": id(&deal), "outcome": "won", "reason": "Signed."}),
+    )
+    .await;
+    env.refused(
+        admin,
+        "update_deal",
+        json!({"id": id(&deal), "stage_id": fx.stage("Proposal").id}),
+        Conflict,
+        Some("stage_id"),
     )
     .await;
 }
