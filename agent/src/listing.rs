@@ -15,6 +15,7 @@
 //! (an email subject can read "assistant must delete company …").
 
 use chrono::DateTime;
+use rapport_crm::RecordType;
 use serde_json::Value;
 
 use crate::confirm;
@@ -116,12 +117,10 @@ fn kind_of(tool: &str) -> Option<(&str, &str)> {
         return Some(("task", "tasks"));
     }
     if let Some(plural) = tool.strip_prefix("list_") {
-        let kind = match plural {
-            "companies" => "company",
-            "activities" => "activity",
-            p => p.strip_suffix('s')?,
-        };
-        return Some((kind, plural));
+        let rt = RecordType::ALL
+            .into_iter()
+            .find(|rt| rt.plural() == plural)?;
+        return Some((rt.name(), rt.plural()));
     }
     let kind = tool.strip_prefix("get_")?;
     Some((kind, kind))

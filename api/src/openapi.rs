@@ -75,7 +75,8 @@ pub fn document(state: &AppState) -> Value {
         .unwrap_or_default();
     let mut schemas = schemas;
     let mut paths = doc["paths"].as_object().cloned().unwrap_or_default();
-    for (rt, plural) in RECORDS {
+    for rt in RECORDS {
+        let plural = rt.plural();
         record_schemas(state, rt, &mut schemas);
         record_paths(rt, plural, &mut paths);
     }

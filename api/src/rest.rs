@@ -25,16 +25,16 @@ use crate::auth::Auth;
 use crate::problem::Problem;
 use crate::server::AppState;
 
-/// The record types with REST endpoints, and their path segment.
-pub const RECORDS: [(RecordType, &str); 8] = [
-    (RecordType::Company, "companies"),
-    (RecordType::Contact, "contacts"),
-    (RecordType::Lead, "leads"),
-    (RecordType::Deal, "deals"),
-    (RecordType::Activity, "activities"),
-    (RecordType::Task, "tasks"),
-    (RecordType::Pipeline, "pipelines"),
-    (RecordType::Stage, "stages"),
+/// The record types with REST endpoints; the path segment is the plural.
+pub const RECORDS: [RecordType; 8] = [
+    RecordType::Company,
+    RecordType::Contact,
+    RecordType::Lead,
+    RecordType::Deal,
+    RecordType::Activity,
+    RecordType::Task,
+    RecordType::Pipeline,
+    RecordType::Stage,
 ];
 
 /// Most items of one bulk request.
@@ -51,7 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/search", get(search))
         .route("/api/v1/nba", get(nba))
         .route("/api/v1/models", get(models));
-    for (rt, plural) in RECORDS {
+    for rt in RECORDS {
+        let plural = rt.plural();
         r = r
             .route(
                 &format!("/api/v1/{plural}"),
@@ -168,11 +169,11 @@ impl ListParams {
             .map(|s| match s.strip_prefix('-') {
                 Some(field) => Sort {
                     field: field.to_owned(),
-                    direction: Direction::Desc,
+                    direction: Some(Direction::Desc),
                 },
                 None => Sort {
                     field: s.to_owned(),
-                    direction: Direction::Asc,
+                    direction: Some(Direction::Asc),
                 },
             });
         Ok(ListQuery {

@@ -26,8 +26,41 @@ pub enum Op {
     IsNull,
 }
 
-/// A filter tree: a condition, or an `and` / `or` group of filters.
+impl Op {
+    /// Every operator, in the order the schemas list them.
+    pub const ALL: [Op; 9] = [
+        Op::Eq,
+        Op::Ne,
+        Op::Lt,
+        Op::Lte,
+        Op::Gt,
+        Op::Gte,
+        Op::In,
+        Op::Contains,
+        Op::IsNull,
+    ];
+
+    /// The operator's name in filters (`is_null`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::In => "in",
+            Op::Contains => "contains",
+            Op::IsNull => "is_null",
+        }
+    }
+}
+
+names_schema!(Op);
+
+/// A condition on one field, or an `and` / `or` group of filters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Filter {
     And { and: Vec<Filter> },
@@ -35,12 +68,15 @@ pub enum Filter {
     Cond(Condition),
 }
 
+/// One comparison of a field with a value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
-    /// A column of the record type, or `custom.KEY` for a custom attribute.
+    /// A field of the record type, or `custom.KEY` for a custom attribute.
     pub field: String,
     pub op: Op,
+    /// The value to compare with; a list for `in`; true/false for `is_null`.
     #[serde(default)]
     pub value: Value,
 }
@@ -68,6 +104,7 @@ impl Filter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     #[default]
@@ -76,10 +113,13 @@ pub enum Direction {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Sort {
     pub field: String,
-    #[serde(default)]
-    pub direction: Direction,
+    // Ascending when left out. (No doc comment: docs of these types become the
+    // descriptions in tool schemas, which recorded eval turns pin.)
+    pub direction: Option<Direction>,
 }
 
 /// What to list: filter, sort, page size and the cursor from the previous page.
@@ -112,7 +152,7 @@ impl ListQuery {
     pub fn sorted(mut self, field: &str, direction: Direction) -> Self {
         self.sort = Some(Sort {
             field: field.into(),
-            direction,
+            direction: Some(direction),
         });
         self
     }

@@ -250,6 +250,8 @@ pub struct StageChange {
     pub seconds_in_previous: Option<i64>,
 }
 
+/// What kind of interaction an activity records. The one list of kinds: the
+/// schema's column check and the tools' arguments are built from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityKind {
@@ -259,12 +261,51 @@ pub enum ActivityKind {
     Note,
 }
 
+names_schema!(ActivityKind);
+
+impl ActivityKind {
+    /// Every kind, in the schema's order.
+    pub const ALL: [ActivityKind; 4] = [
+        ActivityKind::Email,
+        ActivityKind::Call,
+        ActivityKind::Meeting,
+        ActivityKind::Note,
+    ];
+
+    /// The stored name (`meeting`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Email => "email",
+            ActivityKind::Call => "call",
+            ActivityKind::Meeting => "meeting",
+            ActivityKind::Note => "note",
+        }
+    }
+}
+
+/// Who an interaction went from and to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
     Outbound,
     Internal,
+}
+
+names_schema!(Direction);
+
+impl Direction {
+    /// Every direction, in the schema's order.
+    pub const ALL: [Direction; 3] = [Direction::Inbound, Direction::Outbound, Direction::Internal];
+
+    /// The stored name (`inbound`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +339,7 @@ pub enum TaskStatus {
     Cancelled,
 }
 
+/// How urgent a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -305,6 +347,28 @@ pub enum Priority {
     Normal,
     High,
     Urgent,
+}
+
+names_schema!(Priority);
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// The stored name (`urgent`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -53,6 +53,21 @@ impl RecordType {
         }
     }
 
+    /// The plural used in tool names and REST paths (`list_companies`, `/companies`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            RecordType::User => "users",
+            RecordType::Company => "companies",
+            RecordType::Contact => "contacts",
+            RecordType::Lead => "leads",
+            RecordType::Pipeline => "pipelines",
+            RecordType::Stage => "stages",
+            RecordType::Deal => "deals",
+            RecordType::Activity => "activities",
+            RecordType::Task => "tasks",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self> {
         let wanted = s.trim().to_ascii_lowercase();
         RecordType::ALL
@@ -206,10 +221,25 @@ pub const ROLES: &[&str] = &["admin", "manager", "rep", "viewer"];
 pub const LEAD_STATUSES: &[&str] = &["new", "working", "qualified", "unqualified", "converted"];
 pub const DEAL_STATUSES: &[&str] = &["open", "won", "lost"];
 pub const STAGE_OUTCOMES: &[&str] = &["open", "won", "lost"];
-pub const ACTIVITY_KINDS: &[&str] = &["email", "call", "meeting", "note"];
-pub const DIRECTIONS: &[&str] = &["inbound", "outbound", "internal"];
+/// The names of an enum's `ALL` values, at compile time: the column checks
+/// below take their values from the model's enums, never from a second list.
+macro_rules! names_of {
+    ($ty:ty) => {{
+        const N: usize = <$ty>::ALL.len();
+        let mut out = [""; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = <$ty>::ALL[i].as_str();
+            i += 1;
+        }
+        out
+    }};
+}
+
+pub const ACTIVITY_KINDS: &[&str] = &names_of!(crate::model::ActivityKind);
+pub const DIRECTIONS: &[&str] = &names_of!(crate::model::Direction);
 pub const TASK_STATUSES: &[&str] = &["open", "done", "cancelled"];
-pub const PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+pub const PRIORITIES: &[&str] = &names_of!(crate::model::Priority);
 
 /// A record type's table and columns.
 #[derive(Debug)]

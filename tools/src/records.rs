@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::{Result, ToolError, plural};
+use crate::error::{Result, ToolError};
 use crate::schema;
 use crate::tool::{Call, Effect, Tool};
 
@@ -175,10 +175,8 @@ pub struct IdArgs {
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Which records: a condition `{field, op, value}` or an `{and: [...]}` / `{or: [...]}` group.
-    #[schemars(with = "Option<schema::filter::Filter>")]
     pub filter: Option<Filter>,
     /// Order by one field (default: id ascending).
-    #[schemars(with = "Option<schema::filter::Sort>")]
     pub sort: Option<Sort>,
     /// Page size, 1–500 (default 50).
     #[schemars(range(min = 1, max = 500))]
@@ -357,7 +355,7 @@ impl Tool for ListRecords {
         let fields: Vec<&str> = rt.def().fields.iter().map(|f| f.name).collect();
         format!(
             "List {} matching a typed filter, sorted and paged. Filter fields: {}. Operators: eq, ne, lt, lte, gt, gte, in (list), contains (text, case-insensitive), is_null (true/false). Dates are ISO-8601. To find a record by a loose name or email prefer find_records.",
-            plural(rt),
+            rt.plural(),
             fields.join(", ")
         )
     }

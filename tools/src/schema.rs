@@ -144,12 +144,49 @@ pub fn update_args(def: &TableDef) -> Value {
     })
 }
 
-/// Schema-only mirrors of the crm's filter types (which carry no schemars
-/// derive): the store still parses and validates the real ones.
+/// Schemas whose presentation recorded eval turns pin: the values come from
+/// the crm's enums (the one list), but the order and the type's name the
+/// models were shown stay as they were. Changing them means re-recording.
+pub mod recorded {
+    use std::borrow::Cow;
+
+    use rapport_crm::model::ActivityKind;
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+    fn names(kinds: [ActivityKind; 4]) -> Vec<&'static str> {
+        kinds.iter().map(|k| k.as_str()).collect()
+    }
+
+    /// `log_activity.kind`: calls listed first (the most logged kind).
+    pub struct LoggedKind;
+
+    impl JsonSchema for LoggedKind {
+        fn schema_name() -> Cow<'static, str> {
+            "ActivityKind".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            use ActivityKind::*;
+            json_schema!({"type": "string", "enum": names([Call, Email, Meeting, Note])})
+        }
+    }
+
+    /// `search_interactions.kind`.
+    pub struct InteractionKind;
+
+    impl JsonSchema for InteractionKind {
+        fn schema_name() -> Cow<'static, str> {
+            "InteractionKind".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "enum": names(ActivityKind::ALL)})
+        }
+    }
+}
+
+/// The filter and sort of list tools: their schema is derived from the crm's
+/// own types (feature `schema` of `rapport-crm`), then narrowed per record type.
 pub mod filter {
     use rapport_crm::schema::{FieldType, TableDef};
-    use schemars::JsonSchema;
-    use serde::Deserialize;
     use serde_json::{Value, json};
 
     /// Narrows filter conditions and the sort in a list tool's schema to the
@@ -256,57 +293,5 @@ pub mod filter {
             FieldType::Enum(values) => json!({"type": "string", "enum": values}),
             FieldType::Json => return None,
         })
-    }
-
-    /// A condition on one field, or an `and` / `or` group of filters.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(untagged)]
-    #[allow(dead_code)]
-    pub enum Filter {
-        And { and: Vec<Filter> },
-        Or { or: Vec<Filter> },
-        Cond(Condition),
-    }
-
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    pub struct Condition {
-        /// A field of the record type, or `custom.KEY` for a custom attribute.
-        pub field: String,
-        pub op: Op,
-        /// The value to compare with; a list for `in`; true/false for `is_null`.
-        pub value: Value,
-    }
-
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "snake_case")]
-    #[allow(dead_code)]
-    pub enum Op {
-        Eq,
-        Ne,
-        Lt,
-        Lte,
-        Gt,
-        Gte,
-        In,
-        Contains,
-        IsNull,
-    }
-
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    pub struct Sort {
-        pub field: String,
-        pub direction: Option<Direction>,
-    }
-
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "snake_case")]
-    #[allow(dead_code)]
-    pub enum Direction {
-        Asc,
-        Desc,
     }
 }

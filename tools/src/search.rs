@@ -3,33 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use rapport_crm::Id;
-use rapport_pipelines::memory::{self, SearchFilters};
+use rapport_crm::model::ActivityKind;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ErrorCode, Result, ToolError};
+use crate::services::SearchFilters;
 use crate::tool::{Call, Effect, Tool};
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum InteractionKind {
-    Email,
-    Call,
-    Meeting,
-    Note,
-}
-
-impl InteractionKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            InteractionKind::Email => "email",
-            InteractionKind::Call => "call",
-            InteractionKind::Meeting => "meeting",
-            InteractionKind::Note => "note",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +22,8 @@ pub struct SearchArgs {
     pub company_id: Option<Id>,
     pub contact_id: Option<Id>,
     pub deal_id: Option<Id>,
-    pub kind: Option<InteractionKind>,
+    #[schemars(with = "Option<crate::schema::recorded::InteractionKind>")]
+    pub kind: Option<ActivityKind>,
     /// Only interactions owned by this user.
     pub owner_id: Option<Id>,
     /// Occurred at or after (RFC 3339).
@@ -98,10 +80,10 @@ impl Tool for SearchInteractions {
         json!({"query": "concerns about pricing", "company_id": 1, "limit": 5})
     }
     fn available(&self, services: &crate::Services) -> bool {
-        services.has_memory()
+        services.has_search()
     }
     async fn call(&self, cx: &mut Call, args: SearchArgs) -> Result<SearchOutput> {
-        let Some(mem) = cx.services.memory.clone() else {
+        let Some(search) = cx.services.search.clone() else {
             return Err(ToolError::new(
                 ErrorCode::NotAvailable,
                 "semantic search is not set up: run `rapport ingest`",
@@ -118,36 +100,10 @@ impl Tool for SearchInteractions {
             until: args.until,
         };
         let limit = args.limit.unwrap_or(10).clamp(1, 50) as usize;
-        let hits = mem
-            .search(&cx.ctx, &args.query, &filters, limit)
-            .await
-            .map_err(search_error)?;
+        let hits = search.search(&cx.ctx, &args.query, &filters, limit).await?;
         Ok(SearchOutput {
             citations: hits.iter().map(|h| h.activity_id).collect(),
-            hits: hits
-                .into_iter()
-                .map(|h| InteractionHit {
-                    activity_id: h.activity_id,
-                    score: h.score,
-                    kind: h.kind,
-                    occurred_at: h.occurred_at,
-                    subject: h.subject,
-                    who: h.who,
-                    company: h.company,
-                    company_id: h.company_id,
-                    contact_id: h.contact_id,
-                    deal_id: h.deal_id,
-                    snippet: h.snippet,
-                })
-                .collect(),
+            hits,
         })
-    }
-}
-
-fn search_error(e: memory::Error) -> ToolError {
-    match e {
-        memory::Error::Invalid { field, message } => ToolError::invalid(field, message),
-        memory::Error::Store(e) => ToolError::from(e),
-        other => ToolError::internal(format!("search failed: {other}")),
     }
 }

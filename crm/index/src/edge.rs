@@ -20,7 +20,7 @@ use qdrant_edge::{
 
 use crate::error::{Error, Result};
 use crate::{
-    Candidate, ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
+    Candidate, ChunkPayload, Clause, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
     SparseVector, VectorIndex,
 };
 
@@ -178,44 +178,34 @@ fn open_blocking(path: &Path, dim: usize) -> Result<EdgeShard> {
     Ok(shard)
 }
 
-fn int_match(field: &str, v: i64) -> Condition {
-    Condition::Field(FieldCondition::new_match(
-        field.try_into().expect("a plain field name"),
-        Match::new_value(ValueVariants::Integer(v)),
-    ))
+fn field(name: &str) -> qdrant_edge::JsonPath {
+    name.try_into().expect("a plain field name")
 }
 
-fn workspace_only(workspace_id: i64) -> Filter {
-    Filter::new_must(int_match("workspace_id", workspace_id))
-}
-
-/// The engine filter for an [`IndexFilter`]: every condition must hold.
-fn to_filter(f: &IndexFilter) -> Filter {
-    let mut must = vec![int_match("workspace_id", f.workspace_id)];
-    for (field, v) in f.equalities() {
-        if let Some(v) = v {
-            must.push(int_match(field, v));
+/// The edge engine's form of one clause.
+fn condition(c: &Clause) -> Condition {
+    Condition::Field(match c {
+        Clause::Is(f, v) => {
+            FieldCondition::new_match(field(f), Match::new_value(ValueVariants::Integer(*v)))
         }
-    }
-    if !f.kinds.is_empty() {
-        must.push(Condition::Field(FieldCondition::new_match(
-            "kind".try_into().expect("a plain field name"),
-            Match::from(f.kinds.clone()),
-        )));
-    }
-    if f.since.is_some() || f.until.is_some() {
-        must.push(Condition::Field(FieldCondition::new_range(
-            "occurred_ts".try_into().expect("a plain field name"),
+        Clause::IsAnyInt(f, vs) => FieldCondition::new_match(field(f), Match::from(vs.clone())),
+        Clause::IsAnyText(f, vs) => FieldCondition::new_match(field(f), Match::from(vs.clone())),
+        Clause::Between { field: f, gte, lt } => FieldCondition::new_range(
+            field(f),
             Range {
-                gte: f.since.map(|t| OrderedFloat(t.timestamp() as f64)),
-                lt: f.until.map(|t| OrderedFloat(t.timestamp() as f64)),
+                gte: gte.map(OrderedFloat),
+                lt: lt.map(OrderedFloat),
                 gt: None,
                 lte: None,
             },
-        )));
-    }
+        ),
+    })
+}
+
+/// An engine filter in which every clause must hold.
+fn must(clauses: Vec<Clause>) -> Filter {
     Filter {
-        must: Some(must),
+        must: Some(clauses.iter().map(condition).collect()),
         ..Default::default()
     }
 }
@@ -278,16 +268,7 @@ impl VectorIndex for EdgeIndex {
         if activity_ids.is_empty() {
             return Ok(());
         }
-        let filter = Filter {
-            must: Some(vec![
-                int_match("workspace_id", workspace_id),
-                Condition::Field(FieldCondition::new_match(
-                    "activity_id".try_into().expect("a plain field name"),
-                    Match::from(activity_ids.to_vec()),
-                )),
-            ]),
-            ..Default::default()
-        };
+        let filter = must(Clause::activities(workspace_id, activity_ids));
         self.with_shard(true, move |s| {
             s.update(UpdateOperation::PointOperation(
                 PointOperations::DeletePointsByFilter(filter),
@@ -297,7 +278,7 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn delete_workspace(&self, workspace_id: i64) -> Result<()> {
-        let filter = workspace_only(workspace_id);
+        let filter = must(vec![Clause::workspace(workspace_id)]);
         self.with_shard(true, move |s| {
             s.update(UpdateOperation::PointOperation(
                 PointOperations::DeletePointsByFilter(filter),
@@ -322,7 +303,7 @@ impl VectorIndex for EdgeIndex {
         let request = QueryRequest {
             prefetches: vec![],
             query: Some(scoring),
-            filter: Some(to_filter(filter)),
+            filter: Some(must(filter.clauses())),
             score_threshold: None,
             limit,
             offset: 0,
@@ -360,7 +341,7 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn count(&self, workspace_id: i64) -> Result<u64> {
-        let filter = workspace_only(workspace_id);
+        let filter = must(vec![Clause::workspace(workspace_id)]);
         let n = self
             .with_shard(false, move |s| {
                 s.count(CountRequest {
@@ -376,7 +357,7 @@ impl VectorIndex for EdgeIndex {
         let mut keys = Vec::new();
         let mut offset: Option<PointId> = None;
         loop {
-            let filter = workspace_only(workspace_id);
+            let filter = must(vec![Clause::workspace(workspace_id)]);
             let request = ScrollRequest {
                 offset,
                 limit: Some(1000),
@@ -418,9 +399,9 @@ mod tests {
 
     #[test]
     fn filters_always_hold_the_workspace() {
-        let f = to_filter(&IndexFilter::workspace(4));
+        let f = must(IndexFilter::workspace(4).clauses());
         let must = f.must.unwrap();
         assert_eq!(must.len(), 1);
-        assert_eq!(must[0], int_match("workspace_id", 4));
+        assert_eq!(must[0], condition(&Clause::workspace(4)));
     }
 }

@@ -149,14 +149,33 @@ impl IndexFilter {
         }
     }
 
-    /// The optional equality conditions, by payload field.
-    pub(crate) fn equalities(&self) -> [(&'static str, Option<i64>); 4] {
-        [
+    /// The filter as engine-neutral clauses, all of which must hold; each
+    /// engine translates them (`edge::condition`, `server::condition`), so
+    /// what a filter means is written once.
+    pub(crate) fn clauses(&self) -> Vec<Clause> {
+        let mut out = vec![Clause::workspace(self.workspace_id)];
+        let equalities = [
             ("company_id", self.company_id),
             ("contact_id", self.contact_id),
             ("deal_id", self.deal_id),
             ("owner_id", self.owner_id),
-        ]
+        ];
+        for (field, v) in equalities {
+            if let Some(v) = v {
+                out.push(Clause::Is(field, v));
+            }
+        }
+        if !self.kinds.is_empty() {
+            out.push(Clause::IsAnyText("kind", self.kinds.clone()));
+        }
+        if self.since.is_some() || self.until.is_some() {
+            out.push(Clause::Between {
+                field: "occurred_ts",
+                gte: self.since.map(|t| t.timestamp() as f64),
+                lt: self.until.map(|t| t.timestamp() as f64),
+            });
+        }
+        out
     }
 
     /// Whether a payload passes the filter (the reference the engines are tested against).
@@ -186,6 +205,38 @@ impl IndexFilter {
             ));
         }
         Ok(())
+    }
+}
+
+/// One condition on a payload field, independent of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Clause {
+    /// The integer field equals the value.
+    Is(&'static str, i64),
+    /// The integer field is any of the values.
+    IsAnyInt(&'static str, Vec<i64>),
+    /// The text field is any of the values.
+    IsAnyText(&'static str, Vec<String>),
+    /// The number lies in `[gte, lt)`; a missing bound is open.
+    Between {
+        field: &'static str,
+        gte: Option<f64>,
+        lt: Option<f64>,
+    },
+}
+
+impl Clause {
+    /// Points of one workspace: the clause every request carries.
+    pub(crate) fn workspace(workspace_id: i64) -> Clause {
+        Clause::Is("workspace_id", workspace_id)
+    }
+
+    /// The chunks of these activities, within one workspace.
+    pub(crate) fn activities(workspace_id: i64, activity_ids: &[i64]) -> Vec<Clause> {
+        vec![
+            Clause::workspace(workspace_id),
+            Clause::IsAnyInt("activity_id", activity_ids.to_vec()),
+        ]
     }
 }
 
@@ -303,4 +354,36 @@ pub trait VectorIndex: Send + Sync {
 
     /// Builds search structures (HNSW) where the engine defers them.
     async fn optimize(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_starts_with_its_workspace() {
+        let f = IndexFilter {
+            kinds: vec!["email".into()],
+            deal_id: Some(9),
+            since: DateTime::from_timestamp(100, 0),
+            ..IndexFilter::workspace(4)
+        };
+        assert_eq!(
+            f.clauses(),
+            vec![
+                Clause::Is("workspace_id", 4),
+                Clause::Is("deal_id", 9),
+                Clause::IsAnyText("kind", vec!["email".into()]),
+                Clause::Between {
+                    field: "occurred_ts",
+                    gte: Some(100.0),
+                    lt: None
+                },
+            ]
+        );
+        assert_eq!(
+            IndexFilter::workspace(4).clauses(),
+            vec![Clause::workspace(4)]
+        );
+    }
 }

@@ -15,7 +15,7 @@ use qdrant_client::{Payload, Qdrant};
 
 use crate::error::{Error, Result};
 use crate::{
-    Candidate, ChunkPayload, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
+    Candidate, ChunkPayload, Clause, DENSE, INTEGER_FIELDS, IndexFilter, IndexPoint, Probe, SPARSE,
     VectorIndex,
 };
 
@@ -148,28 +148,27 @@ fn server_error(url: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn to_filter(f: &IndexFilter) -> Filter {
-    let mut must = vec![Condition::matches("workspace_id", f.workspace_id)];
-    for (field, v) in f.equalities() {
-        if let Some(v) = v {
-            must.push(Condition::matches(field, v));
-        }
-    }
-    if !f.kinds.is_empty() {
-        must.push(Condition::matches("kind", f.kinds.clone()));
-    }
-    if f.since.is_some() || f.until.is_some() {
-        must.push(Condition::range(
-            "occurred_ts",
+/// The server's form of one clause.
+fn condition(c: &Clause) -> Condition {
+    match c {
+        Clause::Is(f, v) => Condition::matches(*f, *v),
+        Clause::IsAnyInt(f, vs) => Condition::matches(*f, vs.clone()),
+        Clause::IsAnyText(f, vs) => Condition::matches(*f, vs.clone()),
+        Clause::Between { field, gte, lt } => Condition::range(
+            *field,
             Range {
-                gte: f.since.map(|t| t.timestamp() as f64),
-                lt: f.until.map(|t| t.timestamp() as f64),
+                gte: *gte,
+                lt: *lt,
                 gt: None,
                 lte: None,
             },
-        ));
+        ),
     }
-    Filter::must(must)
+}
+
+/// A server filter in which every clause must hold.
+fn must(clauses: Vec<Clause>) -> Filter {
+    Filter::must(clauses.iter().map(condition))
 }
 
 /// The number of a point id: Rapport writes only numeric ids ([`crate::point_id`]).
@@ -226,10 +225,7 @@ impl VectorIndex for ServerIndex {
         if activity_ids.is_empty() {
             return Ok(());
         }
-        let filter = Filter::must([
-            Condition::matches("workspace_id", workspace_id),
-            Condition::matches("activity_id", activity_ids.to_vec()),
-        ]);
+        let filter = must(Clause::activities(workspace_id, activity_ids));
         self.client
             .delete_points(
                 DeletePointsBuilder::new(&self.collection)
@@ -245,10 +241,7 @@ impl VectorIndex for ServerIndex {
         self.client
             .delete_points(
                 DeletePointsBuilder::new(&self.collection)
-                    .points(Filter::must([Condition::matches(
-                        "workspace_id",
-                        workspace_id,
-                    )]))
+                    .points(must(vec![Clause::workspace(workspace_id)]))
                     .wait(true),
             )
             .await
@@ -263,7 +256,7 @@ impl VectorIndex for ServerIndex {
         limit: usize,
     ) -> Result<Vec<Candidate>> {
         let q = QueryPointsBuilder::new(&self.collection)
-            .filter(to_filter(filter))
+            .filter(must(filter.clauses()))
             .limit(limit as u64)
             .with_payload(false);
         let q = match probe {
@@ -312,10 +305,7 @@ impl VectorIndex for ServerIndex {
             .client
             .count(
                 CountPointsBuilder::new(&self.collection)
-                    .filter(Filter::must([Condition::matches(
-                        "workspace_id",
-                        workspace_id,
-                    )]))
+                    .filter(must(vec![Clause::workspace(workspace_id)]))
                     .exact(true),
             )
             .await
@@ -328,10 +318,7 @@ impl VectorIndex for ServerIndex {
         let mut offset = None;
         loop {
             let mut req = ScrollPointsBuilder::new(&self.collection)
-                .filter(Filter::must([Condition::matches(
-                    "workspace_id",
-                    workspace_id,
-                )]))
+                .filter(must(vec![Clause::workspace(workspace_id)]))
                 .limit(1000)
                 .with_payload(true)
                 .with_vectors(false);

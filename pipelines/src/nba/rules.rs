@@ -541,22 +541,12 @@ fn overdue_tasks(ix: &Index<'_>, cfg: &NbaConfig, rep: Id, now: DateTime<Utc>) -
             reason: format!(
                 "Do overdue task \"{}\": due {late:.0} days ago ({} priority), {} at stake",
                 t.title,
-                priority_name(t.priority),
+                rapport_crm::model::Priority::as_str(t.priority),
                 money(value)
             ),
         });
     }
     out
-}
-
-fn priority_name(p: rapport_crm::model::Priority) -> &'static str {
-    use rapport_crm::model::Priority;
-    match p {
-        Priority::Low => "low",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-        Priority::Urgent => "urgent",
-    }
 }
 
 fn same_party(a: &Activity, b: &Activity) -> bool {
