@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rapport_crm::bench::{create_scratch_database, drop_scratch_database, ratio};
+use rapport_crm::bench::ratio;
 use rapport_crm::model::User;
+use rapport_crm::scratch::{create_scratch_database, drop_scratch_database};
 use rapport_crm::{Ctx, RecordMap, RecordType, Source, Store};
 use rapport_tools::Registry;
 use serde_json::{Value, json};

@@ -35,6 +35,7 @@ serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod chat;
 mod error;

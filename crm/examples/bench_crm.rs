@@ -29,11 +29,11 @@ async fn main() -> rapport_crm::Result<()> {
     let admin = std::env::var("RAPPORT_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("rapport_bench_{}", std::process::id());
-    if let Ok(url) = bench::create_scratch_database(&admin, &name).await {
+    if let Ok(url) = rapport_crm::scratch::create_scratch_database(&admin, &name).await {
         let store = Store::connect(&url).await?;
         let r = bench::run(&store, &params, &ProgressBar::hidden()).await;
         store.close().await;
-        bench::drop_scratch_database(&admin, &name).await?;
+        rapport_crm::scratch::drop_scratch_database(&admin, &name).await?;
         results.push(r?);
     }
     let doc = serde_json::json!({"benchmark": "crm", "results": results});

@@ -36,22 +36,45 @@ assert_eq!(page.items[0].id, dana.id);
 ```
 */
 
+/// JSON Schema of a unit enum as the plain list of its names (from its `ALL`
+/// and `as_str`), under the `schema` feature. By hand rather than derived: a
+/// derive turns type and variant docs into descriptions and `oneOf`s, which
+/// small models read worse and which recorded eval turns would pin.
+macro_rules! names_schema {
+    ($ty:ident) => {
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $ty {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($ty).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let names: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                schemars::json_schema!({"type": "string", "enum": names})
+            }
+        }
+    };
+}
+
+#[cfg(feature = "bench")]
 pub mod bench;
 mod error;
 pub mod filter;
 pub mod model;
 pub mod schema;
+pub mod scratch;
 pub mod seed;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Rule, RuleKind};
 pub use filter::{Filter, ListQuery, Op, Sort};
 pub use model::{Ctx, Id, Record, Role, Source};
 pub use schema::RecordType;
 pub use store::{
-    ApiKey, Backend, Candidate, ExperimentEvent, Exposure, Feedback, FeedbackStatus, KEY_PREFIX,
-    LookupQuery, ModelVersion, NewApiKey, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal,
-    Page, RecordMap, Score, Store, StoredExperiment, Tx, hash_key,
+    ApiKey, Backend, Candidate, DealMoved, ExperimentEvent, Exposure, Feedback, FeedbackStatus,
+    KEY_PREFIX, LookupQuery, ModelVersion, NewApiKey, NewAuditEntry, NewFeedback, NewModelVersion,
+    NewProposal, Outcome, Page, RecordMap, Score, StageLabel, StageTarget, Store, StoredExperiment,
+    Tx, hash_key,
 };

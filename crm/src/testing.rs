@@ -90,7 +90,7 @@ impl TestDb {
             });
         sweep_stale(&mut conn, now).await;
         drop(conn);
-        let url = crate::bench::create_scratch_database(&admin, &name)
+        let url = crate::scratch::create_scratch_database(&admin, &name)
             .await
             .expect("create test database");
         let store = Store::connect(&url)
@@ -109,7 +109,7 @@ impl TestDb {
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some(name) = &self.pg_name {
-            let _ = crate::bench::drop_scratch_database(&postgres_admin_url(), name).await;
+            let _ = crate::scratch::drop_scratch_database(&postgres_admin_url(), name).await;
         }
     }
 }
@@ -134,7 +134,7 @@ async fn sweep_stale(conn: &mut sqlx::PgConnection, now: u64) {
     }
 }
 
-pub use crate::bench::with_database;
+pub use crate::scratch::with_database;
 
 /// A workspace with one user per role and the default pipeline.
 pub struct Fixture {

@@ -21,10 +21,10 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{Agent, AgentError, AgentEvent, BackendError, Decision, Events, TurnOutcome};
-use rapport_crm::bench::{
+use rapport_crm::model::User;
+use rapport_crm::scratch::{
     create_scratch_database, create_scratch_database_from, drop_scratch_database,
 };
-use rapport_crm::model::User;
 use rapport_crm::seed::{self, SeedParams};
 use rapport_crm::{Ctx, RecordType, Source, Store};
 use rapport_index::EdgeIndex;
@@ -348,12 +348,9 @@ impl Harness {
                     .ingest(&opts, &ProgressBar::hidden())
                     .await
                     .map_err(|e| Error::Model(e.to_string()))?;
-                Services {
-                    memory: Some(Arc::new(memory)),
-                    ..Services::default()
-                }
+                rapport_pipelines::tool_services(Some(memory))
             }
-            _ => Services::default(),
+            _ => rapport_pipelines::tool_services(None),
         };
         services.now = Some(eval_now());
         let registry = Arc::new(Registry::new().with_services(services));

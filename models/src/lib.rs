@@ -21,6 +21,7 @@ assert_eq!(vectors[0].len(), embedder.dim());
 ```
 */
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod embed;
 pub mod error;
@@ -34,7 +35,6 @@ pub use manifest::{Artifact, ArtifactKind, Manifest};
 pub use sentiment::{Sentiment, SentimentLabel, SentimentScore};
 pub use store::{FetchOptions, Store, ensure};
 
-#[cfg(feature = "llm")]
 pub mod llm;
 #[cfg(feature = "llm")]
 pub mod serve;

@@ -28,6 +28,9 @@ Semantic memory sits beside it:
 - [`memory`]: the outbox-driven ingestion of emails, calls, meetings and notes
   into the vector index (clean, chunk, embed, BM25), hybrid search with
   citations, the retrieval evaluation and the search benchmark.
+
+And for the tools: [`services`] implements the tool crate's service traits
+(search, next-best actions); [`tool_services`] hands them to a registry.
 */
 
 pub mod experiments;
@@ -37,4 +40,7 @@ pub mod memory;
 pub mod nba;
 pub mod registry;
 pub mod score;
+pub mod services;
 pub mod train;
+
+pub use services::tool_services;

@@ -34,7 +34,7 @@ async fn overdue_task(store: &Store, fx: &Fixture, assignee: &User) -> Task {
 
 async fn next_best_actions_happy_path_and_feedback(store: &Store) {
     let fx = Fixture::new(store, "nba-tool").await.unwrap();
-    let tools = Registry::new();
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(None));
     let task = overdue_task(store, &fx, &fx.rep).await;
     let rep = caller(&fx.rep);
     let out = tools
@@ -91,7 +91,7 @@ async fn next_best_actions_happy_path_and_feedback(store: &Store) {
 
 async fn nba_tools_reject_bad_arguments(store: &Store) {
     let fx = Fixture::new(store, "nba-bad").await.unwrap();
-    let tools = Registry::new();
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(None));
     let task = overdue_task(store, &fx, &fx.rep).await;
     let rep = caller(&fx.rep);
     let key = format!("overdue_task:task:{}", task.id);
@@ -150,7 +150,7 @@ async fn nba_tools_reject_bad_arguments(store: &Store) {
 
 async fn nba_tools_report_missing_records(store: &Store) {
     let fx = Fixture::new(store, "nba-missing").await.unwrap();
-    let tools = Registry::new();
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(None));
     let err = tools
         .call(
             store,
@@ -177,7 +177,7 @@ async fn nba_tools_report_missing_records(store: &Store) {
 
 async fn nba_tools_follow_permissions(store: &Store) {
     let fx = Fixture::new(store, "nba-perm").await.unwrap();
-    let tools = Registry::new();
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(None));
     let task = overdue_task(store, &fx, &fx.manager).await;
     // A rep cannot read the manager's list…
     let err = tools

@@ -10,7 +10,7 @@ use rapport_crm::model::{Activity, Company};
 use rapport_crm::testing::{Fixture, TestDb};
 use rapport_index::EdgeIndex;
 use rapport_pipelines::memory::{Chunker, IngestOptions, Memory};
-use rapport_tools::{Caller, ErrorCode, Registry, Services};
+use rapport_tools::{Caller, ErrorCode, Registry};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,10 +93,7 @@ async fn finds_interactions_with_citations_and_filters() {
         .ingest(&IngestOptions::default(), &ProgressBar::hidden())
         .await
         .unwrap();
-    let tools = Registry::new().with_services(Services {
-        memory: Some(Arc::new(memory)),
-        ..Services::default()
-    });
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(Some(memory)));
     let viewer = Caller::user(&fx.viewer, Source::Agent);
 
     let out = tools

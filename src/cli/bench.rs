@@ -97,7 +97,7 @@ async fn crm(args: CrmBenchArgs) -> anyhow::Result<()> {
 
     if args.postgres_url != "none" {
         let name = format!("rapport_bench_{}", std::process::id());
-        match bench::create_scratch_database(&args.postgres_url, &name).await {
+        match rapport_crm::scratch::create_scratch_database(&args.postgres_url, &name).await {
             Ok(url) => {
                 let outcome = async {
                     let store = Store::connect(&url).await?;
@@ -106,7 +106,7 @@ async fn crm(args: CrmBenchArgs) -> anyhow::Result<()> {
                     r
                 }
                 .await;
-                bench::drop_scratch_database(&args.postgres_url, &name).await?;
+                rapport_crm::scratch::drop_scratch_database(&args.postgres_url, &name).await?;
                 results.push(outcome?);
             }
             Err(e) => tracing::warn!("PostgreSQL not benchmarked: {e}"),

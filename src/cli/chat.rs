@@ -17,6 +17,7 @@ use rapport_agent::{
 use rapport_crm::model::{Proposal, User};
 use rapport_crm::{Id, Store};
 use rapport_models::llm::{ChatModel, LoadOptions, Role};
+use rapport_pipelines::tool_services;
 use rapport_tools::{Registry, Services};
 
 use super::GlobalArgs;
@@ -105,17 +106,17 @@ pub struct AskArgs {
 /// `search_interactions` when an index exists (the embedded shard in the data
 /// directory, or the Qdrant server `RAPPORT_QDRANT_URL` names). Without one
 /// the tool answers `not_available` with the command that builds it.
-pub async fn tool_services(g: &GlobalArgs, store: &Store) -> Services {
+pub async fn services_for(g: &GlobalArgs, store: &Store) -> Services {
     let configured =
         std::env::var_os("RAPPORT_QDRANT_URL").is_some() || g.data_dir.join("index").exists();
     if !configured {
-        return Services::default();
+        return tool_services(None);
     }
     match memory_services(g, store).await {
         Ok(services) => services,
         Err(e) => {
             tracing::warn!(error = %e, "semantic search is off for this session");
-            Services::default()
+            tool_services(None)
         }
     }
 }
@@ -123,10 +124,7 @@ pub async fn tool_services(g: &GlobalArgs, store: &Store) -> Services {
 /// Semantic memory over the configured index, as tool services.
 pub async fn memory_services(g: &GlobalArgs, store: &Store) -> anyhow::Result<Services> {
     let memory = super::memory::memory_for(g, store).await?;
-    Ok(Services {
-        memory: Some(Arc::new(memory)),
-        ..Services::default()
-    })
+    Ok(tool_services(Some(memory)))
 }
 
 /// Builds the agent the options describe (loading the local model and the
@@ -248,7 +246,7 @@ fn printer() -> (Events, tokio::task::JoinHandle<()>) {
 pub async fn ask(g: &GlobalArgs, args: AskArgs) -> anyhow::Result<()> {
     let s = db::open(g).await?;
     let user = user_of(&s).await?;
-    let services = tool_services(g, &s.store).await;
+    let services = services_for(g, &s.store).await;
     let agent = build_agent(s.store.clone(), services, &args.agent, args.approve_all).await?;
     let session = match args.session {
         Some(id) => id,
@@ -285,7 +283,7 @@ fn describe(p: &Proposal) -> String {
 pub async fn chat(g: &GlobalArgs, args: ChatArgs) -> anyhow::Result<()> {
     let s = db::open(g).await?;
     let user = user_of(&s).await?;
-    let services = tool_services(g, &s.store).await;
+    let services = services_for(g, &s.store).await;
     let agent = build_agent(s.store.clone(), services, &args.agent, false).await?;
     run_chat(&agent, &user, args.session).await
 }

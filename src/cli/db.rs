@@ -267,7 +267,7 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     // Indexed before the chat check: `rapport ask` after `demo --no-chat`
     // answers "what did Acme say…" only from an index that is up to date.
     let services = if args.no_index {
-        super::chat::tool_services(g, &s.store).await
+        super::chat::services_for(g, &s.store).await
     } else {
         super::memory::indexed_services(g, &s).await?
     };

@@ -17,7 +17,7 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<()> {
     let user: User = s.store.get(&s.ctx, actor_id).await?;
     tracing::info!(user = %user.email, role = ?user.role, "serving MCP on stdio");
     let server = McpServer::new(
-        Registry::new(),
+        Registry::new().with_services(super::chat::services_for(global, &s.store).await),
         s.store.clone(),
         Caller::user(&user, Source::Mcp),
     )?;

@@ -158,10 +158,7 @@ pub async fn indexed_services(g: &GlobalArgs, s: &Session) -> anyhow::Result<Ser
     let report = memory.ingest(&opts, &bar).await?;
     bar.finish_and_clear();
     tracing::info!(?report, "semantic memory up to date");
-    Ok(Services {
-        memory: Some(Arc::new(memory)),
-        ..Services::default()
-    })
+    Ok(rapport_pipelines::tool_services(Some(memory)))
 }
 
 pub async fn ingest(g: &GlobalArgs, args: IngestArgs) -> anyhow::Result<()> {

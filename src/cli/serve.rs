@@ -59,7 +59,7 @@ pub async fn run(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let services = if args.search {
         super::chat::memory_services(g, &s.store).await?
     } else {
-        Services::default()
+        rapport_pipelines::tool_services(None)
     };
     let agent = if args.no_chat {
         None

@@ -71,7 +71,7 @@ pub struct CallArgs {
 }
 
 pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
-    let tools = Registry::new();
+    let tools = Registry::new().with_services(rapport_pipelines::tool_services(None));
     match cmd {
         ToolCmd::Bench(args) => bench(args).await?,
         ToolCmd::List(args) if args.markdown => print!("{}", tools.markdown()),
@@ -115,6 +115,9 @@ pub async fn run(global: &GlobalArgs, cmd: ToolCmd) -> anyhow::Result<()> {
                 .context("--json must be a JSON object, e.g. '{\"id\": 1}'")?;
             let s = super::db::open(global).await?;
             let caller = caller(&s.store, &s.ctx).await?;
+            // A call may need semantic search: open the index when there is one.
+            let tools =
+                Registry::new().with_services(super::chat::services_for(global, &s.store).await);
             match tools.call(&s.store, &caller, &args.name, input).await {
                 Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
                 Err(e) => {
@@ -139,7 +142,7 @@ async fn caller(store: &Store, ctx: &rapport_crm::Ctx) -> anyhow::Result<Caller>
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    use rapport_crm::bench::{create_scratch_database, drop_scratch_database};
+    use rapport_crm::scratch::{create_scratch_database, drop_scratch_database};
     use rapport_tools::bench::{BenchParams, run};
     let params = BenchParams {
         rows: args.rows,

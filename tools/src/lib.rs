@@ -45,6 +45,7 @@ let found = tools.call(&store, &caller, "find_records", json!({"query": "Dana"})
 ```
 */
 
+#[cfg(feature = "bench")]
 pub mod bench;
 mod domain;
 mod error;
@@ -58,6 +59,8 @@ mod services;
 mod tool;
 
 pub use error::{ErrorCode, Result, ToolError};
+pub use nba::{ActionOut, FeedbackOutput, NbaOutput};
 pub use registry::{Registry, Snapshot, SnapshotItem, ToolInfo, first_sentence};
-pub use services::Services;
+pub use search::InteractionHit;
+pub use services::{ActionEngine, ActionFeedback, InteractionSearch, SearchFilters, Services};
 pub use tool::{AgentInfo, BoxFuture, Call, Caller, DynTool, Effect, Tool, owner_field};

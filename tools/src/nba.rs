@@ -2,18 +2,19 @@
 //! should do now, each action with a one-line reason built from its numbers,
 //! and `nba_feedback` (write) records that the rep did, dismissed or snoozed
 //! one. Both act for the caller; only managers and admins may look at another
-//! rep's list. The engine is `rapport_pipelines::nba`.
+//! rep's list. The engine is a service ([`ActionEngine`](crate::services::ActionEngine),
+//! implemented in `rapport-pipelines`).
 
 use chrono::{DateTime, Utc};
 use rapport_crm::model::User;
 use rapport_crm::{FeedbackStatus, Id};
-use rapport_pipelines::nba::{self, FeedbackInput, NbaConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::{Result, ToolError};
+use crate::error::{ErrorCode, Result, ToolError};
 use crate::registry::Registry;
+use crate::services::{ActionEngine, ActionFeedback};
 use crate::tool::{Call, Effect, Tool};
 
 pub fn register(r: &mut Registry) {
@@ -21,17 +22,15 @@ pub fn register(r: &mut Registry) {
     r.register(NbaFeedback);
 }
 
-fn from_nba(e: nba::Error, not_found_field: &str) -> ToolError {
-    match e {
-        nba::Error::Crm(e @ rapport_crm::Error::NotFound { .. }) => {
-            ToolError::from(e).with_field(not_found_field)
-        }
-        nba::Error::Crm(e) => ToolError::from(e),
-        nba::Error::Invalid { field, message } => {
-            ToolError::invalid(field, message).with_hint("correct the argument and call again")
-        }
-        other => ToolError::internal(other.to_string()),
-    }
+/// The engine, or an error saying how to get one.
+fn engine(cx: &Call) -> Result<std::sync::Arc<dyn ActionEngine>> {
+    cx.services.actions.clone().ok_or_else(|| {
+        ToolError::new(
+            ErrorCode::NotAvailable,
+            "next-best actions are not set up in this process",
+        )
+        .with_hint("answer from records (my_tasks, list_deals) instead")
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -101,6 +100,9 @@ impl Tool for NextBestActions {
     fn example(&self) -> Value {
         json!({"limit": 5})
     }
+    fn available(&self, services: &crate::Services) -> bool {
+        services.has_actions()
+    }
     async fn call(&self, cx: &mut Call, a: NbaArgs) -> Result<NbaOutput> {
         let limit = a.limit.unwrap_or(10);
         if !(1..=50).contains(&limit) {
@@ -121,49 +123,11 @@ impl Tool for NextBestActions {
             .get::<User>(&cx.ctx, rep)
             .await
             .map_err(|e| ToolError::from(e).with_field("rep_id"))?;
-        let cfg = NbaConfig::default();
-        let list = nba::for_rep(
-            &cx.store,
-            &cx.ctx,
-            rep,
-            &cfg,
-            limit as usize,
-            cx.services.now(),
-        )
-        .await
-        .map_err(|e| from_nba(e, "rep_id"))?;
-        nba::record_exposures(&mut cx.tx, &cx.ctx, &cfg, &list)
+        let engine = engine(cx)?;
+        let now = cx.services.now();
+        engine
+            .rank(&cx.store, &mut cx.tx, &cx.ctx, rep, limit as usize, now)
             .await
-            .map_err(|e| from_nba(e, "rep_id"))?;
-        Ok(NbaOutput {
-            rep_id: list.rep_id,
-            rep: list.rep,
-            generated_at: list.generated_at,
-            strategy: list.strategy.as_str().to_owned(),
-            experiment: list.experiment,
-            candidates: list.candidates,
-            hidden_by_feedback: list.hidden_by_feedback,
-            lead_score_model: list.models.lead_score,
-            churn_model: list.models.churn,
-            actions: list
-                .actions
-                .into_iter()
-                .map(|r| ActionOut {
-                    rank: r.rank,
-                    action_key: r.key,
-                    rule: r.candidate.rule.as_str().to_owned(),
-                    record_type: r.candidate.record_type.to_owned(),
-                    record_id: r.candidate.record_id,
-                    label: r.candidate.label,
-                    reason: r.candidate.reason,
-                    priority: r.priority,
-                    probability: r.candidate.facts.probability,
-                    probability_source: r.candidate.facts.probability_source.to_owned(),
-                    value: r.candidate.facts.value,
-                    urgency: r.candidate.facts.urgency,
-                })
-                .collect(),
-        })
     }
 }
 
@@ -218,8 +182,12 @@ impl Tool for NbaFeedback {
     fn example(&self) -> Value {
         json!({"action_key": "overdue_task:task:1", "status": "done"})
     }
+    fn available(&self, services: &crate::Services) -> bool {
+        services.has_actions()
+    }
     async fn call(&self, cx: &mut Call, a: FeedbackArgs) -> Result<FeedbackOutput> {
-        let input = FeedbackInput {
+        let engine = engine(cx)?;
+        let feedback = ActionFeedback {
             action_key: a.action_key,
             status: match a.status {
                 FeedbackKind::Done => FeedbackStatus::Done,
@@ -229,22 +197,9 @@ impl Tool for NbaFeedback {
             reason: a.reason.filter(|r| !r.trim().is_empty()),
             until: a.until,
         };
-        let fb = nba::record_feedback(
-            &mut cx.tx,
-            &cx.ctx,
-            cx.caller.user_id,
-            &input,
-            cx.services.now(),
-        )
-        .await
-        .map_err(|e| from_nba(e, "action_key"))?;
-        Ok(FeedbackOutput {
-            id: fb.id,
-            action_key: fb.action_key,
-            status: fb.status.as_str().to_owned(),
-            reason: fb.reason,
-            snoozed_until: fb.snoozed_until,
-            created_at: fb.created_at,
-        })
+        let now = cx.services.now();
+        engine
+            .feedback(&mut cx.tx, &cx.ctx, cx.caller.user_id, feedback, now)
+            .await
     }
 }

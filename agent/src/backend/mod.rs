@@ -6,6 +6,7 @@
 //! model's reply: text and/or tool calls, with token counts. Text is streamed
 //! through a callback as it is generated.
 
+#[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
 pub mod scripted;

@@ -36,16 +36,28 @@ println!("{}", out.text);
 ```
 */
 
-pub mod bench;
-pub mod constraint;
-pub mod engine;
+// The message types and the prompt form of schemas are always built (the
+// agent and the eval harness speak them to any backend); the engine itself
+// needs the `llm` feature (llama.cpp).
 pub mod prompt_schema;
-pub mod template;
-pub mod toolcall;
 pub mod types;
 
+#[cfg(all(feature = "llm", feature = "bench"))]
+pub mod bench;
+#[cfg(feature = "llm")]
+pub mod constraint;
+#[cfg(feature = "llm")]
+pub mod engine;
+#[cfg(feature = "llm")]
+pub mod template;
+#[cfg(feature = "llm")]
+pub mod toolcall;
+
+#[cfg(feature = "llm")]
 pub use engine::{ChatModel, Event, LoadOptions, ModelInfo};
+#[cfg(feature = "llm")]
 pub use template::ChatTemplate;
+#[cfg(feature = "llm")]
 pub use toolcall::{ParsedOutput, parse_tool_calls};
 pub use types::{
     ChatMessage, ChatRequest, Completion, ContextPolicy, FinishReason, GenerateOptions, Role,
