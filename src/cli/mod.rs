@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+pub mod config;
 mod db;
 mod eval;
 mod keys;
@@ -53,15 +54,29 @@ pub struct GlobalArgs {
     /// Act as this user (email, name or first name); default: the workspace's first admin.
     #[arg(long = "as", global = true, env = "RAPPORT_USER")]
     pub as_user: Option<String>,
+    /// Settings file (default: ./rapport.toml when present); environment
+    /// variables and flags override what it says. See `rapport config show`.
+    #[arg(long, global = true, env = "RAPPORT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Log more (repeat for more detail); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Every setting with its value and where it came from (flag, env, file,
+    /// default); secrets masked.
+    Show(config::ShowArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the data directory and the database schema (idempotent).
     Init,
+    /// The settings in effect: `rapport config show [--json]`.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Generate data: `rapport seed demo`.
     #[command(subcommand)]
     Seed(db::SeedCmd),
@@ -138,7 +153,9 @@ pub enum TrainCmd {
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn,rapport=info",
+        // qdrant-edge logs its own start-up checks (feature flags, mmap
+        // support) as warnings; they are not ours to act on.
+        0 => "warn,rapport=info,qdrant_edge=error",
         1 => "info",
         _ => "debug",
     };
@@ -156,6 +173,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
         Command::Init => db::init(&global).await,
+        // Answered in `main` before the runtime starts (it needs the parse's matches).
+        Command::Config(_) => Ok(()),
         Command::Seed(cmd) => db::seed(&global, cmd).await,
         Command::Stats(args) => db::stats(&global, args).await,
         Command::Demo(args) => db::demo(&global, args).await,

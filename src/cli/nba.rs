@@ -27,8 +27,8 @@ pub struct NbaArgs {
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     /// A JSON file of thresholds (fields of `NbaConfig`; missing ones keep their defaults).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -70,8 +70,8 @@ pub struct FeedbackArgs {
 
 #[derive(Debug, Args)]
 pub struct OutcomesArgs {
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -115,7 +115,7 @@ pub async fn run(g: &GlobalArgs, a: NbaArgs) -> anyhow::Result<()> {
         Some(NbaCmd::Feedback(f)) => feedback(g, f).await,
         Some(NbaCmd::Outcomes(o)) => link_outcomes(g, o).await,
         Some(NbaCmd::Backtest(b)) => run_backtest(b).await,
-        None => list(g, a.rep, a.limit, a.config, a.json).await,
+        None => list(g, a.rep, a.limit, a.thresholds, a.json).await,
     }
 }
 
@@ -203,7 +203,7 @@ async fn feedback(g: &GlobalArgs, f: FeedbackArgs) -> anyhow::Result<()> {
 }
 
 async fn link_outcomes(g: &GlobalArgs, o: OutcomesArgs) -> anyhow::Result<()> {
-    let cfg = config(o.config.as_ref())?;
+    let cfg = config(o.thresholds.as_ref())?;
     let s = db::open(g).await?;
     let report = outcomes::link(&s.store, &s.ctx, &cfg, Utc::now()).await?;
     if o.json {
