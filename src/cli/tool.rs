@@ -45,7 +45,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// A Markdown table, for the README.
+    /// A Markdown table, for docs/tools.md.
     #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
     /// JSON with every tool's input schema.

@@ -246,7 +246,7 @@ impl Registry {
         .with_hint("ask a manager or admin to do this"))
     }
 
-    /// The tool list as a Markdown table (for the README).
+    /// The tool list as a Markdown table (for docs/tools.md).
     pub fn markdown(&self) -> String {
         let mut out = String::from("| tool | effect | what it does |\n| --- | --- | --- |\n");
         for t in self.tools() {

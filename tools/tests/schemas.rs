@@ -163,20 +163,20 @@ async fn bench_reports_ratios_to_the_bare_calls() {
     db.cleanup().await;
 }
 
-/// The README's tool list is generated from the registry; this keeps it honest.
+/// The tool list of docs/tools.md is generated from the registry; this keeps it honest.
 #[test]
-fn readme_lists_exactly_the_registered_tools() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
-    let begin = readme
+fn docs_tools_page_lists_exactly_the_registered_tools() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/tools.md"))
+        .expect("docs/tools.md");
+    let begin = page
         .find("<!-- tools:begin -->\n")
         .expect("tools:begin marker")
         + "<!-- tools:begin -->\n".len();
-    let end = readme.find("<!-- tools:end -->").expect("tools:end marker");
+    let end = page.find("<!-- tools:end -->").expect("tools:end marker");
     assert_eq!(
-        &readme[begin..end],
+        &page[begin..end],
         Registry::new().markdown(),
-        "README.md's tool list is stale: paste the output of `rapport tool list --markdown` between the markers"
+        "docs/tools.md's tool list is stale: paste the output of `rapport tool list --markdown` between the markers"
     );
 }
 
