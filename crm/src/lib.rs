@@ -36,6 +36,10 @@ assert_eq!(page.items[0].id, dana.id);
 ```
 */
 
+// 574 public items still lack docs (2026-12-07); the workspace warns
+// `missing_docs`, and this allowance goes when the crate is documented.
+#![allow(missing_docs)]
+
 /// JSON Schema of a unit enum as the plain list of its names (from its `ALL`
 /// and `as_str`), under the `schema` feature. By hand rather than derived: a
 /// derive turns type and variant docs into descriptions and `oneOf`s, which

@@ -24,6 +24,10 @@ It leaves the model, the loop and the tools to `rapport-agent` and
 (`rapport eval run|ab|quality`).
 */
 
+// 228 public items still lack docs (2026-12-07); the workspace warns
+// `missing_docs`, and this allowance goes when the crate is documented.
+#![allow(missing_docs)]
+
 pub mod config;
 mod error;
 pub mod grade;

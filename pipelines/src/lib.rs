@@ -33,6 +33,10 @@ And for the tools: [`services`] implements the tool crate's service traits
 (search, next-best actions); [`tool_services`] hands them to a registry.
 */
 
+// 346 public items still lack docs (2026-12-07); the workspace warns
+// `missing_docs`, and this allowance goes when the crate is documented.
+#![allow(missing_docs)]
+
 pub mod experiments;
 pub mod features;
 pub mod import;

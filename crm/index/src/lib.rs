@@ -19,6 +19,10 @@ writing the same chunk twice leaves one point, which is what makes ingestion
 idempotent.
 */
 
+// 41 public items still lack docs (2026-12-07); the workspace warns
+// `missing_docs`, and this allowance goes when the crate is documented.
+#![allow(missing_docs)]
+
 mod bm25;
 mod edge;
 mod error;
