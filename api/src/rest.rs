@@ -25,17 +25,9 @@ use crate::auth::Auth;
 use crate::problem::Problem;
 use crate::server::AppState;
 
-/// The record types with REST endpoints; the path segment is the plural.
-pub const RECORDS: [RecordType; 8] = [
-    RecordType::Company,
-    RecordType::Contact,
-    RecordType::Lead,
-    RecordType::Deal,
-    RecordType::Activity,
-    RecordType::Task,
-    RecordType::Pipeline,
-    RecordType::Stage,
-];
+/// The record types with REST endpoints (those with record tools); the path
+/// segment is the plural.
+pub const RECORDS: [RecordType; 8] = rapport_tools::records::TYPES;
 
 /// Most items of one bulk request.
 pub const MAX_BULK: usize = 100;

@@ -35,16 +35,7 @@ impl InteractionSearch for Memory {
         limit: usize,
     ) -> BoxFuture<'a, rapport_tools::Result<Vec<InteractionHit>>> {
         Box::pin(async move {
-            let filters = memory::SearchFilters {
-                kind: filters.kind.clone(),
-                company_id: filters.company_id,
-                contact_id: filters.contact_id,
-                deal_id: filters.deal_id,
-                owner_id: filters.owner_id,
-                since: filters.since,
-                until: filters.until,
-            };
-            let hits = Memory::search(self, ctx, query, &filters, limit)
+            let hits = Memory::search(self, ctx, query, filters, limit)
                 .await
                 .map_err(search_error)?;
             Ok(hits

@@ -19,7 +19,7 @@ use crate::search::InteractionHit;
 use crate::tool::BoxFuture;
 
 /// Filters of a semantic search besides the workspace (always applied).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SearchFilters {
     /// email, call, meeting or note.
     pub kind: Option<String>,

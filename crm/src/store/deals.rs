@@ -88,7 +88,6 @@ pub async fn move_stage(
     deal: &RecordMap,
     target: &StageTarget,
 ) -> Result<DealMoved> {
-    let deal_id = id_of(deal, "id");
     let pipeline = id_of(deal, "pipeline_id");
     let stages = stages_of(conn.reborrow(), ctx, pipeline).await?;
     let names = || {
@@ -126,20 +125,35 @@ pub async fn move_stage(
         .at(field)
         .hint("use close_deal with a reason to win or lose a deal"));
     }
-    let (from, to) = (id_of(deal, "stage_id"), id_of(stage, "id"));
+    let patch = json!({"stage_id": id_of(stage, "id")});
+    enter(conn, ctx, deal, &stages, patch).await
+}
+
+/// Writes a deal's move into a stage of `stages` (the patch sets `stage_id`
+/// and whatever else the move decided) and reports the stages it left and
+/// entered.
+async fn enter(
+    conn: Conn<'_>,
+    ctx: &Ctx,
+    deal: &RecordMap,
+    stages: &[RecordMap],
+    patch: Value,
+) -> Result<DealMoved> {
+    let from = id_of(deal, "stage_id");
+    let to = patch["stage_id"].as_i64().unwrap_or_default();
     let deal = records::update_as(
         conn,
         ctx,
         RecordType::Deal,
-        deal_id,
-        json_map(json!({"stage_id": to})),
+        id_of(deal, "id"),
+        json_map(patch),
         Lifecycle::Domain,
     )
     .await?;
     Ok(DealMoved {
         deal,
-        from: label(&stages, from),
-        to: label(&stages, to),
+        from: label(stages, from),
+        to: label(stages, to),
     })
 }
 
@@ -177,21 +191,8 @@ pub async fn close(
             )
             .hint("an admin must add one to the pipeline")
         })?;
-    let (from, to) = (id_of(deal, "stage_id"), id_of(stage, "id"));
-    let deal = records::update_as(
-        conn,
-        ctx,
-        RecordType::Deal,
-        deal_id,
-        json_map(json!({"stage_id": to, "status": want, "close_reason": reason.trim()})),
-        Lifecycle::Domain,
-    )
-    .await?;
-    Ok(DealMoved {
-        deal,
-        from: label(&stages, from),
-        to: label(&stages, to),
-    })
+    let patch = json!({"stage_id": id_of(stage, "id"), "status": want, "close_reason": reason.trim()});
+    enter(conn, ctx, deal, &stages, patch).await
 }
 
 fn json_map(v: Value) -> RecordMap {

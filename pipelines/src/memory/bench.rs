@@ -21,6 +21,7 @@ use rapport_crm::seed::{self, SeedParams};
 use rapport_index::{ChunkPayload, EdgeIndex, IndexFilter, IndexPoint, Query, VectorIndex};
 use serde::Serialize;
 
+use super::KINDS;
 use super::clean::indexed_text;
 use super::{Memory, Result};
 
@@ -65,7 +66,6 @@ pub struct SearchBench {
 }
 
 const WS: i64 = 1;
-const KINDS: [&str; 4] = ["email", "call", "meeting", "note"];
 
 fn latency(mut ms: Vec<f64>) -> Latency {
     ms.sort_by(f64::total_cmp);

@@ -53,52 +53,45 @@ impl Mode {
     }
 }
 
-/// Filters a search applies besides the workspace (which is always applied).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SearchFilters {
-    /// email, call, meeting or note.
-    pub kind: Option<String>,
-    pub company_id: Option<Id>,
-    pub contact_id: Option<Id>,
-    pub deal_id: Option<Id>,
-    pub owner_id: Option<Id>,
-    /// Occurred at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Occurred before.
-    pub until: Option<DateTime<Utc>>,
-}
+/// Filters a search applies besides the workspace (always applied): the
+/// tools' type, which `search_interactions` fills from its arguments.
+pub use rapport_tools::SearchFilters;
 
-pub const KINDS: [&str; 4] = ["email", "call", "meeting", "note"];
+/// The activity kinds a search may filter on.
+pub const KINDS: &[&str] = rapport_crm::schema::ACTIVITY_KINDS;
 
-impl SearchFilters {
-    fn to_index(&self, workspace_id: Id) -> Result<IndexFilter> {
-        if let Some(k) = &self.kind
-            && !KINDS.contains(&k.as_str())
-        {
-            return Err(Error::invalid(
-                "kind",
-                format!("{k:?} is not an activity kind; use one of email, call, meeting, note"),
-            ));
-        }
-        if let (Some(s), Some(u)) = (self.since, self.until)
-            && s >= u
-        {
-            return Err(Error::invalid(
-                "since",
-                format!("since ({s}) must be before until ({u})"),
-            ));
-        }
-        Ok(IndexFilter {
-            workspace_id,
-            kinds: self.kind.iter().cloned().collect(),
-            company_id: self.company_id,
-            contact_id: self.contact_id,
-            deal_id: self.deal_id,
-            owner_id: self.owner_id,
-            since: self.since,
-            until: self.until,
-        })
+/// The index's filter for a search in one workspace, after checking the
+/// filters make sense.
+fn to_index(f: &SearchFilters, workspace_id: Id) -> Result<IndexFilter> {
+    if let Some(k) = &f.kind
+        && !KINDS.contains(&k.as_str())
+    {
+        return Err(Error::invalid(
+            "kind",
+            format!(
+                "{k:?} is not an activity kind; use one of {}",
+                KINDS.join(", ")
+            ),
+        ));
     }
+    if let (Some(s), Some(u)) = (f.since, f.until)
+        && s >= u
+    {
+        return Err(Error::invalid(
+            "since",
+            format!("since ({s}) must be before until ({u})"),
+        ));
+    }
+    Ok(IndexFilter {
+        workspace_id,
+        kinds: f.kind.iter().cloned().collect(),
+        company_id: f.company_id,
+        contact_id: f.contact_id,
+        deal_id: f.deal_id,
+        owner_id: f.owner_id,
+        since: f.since,
+        until: f.until,
+    })
 }
 
 /// One activity that answers a query, with the chunk that matched best.
@@ -246,7 +239,7 @@ impl Memory {
         if limit == 0 || limit > 100 {
             return Err(Error::invalid("limit", "between 1 and 100 results"));
         }
-        let filter = filters.to_index(ctx.workspace_id)?;
+        let filter = to_index(filters, ctx.workspace_id)?;
         let q = self.query_for(query, mode).await?;
         // Several chunks of one activity may rank high: ask for more chunks
         // than activities wanted, then keep each activity's best.
