@@ -44,6 +44,7 @@ pub mod ops;
 pub mod problem;
 pub mod rest;
 pub mod server;
+pub mod web_bench;
 #[cfg(feature = "testing")]
 pub mod testing;
 

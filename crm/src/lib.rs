@@ -55,3 +55,6 @@ pub use store::{
     LookupQuery, ModelVersion, NewApiKey, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal,
     Page, RecordMap, Score, Store, StoredExperiment, Tx, hash_key,
 };
+pub use store::{
+    Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession,
+};
