@@ -760,9 +760,11 @@ pub async fn log_activity(
     let link = kind
         .link_field()
         .ok_or_else(|| WebError::BadRequest(format!("activities are not logged on a {}", kind.rt().name())))?;
+    let body = form_get(&form, "body")
+        .ok_or_else(|| WebError::BadRequest("write what was said before logging it".into()))?;
     let mut args = json!({
         "kind": form_get(&form, "activity_kind").unwrap_or("note"),
-        "body": form_get(&form, "body").unwrap_or_default(),
+        "body": body,
     });
     args[link] = json!(id);
     if let Some(s) = form_get(&form, "subject") {
