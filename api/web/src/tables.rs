@@ -325,12 +325,17 @@ async fn fill_table(
                     .iter()
                     .map(|f| {
                         let v = r.get(f.name).unwrap_or(&Value::Null);
-                        let text = meta::display(f, v, &labels);
+                        let mut text = meta::display(f, v, &labels);
                         let link = match f.ty {
                             FieldType::Ref(rt) => v.as_i64().and_then(|id| meta::href(rt, id)),
                             _ if f.name == title => Some(href.clone()),
                             _ => None,
                         };
+                        // A link always has a name: an activity without a
+                        // subject links by its kind and first words.
+                        if text.is_empty() && link.is_some() {
+                            text = meta::label(kind.rt(), r);
+                        }
                         let editable = who.can_write()
                             && f.writable
                             && !matches!(f.ty, FieldType::Json | FieldType::Ref(rapport_crm::RecordType::Pipeline));
