@@ -44,8 +44,8 @@ pub mod ops;
 pub mod problem;
 pub mod rest;
 pub mod server;
-pub mod web_bench;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web_bench;
 
 pub use error::{Error, Result};

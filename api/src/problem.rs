@@ -187,7 +187,9 @@ pub async fn problemize(res: Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
             // The web app's pages answer errors as HTML (or htmx toasts).
-            ct.contains("json") || ct.starts_with("text/event-stream") || ct.starts_with("text/html")
+            ct.contains("json")
+                || ct.starts_with("text/event-stream")
+                || ct.starts_with("text/html")
         });
     if typed {
         return res;

@@ -105,11 +105,8 @@ impl AppState {
         config: ServerConfig,
     ) -> Result<AppState> {
         let mcp = McpServer::for_http(Arc::clone(&registry), store.clone())?;
-        let web = rapport_web::WebState::new(
-            store.clone(),
-            Arc::clone(&registry),
-            config.web.clone(),
-        )?;
+        let web =
+            rapport_web::WebState::new(store.clone(), Arc::clone(&registry), config.web.clone())?;
         Ok(AppState(Arc::new(Inner {
             web,
             limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst),

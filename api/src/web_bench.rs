@@ -42,7 +42,8 @@ pub async fn run(p: &WebBenchParams) -> Result<Value, BenchError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut results = Vec::new();
     for &size in &p.sizes {
-        let dir = std::env::temp_dir().join(format!("rapport-bench-web-{}-{size}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rapport-bench-web-{}-{size}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| BenchError::Server(crate::Error::Io(e)))?;
         let store = Store::connect(&Store::sqlite_url_in(&dir)).await?;
         let r = one_size(&store, size, p.requests).await;
@@ -82,7 +83,10 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
     let ws = store.create_workspace("bench-web").await?;
     let system = Ctx::new(ws.id, None, Source::Cli);
     let admin: User = store
-        .create(&system, json!({"name": "Bench", "email": "bench@bench.test", "role": "admin"}))
+        .create(
+            &system,
+            json!({"name": "Bench", "email": "bench@bench.test", "role": "admin"}),
+        )
         .await?;
     let ctx = Ctx::new(ws.id, Some(admin.id), Source::Cli);
     let pipeline = rapport_crm::seed::create_default_pipeline(store, &ctx).await?;
@@ -90,7 +94,8 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
         .list_dyn(
             &ctx,
             RecordType::Stage,
-            &rapport_crm::ListQuery::filtered(rapport_crm::Filter::eq("pipeline_id", pipeline.id)).limit(100),
+            &rapport_crm::ListQuery::filtered(rapport_crm::Filter::eq("pipeline_id", pipeline.id))
+                .limit(100),
         )
         .await?
         .items;
@@ -104,7 +109,10 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
             let mut m = RecordMap::new();
             m.insert("name".into(), json!(format!("Company {i:06}")));
             m.insert("employees".into(), json!((i * 7919) % 5000));
-            m.insert("industry".into(), json!(["Software", "Retail", "Health", "Logistics"][i % 4]));
+            m.insert(
+                "industry".into(),
+                json!(["Software", "Retail", "Health", "Logistics"][i % 4]),
+            );
             m.insert("owner_id".into(), json!(admin.id));
             m
         })
@@ -161,8 +169,13 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
         ..ServerConfig::default()
     };
     let state = AppState::new(store.clone(), Arc::new(Registry::new()), None, config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(crate::Error::Io)?;
-    let base = format!("http://{}", listener.local_addr().map_err(crate::Error::Io)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(crate::Error::Io)?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(crate::Error::Io)?
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {
         let _ = stopped.await;
@@ -178,7 +191,10 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
         (
             "board",
             "/deals/board".to_owned(),
-            format!("/api/v1/deals?limit=200&filter={}", rapport_web::render::url_encode(&board_filter.to_string())),
+            format!(
+                "/api/v1/deals?limit=200&filter={}",
+                rapport_web::render::url_encode(&board_filter.to_string())
+            ),
         ),
         (
             "table_page",
@@ -193,7 +209,13 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
     ];
     let mut out = Vec::new();
     for (name, page, api) in pairs {
-        let web = measure(&client, &format!("{base}{page}"), Auth::Cookie(&cookie), requests).await?;
+        let web = measure(
+            &client,
+            &format!("{base}{page}"),
+            Auth::Cookie(&cookie),
+            requests,
+        )
+        .await?;
         let json_api = measure(&client, &format!("{base}{api}"), Auth::Key(&key), requests).await?;
         out.push(json!({
             "scenario": name,
@@ -210,13 +232,25 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
     Ok(out)
 }
 
-async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> Result<String, BenchError> {
-    let form = client.get(format!("{base}/signin")).send().await.map_err(http_err)?;
+async fn sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> Result<String, BenchError> {
+    let form = client
+        .get(format!("{base}/signin"))
+        .send()
+        .await
+        .map_err(http_err)?;
     let planted = cookie_of(form.headers(), rapport_web::auth::SIGNIN_COOKIE)
         .ok_or_else(|| http_err("the sign-in page set no token"))?;
     let res = client
         .post(format!("{base}/signin"))
-        .header("cookie", format!("{}={planted}", rapport_web::auth::SIGNIN_COOKIE))
+        .header(
+            "cookie",
+            format!("{}={planted}", rapport_web::auth::SIGNIN_COOKIE),
+        )
         .header("content-type", "application/x-www-form-urlencoded")
         .body(rapport_web::render::query_string(&[
             ("email".to_owned(), email.to_owned()),
@@ -246,7 +280,12 @@ enum Auth<'a> {
 }
 
 /// `requests` GETs back to back after a warm-up: p50, p99 and body size.
-async fn measure(client: &reqwest::Client, url: &str, auth: Auth<'_>, requests: usize) -> Result<Value, BenchError> {
+async fn measure(
+    client: &reqwest::Client,
+    url: &str,
+    auth: Auth<'_>,
+    requests: usize,
+) -> Result<Value, BenchError> {
     let warm = (requests / 10).max(3);
     let mut lat = Vec::with_capacity(requests);
     let mut bytes = 0;

@@ -28,8 +28,15 @@ async fn get(router: &axum::Router, path: &str) -> (u16, String, String, String)
             .to_owned()
     };
     let (ct, frame) = (header("content-type"), header("x-frame-options"));
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-    (status, ct, frame, String::from_utf8_lossy(&body).into_owned())
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        ct,
+        frame,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 #[tokio::test]

@@ -55,6 +55,4 @@ pub use store::{
     LookupQuery, ModelVersion, NewApiKey, NewAuditEntry, NewFeedback, NewModelVersion, NewProposal,
     Page, RecordMap, Score, Store, StoredExperiment, Tx, hash_key,
 };
-pub use store::{
-    Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession,
-};
+pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};

@@ -49,7 +49,10 @@ pub async fn run(g: &GlobalArgs, cmd: UsersCmd) -> anyhow::Result<()> {
             let email = args.email.trim().to_lowercase();
             let existing = s
                 .store
-                .list::<User>(&s.ctx, &ListQuery::filtered(Filter::eq("email", email.as_str())))
+                .list::<User>(
+                    &s.ctx,
+                    &ListQuery::filtered(Filter::eq("email", email.as_str())),
+                )
                 .await?
                 .items
                 .pop();
@@ -81,7 +84,10 @@ pub async fn run(g: &GlobalArgs, cmd: UsersCmd) -> anyhow::Result<()> {
             let user = db::find_user(&s.store, &s.ctx, &args.email).await?;
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
-                eprint!("New password for {} (at least {MIN_PASSWORD} characters): ", user.email);
+                eprint!(
+                    "New password for {} (at least {MIN_PASSWORD} characters): ",
+                    user.email
+                );
                 std::io::stderr().flush().ok();
             }
             let mut line = String::new();

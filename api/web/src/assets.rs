@@ -89,7 +89,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/vendor");
         let table = std::fs::read_to_string(dir.join("VENDOR.md")).expect("VENDOR.md");
         let mut pinned = 0;
-        for line in table.lines().filter(|l| l.starts_with("| ") && l.contains(".js")) {
+        for line in table
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(".js"))
+        {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let (file, sha) = (cells[1], cells[4]);
             let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -105,13 +108,19 @@ mod tests {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().extension().is_some_and(|x| x == "js"))
             .count();
-        assert_eq!(pinned, on_disk, "every vendored file needs a row in VENDOR.md");
+        assert_eq!(
+            pinned, on_disk,
+            "every vendored file needs a row in VENDOR.md"
+        );
         assert_eq!(pinned, 4);
     }
 
     #[test]
     fn embedded_vendor_files_are_the_pinned_ones() {
-        for a in super::ASSETS.iter().filter(|a| a.name != "app.js" && a.name != "app.css") {
+        for a in super::ASSETS
+            .iter()
+            .filter(|a| a.name != "app.js" && a.name != "app.css")
+        {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("assets/vendor")
                 .join(a.name);

@@ -17,13 +17,13 @@
 
 use std::net::SocketAddr;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Form;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use base64::Engine;
 use rapport_crm::model::{Role, User};
 use rapport_crm::{Ctx, Source};
@@ -31,9 +31,9 @@ use rapport_tools::Caller;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::WebState;
 use crate::error::WebError;
 use crate::render::Page;
-use crate::WebState;
 
 pub const SESSION_COOKIE: &str = "rapport_session";
 /// The double-submit token of the sign-in form.
@@ -191,7 +191,14 @@ pub async fn sign_in_page(
     headers: HeaderMap,
     Query(q): Query<NextParam>,
 ) -> Result<Response, WebError> {
-    signin_form(&state, &headers, q.next.as_deref(), "", None, axum::http::StatusCode::OK)
+    signin_form(
+        &state,
+        &headers,
+        q.next.as_deref(),
+        "",
+        None,
+        axum::http::StatusCode::OK,
+    )
 }
 
 fn signin_form(
@@ -375,7 +382,10 @@ mod tests {
     #[test]
     fn cookies_are_read_by_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; rapport_session=tok; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; rapport_session=tok; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("tok"));
         assert_eq!(cookie(&h, "c"), None);
     }

@@ -10,9 +10,9 @@
 //! history; won and lost are not columns here, since closing a deal needs a
 //! reason (`close_deal`).
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::Utc;
 use rapport_crm::filter::Direction;
 use rapport_crm::model::{Pipeline, Stage, StageOutcome};
@@ -20,11 +20,11 @@ use rapport_crm::{Filter, Id, ListQuery, Op, RecordType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::WebState;
 use crate::auth::Signed;
 use crate::error::WebError;
 use crate::meta::{self, Labels};
 use crate::render::{Page, money, oob_toast, query_string};
-use crate::WebState;
 
 /// Cards shown per column (the column's figures count every deal).
 pub const CARDS_PER_COLUMN: u32 = 50;
@@ -56,7 +56,12 @@ impl BoardParams {
     }
 
     fn owner_id(&self) -> Result<Option<Id>, WebError> {
-        match self.owner.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        match self
+            .owner
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => Ok(None),
             Some(s) => s
                 .parse()
@@ -70,14 +75,19 @@ impl BoardParams {
             None => Ok(None),
             Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map(|d| Some(d.to_string()))
-                .map_err(|_| WebError::BadRequest(format!("{name}: expected a date such as 2026-12-31"))),
+                .map_err(|_| {
+                    WebError::BadRequest(format!("{name}: expected a date such as 2026-12-31"))
+                }),
         }
     }
 
     /// The filter of the board's deals (open, in the pipeline, and the
     /// person's choices).
     fn filter(&self, pipeline: Id) -> Result<Filter, WebError> {
-        let mut parts = vec![Filter::eq("pipeline_id", pipeline), Filter::eq("status", "open")];
+        let mut parts = vec![
+            Filter::eq("pipeline_id", pipeline),
+            Filter::eq("status", "open"),
+        ];
         if let Some(o) = self.owner_id()? {
             parts.push(Filter::eq("owner_id", o));
         }
@@ -131,7 +141,11 @@ pub async fn page(
 ) -> Result<Response, WebError> {
     let mut page = Page::new("Pipeline", &who, "board");
     fill(&state, &who, &params, &mut page).await?;
-    let template = if who.htmx { "_board.html" } else { "board.html" };
+    let template = if who.htmx {
+        "_board.html"
+    } else {
+        "board.html"
+    };
     Ok(page.render(&state, template)?.into_response())
 }
 
@@ -149,18 +163,29 @@ async fn fill(
         .insert("owners", &Vec::<Choice>::new())
         .insert("close_from", &params.close_from.clone().unwrap_or_default())
         .insert("close_to", &params.close_to.clone().unwrap_or_default())
-        .insert("filters", &json!({
-            "pipeline": params.pipeline.clone().unwrap_or_default(),
-            "owner": params.owner.clone().unwrap_or_default(),
-            "close_from": params.close_from.clone().unwrap_or_default(),
-            "close_to": params.close_to.clone().unwrap_or_default(),
-        }));
+        .insert(
+            "filters",
+            &json!({
+                "pipeline": params.pipeline.clone().unwrap_or_default(),
+                "owner": params.owner.clone().unwrap_or_default(),
+                "close_from": params.close_from.clone().unwrap_or_default(),
+                "close_to": params.close_to.clone().unwrap_or_default(),
+            }),
+        );
     let pipelines = state
         .store
-        .list::<Pipeline>(&ctx, &ListQuery::default().sorted("name", Direction::Asc).limit(100))
+        .list::<Pipeline>(
+            &ctx,
+            &ListQuery::default()
+                .sorted("name", Direction::Asc)
+                .limit(100),
+        )
         .await?
         .items;
-    let chosen = params.pipeline.as_deref().and_then(|p| p.parse::<Id>().ok());
+    let chosen = params
+        .pipeline
+        .as_deref()
+        .and_then(|p| p.parse::<Id>().ok());
     let Some(pipeline) = pipelines
         .iter()
         .find(|p| Some(p.id) == chosen)
@@ -168,7 +193,8 @@ async fn fill(
         .or(pipelines.first())
         .cloned()
     else {
-        page.insert("columns", &Vec::<Column>::new()).insert("no_pipeline", &true);
+        page.insert("columns", &Vec::<Column>::new())
+            .insert("no_pipeline", &true);
         return Ok(());
     };
     let stages: Vec<Stage> = state
@@ -185,15 +211,25 @@ async fn fill(
         .filter(|s| s.outcome == StageOutcome::Open)
         .collect();
     let filter = params.filter(pipeline.id)?;
-    let totals = state.store.deal_totals_by_stage(&ctx, Some(&filter)).await?;
+    let totals = state
+        .store
+        .deal_totals_by_stage(&ctx, Some(&filter))
+        .await?;
     let now = Utc::now();
     let mut columns = Vec::with_capacity(stages.len());
     let mut all_cards = Vec::new();
     for s in &stages {
-        let q = ListQuery::filtered(Filter::and(vec![filter.clone(), Filter::eq("stage_id", s.id)]))
-            .sorted("value", Direction::Desc)
-            .limit(CARDS_PER_COLUMN);
-        let deals = state.store.list_dyn(&ctx, RecordType::Deal, &q).await?.items;
+        let q = ListQuery::filtered(Filter::and(vec![
+            filter.clone(),
+            Filter::eq("stage_id", s.id),
+        ]))
+        .sorted("value", Direction::Desc)
+        .limit(CARDS_PER_COLUMN);
+        let deals = state
+            .store
+            .list_dyn(&ctx, RecordType::Deal, &q)
+            .await?
+            .items;
         let t = totals.iter().find(|t| t.stage_id == s.id);
         let count = t.map_or(0, |t| t.deals);
         columns.push(Column {
@@ -230,7 +266,8 @@ async fn fill(
                     company: int("company_id")
                         .and_then(|c| labels.get(RecordType::Company, c))
                         .map(str::to_owned),
-                    company_href: int("company_id").and_then(|c| meta::href(RecordType::Company, c)),
+                    company_href: int("company_id")
+                        .and_then(|c| meta::href(RecordType::Company, c)),
                     value: money(d.get("value").and_then(Value::as_f64).unwrap_or_default()),
                     owner: int("owner_id")
                         .and_then(|o| labels.get(RecordType::User, o))
@@ -285,7 +322,11 @@ pub async fn move_deal(
     Path(id): Path<Id>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
     let stage_id: Id = get("stage_id")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| WebError::BadRequest("choose the stage to move the deal to".into()))?;

@@ -141,7 +141,11 @@ impl IntoResponse for WebError {
             reason = status.canonical_reason().unwrap_or("Error"),
             msg = escape(&message),
         );
-        let mut res = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+        let mut res = (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
             .into_response();
         res.extensions_mut().insert(ErrorMessage(message));
         res
@@ -169,7 +173,11 @@ pub async fn toasts_for_htmx(req: Request, next: Next) -> Response {
     };
     let status = res.status();
     let body = crate::render::toast(&message, true);
-    let mut out = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+    let mut out = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
         .into_response();
     let h = out.headers_mut();
     h.insert("HX-Retarget", HeaderValue::from_static("#toasts"));

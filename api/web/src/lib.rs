@@ -131,12 +131,21 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
             .route(&format!("/{p}"), get(tables::page))
             .route(&format!("/{p}/bulk"), post(tables::bulk))
             .route(&format!("/{p}/views"), post(tables::save_view))
-            .route(&format!("/{p}/views/{{id}}/delete"), post(tables::delete_view))
+            .route(
+                &format!("/{p}/views/{{id}}/delete"),
+                post(tables::delete_view),
+            )
             .route(&format!("/{p}/{{id}}"), get(record::page))
-            .route(&format!("/{p}/{{id}}/fields/{{field}}"), get(record::field_editor))
+            .route(
+                &format!("/{p}/{{id}}/fields/{{field}}"),
+                get(record::field_editor),
+            )
             .route(&format!("/{p}/{{id}}/fields"), post(record::update_field))
             .route(&format!("/{p}/{{id}}/timeline"), get(record::timeline))
-            .route(&format!("/{p}/{{id}}/activities"), post(record::log_activity))
+            .route(
+                &format!("/{p}/{{id}}/activities"),
+                post(record::log_activity),
+            )
             .route(&format!("/{p}/{{id}}/tasks"), post(record::add_task))
             .route(&format!("/{p}/{{id}}/tags"), post(record::tag));
     }

@@ -90,8 +90,22 @@ impl Kind {
     /// The columns a table shows until the person chooses.
     pub fn default_columns(self) -> &'static [&'static str] {
         match self {
-            Kind::Company => &["name", "domain", "industry", "employees", "country", "owner_id"],
-            Kind::Contact => &["first_name", "last_name", "email", "title", "company_id", "owner_id"],
+            Kind::Company => &[
+                "name",
+                "domain",
+                "industry",
+                "employees",
+                "country",
+                "owner_id",
+            ],
+            Kind::Contact => &[
+                "first_name",
+                "last_name",
+                "email",
+                "title",
+                "company_id",
+                "owner_id",
+            ],
             Kind::Lead => &["name", "company_name", "status", "source", "owner_id"],
             Kind::Deal => &[
                 "name",
@@ -102,7 +116,14 @@ impl Kind {
                 "company_id",
                 "owner_id",
             ],
-            Kind::Activity => &["kind", "subject", "occurred_at", "contact_id", "company_id", "owner_id"],
+            Kind::Activity => &[
+                "kind",
+                "subject",
+                "occurred_at",
+                "contact_id",
+                "company_id",
+                "owner_id",
+            ],
             Kind::Task => &["title", "status", "priority", "due_at", "assignee_id"],
         }
     }
@@ -136,7 +157,12 @@ pub fn columns(kind: Kind) -> Vec<&'static FieldDef> {
         .def()
         .fields
         .iter()
-        .filter(|f| !matches!(f.name, "id" | "workspace_id" | "custom" | "body" | "description"))
+        .filter(|f| {
+            !matches!(
+                f.name,
+                "id" | "workspace_id" | "custom" | "body" | "description"
+            )
+        })
         .collect()
 }
 
@@ -163,7 +189,13 @@ pub fn field_label(name: &str) -> String {
 
 /// A record's one-line label.
 pub fn label(rt: RecordType, r: &RecordMap) -> String {
-    let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    let text = |k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
     let l = match rt {
         RecordType::Contact => {
             let last = text("last_name");
@@ -186,7 +218,10 @@ pub fn label(rt: RecordType, r: &RecordMap) -> String {
         _ => text("name"),
     };
     if l.is_empty() {
-        format!("#{}", r.get("id").and_then(Value::as_i64).unwrap_or_default())
+        format!(
+            "#{}",
+            r.get("id").and_then(Value::as_i64).unwrap_or_default()
+        )
     } else {
         l
     }
@@ -221,7 +256,9 @@ impl Labels {
         }
         let mut labels = Labels::default();
         for (_, (rt, ids)) in wanted {
-            labels.add(store, ctx, rt, ids.into_iter().collect()).await?;
+            labels
+                .add(store, ctx, rt, ids.into_iter().collect())
+                .await?;
         }
         Ok(labels)
     }
@@ -306,7 +343,9 @@ pub fn parse_input(f: &FieldDef, raw: &str) -> Result<Value, WebError> {
         }
         FieldType::Bool => json!(matches!(s, "true" | "on" | "yes" | "1")),
         // `datetime-local` inputs send "2026-11-21T09:30", read as UTC.
-        FieldType::Timestamp if s.len() == 16 && s.as_bytes()[10] == b'T' => json!(format!("{s}:00Z")),
+        FieldType::Timestamp if s.len() == 16 && s.as_bytes()[10] == b'T' => {
+            json!(format!("{s}:00Z"))
+        }
         _ => json!(s),
     })
 }
@@ -359,9 +398,18 @@ mod tests {
     #[test]
     fn inputs_parse_by_type() {
         let deal = RecordType::Deal.def();
-        assert_eq!(parse_input(deal.field("value").unwrap(), "12,500").unwrap(), json!(12500.0));
-        assert_eq!(parse_input(deal.field("probability").unwrap(), "40").unwrap(), json!(0.4));
-        assert_eq!(parse_input(deal.field("name").unwrap(), "  ").unwrap(), Value::Null);
+        assert_eq!(
+            parse_input(deal.field("value").unwrap(), "12,500").unwrap(),
+            json!(12500.0)
+        );
+        assert_eq!(
+            parse_input(deal.field("probability").unwrap(), "40").unwrap(),
+            json!(0.4)
+        );
+        assert_eq!(
+            parse_input(deal.field("name").unwrap(), "  ").unwrap(),
+            Value::Null
+        );
         assert!(parse_input(deal.field("owner_id").unwrap(), "x").is_err());
     }
 }

@@ -8,10 +8,10 @@
 //! `log_activity`, `create_task`, `add_tag`), so it is permission-checked,
 //! runs in one transaction and is audited with source `web`.
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use rapport_crm::filter::Direction;
 use rapport_crm::model::AuditEntry;
 use rapport_crm::schema::{FieldDef, FieldType};
@@ -19,11 +19,11 @@ use rapport_crm::{Filter, Id, ListQuery, Op, RecordMap, RecordType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::WebState;
 use crate::auth::Signed;
 use crate::error::WebError;
 use crate::meta::{self, Kind, Labels};
 use crate::render::{Page, oob_toast};
-use crate::WebState;
 
 /// Timeline entries per page.
 pub const TIMELINE_PAGE: usize = 20;
@@ -122,28 +122,60 @@ async fn options_for(
     match f.ty {
         FieldType::Enum(values) => {
             if f.nullable {
-                out.push(Choice { value: String::new(), label: "—".into(), selected: cur.is_empty() });
+                out.push(Choice {
+                    value: String::new(),
+                    label: "—".into(),
+                    selected: cur.is_empty(),
+                });
             }
             for v in values {
-                out.push(Choice { value: (*v).into(), label: (*v).into(), selected: cur == *v });
+                out.push(Choice {
+                    value: (*v).into(),
+                    label: (*v).into(),
+                    selected: cur == *v,
+                });
             }
         }
         FieldType::Ref(RecordType::User) => {
-            out.push(Choice { value: String::new(), label: "—".into(), selected: cur.is_empty() });
+            out.push(Choice {
+                value: String::new(),
+                label: "—".into(),
+                selected: cur.is_empty(),
+            });
             for u in crate::tables::workspace_users(state, who).await? {
                 let v = u.id.to_string();
-                out.push(Choice { selected: v == cur, value: v, label: u.name });
+                out.push(Choice {
+                    selected: v == cur,
+                    value: v,
+                    label: u.name,
+                });
             }
         }
         FieldType::Ref(RecordType::Stage) => {
-            let pipeline = record.get("pipeline_id").and_then(Value::as_i64).unwrap_or_default();
+            let pipeline = record
+                .get("pipeline_id")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
             let q = ListQuery::filtered(Filter::eq("pipeline_id", pipeline))
                 .sorted("position", Direction::Asc)
                 .limit(100);
-            for s in state.store.list_dyn(&who.ctx(), RecordType::Stage, &q).await?.items {
-                let v = s.get("id").and_then(Value::as_i64).unwrap_or_default().to_string();
+            for s in state
+                .store
+                .list_dyn(&who.ctx(), RecordType::Stage, &q)
+                .await?
+                .items
+            {
+                let v = s
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default()
+                    .to_string();
                 let label = meta::label(RecordType::Stage, &s);
-                out.push(Choice { selected: v == cur, value: v, label });
+                out.push(Choice {
+                    selected: v == cur,
+                    value: v,
+                    label,
+                });
             }
         }
         _ => {}
@@ -167,7 +199,11 @@ async fn field_view(
     editing: bool,
 ) -> Result<FieldView, WebError> {
     let v = record.get(f.name).unwrap_or(&Value::Null);
-    let options = if editing { options_for(state, who, f, record, v).await? } else { Vec::new() };
+    let options = if editing {
+        options_for(state, who, f, record, v).await?
+    } else {
+        Vec::new()
+    };
     Ok(FieldView {
         name: f.name.to_owned(),
         label: meta::field_label(f.name),
@@ -236,8 +272,14 @@ pub async fn page(
         .insert("custom", &custom)
         .insert("related", &related)
         .insert("timeline", &timeline)
-        .insert("timeline_next", &more.then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage + 1)))
-        .insert("timeline_prev", &(tpage > 0).then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage - 1)))
+        .insert(
+            "timeline_next",
+            &more.then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage + 1)),
+        )
+        .insert(
+            "timeline_prev",
+            &(tpage > 0).then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage - 1)),
+        )
         .insert("has_timeline", &kind.link_field().is_some())
         .insert("notice", &notice(params.done.as_deref()));
     insert_insights(&state, &who, kind, id, &mut page).await?;
@@ -306,8 +348,15 @@ async fn insert_insights(
         ]))
         .sorted("occurred_at", Direction::Desc)
         .limit(10);
-        let recent = state.store.list_dyn(&ctx, RecordType::Activity, &q).await?.items;
-        let scores: Vec<f64> = recent.iter().filter_map(|a| a.get("sentiment")?.as_f64()).collect();
+        let recent = state
+            .store
+            .list_dyn(&ctx, RecordType::Activity, &q)
+            .await?
+            .items;
+        let scores: Vec<f64> = recent
+            .iter()
+            .filter_map(|a| a.get("sentiment")?.as_f64())
+            .collect();
         if !scores.is_empty() {
             let mean = scores.iter().sum::<f64>() / scores.len() as f64;
             let word = if mean > 0.2 {
@@ -317,7 +366,10 @@ async fn insert_insights(
             } else {
                 "neutral"
             };
-            page.insert("sentiment", &format!("{word} ({mean:+.2}, last {} interactions)", scores.len()));
+            page.insert(
+                "sentiment",
+                &format!("{word} ({mean:+.2}, last {} interactions)", scores.len()),
+            );
         }
     }
     Ok(())
@@ -351,7 +403,12 @@ async fn related(
                 .iter()
                 .map(|r| {
                     let rid = r.get("id").and_then(Value::as_i64).unwrap_or_default();
-                    let text = |f: &str| r.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let text = |f: &str| {
+                        r.get(f)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
                     let detail = match rt {
                         RecordType::Deal => crate::render::money(
                             r.get("value").and_then(Value::as_f64).unwrap_or_default(),
@@ -417,10 +474,23 @@ async fn timeline_entries(
         let q = ListQuery::filtered(Filter::eq(link, id))
             .sorted("occurred_at", Direction::Desc)
             .limit(limit);
-        for a in state.store.list_dyn(&ctx, RecordType::Activity, &q).await?.items {
+        for a in state
+            .store
+            .list_dyn(&ctx, RecordType::Activity, &q)
+            .await?
+            .items
+        {
             let aid = a.get("id").and_then(Value::as_i64).unwrap_or_default();
-            let at = a.get("occurred_at").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let kind_name = a.get("kind").and_then(Value::as_str).unwrap_or("activity").to_owned();
+            let at = a
+                .get("occurred_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let kind_name = a
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("activity")
+                .to_owned();
             let body: String = a
                 .get("body")
                 .and_then(Value::as_str)
@@ -450,7 +520,12 @@ async fn timeline_entries(
         let q = ListQuery::filtered(Filter::eq(link, id))
             .sorted("created_at", Direction::Desc)
             .limit(limit);
-        for t in state.store.list_dyn(&ctx, RecordType::Task, &q).await?.items {
+        for t in state
+            .store
+            .list_dyn(&ctx, RecordType::Task, &q)
+            .await?
+            .items
+        {
             let tid = t.get("id").and_then(Value::as_i64).unwrap_or_default();
             let at = ["completed_at", "created_at"]
                 .iter()
@@ -479,13 +554,25 @@ async fn timeline_entries(
     }
     if kind == Kind::Deal {
         let history = state.store.stage_history(&ctx, id).await?;
-        let ids: Vec<Id> = history.iter().map(|c| c.to_stage_id).chain(history.iter().filter_map(|c| c.from_stage_id)).collect();
+        let ids: Vec<Id> = history
+            .iter()
+            .map(|c| c.to_stage_id)
+            .chain(history.iter().filter_map(|c| c.from_stage_id))
+            .collect();
         let mut labels = Labels::default();
-        labels.add(&state.store, &ctx, RecordType::Stage, ids).await?;
+        labels
+            .add(&state.store, &ctx, RecordType::Stage, ids)
+            .await?;
         for ch in history {
             let at = rapport_crm::schema::format_timestamp(&ch.changed_at);
-            let to = labels.get(RecordType::Stage, ch.to_stage_id).unwrap_or("?").to_owned();
-            let title = match ch.from_stage_id.and_then(|f| labels.get(RecordType::Stage, f)) {
+            let to = labels
+                .get(RecordType::Stage, ch.to_stage_id)
+                .unwrap_or("?")
+                .to_owned();
+            let title = match ch
+                .from_stage_id
+                .and_then(|f| labels.get(RecordType::Stage, f))
+            {
                 Some(from) => format!("moved from {from} to {to}"),
                 None => format!("entered {to}"),
             };
@@ -503,7 +590,9 @@ async fn timeline_entries(
     let audit = state.store.history(&ctx, kind.rt(), id).await?;
     let actors: Vec<Id> = audit.iter().filter_map(|e| e.actor_id).collect();
     let mut names = Labels::default();
-    names.add(&state.store, &ctx, RecordType::User, actors).await?;
+    names
+        .add(&state.store, &ctx, RecordType::User, actors)
+        .await?;
     for e in audit.iter().rev().take(want) {
         let at = rapport_crm::schema::format_timestamp(&e.at);
         let who_did = e
@@ -525,7 +614,11 @@ async fn timeline_entries(
     entries.sort_by(|a, b| b.sort_key.cmp(&a.sort_key));
     let start = tpage * TIMELINE_PAGE;
     let more = entries.len() > start + TIMELINE_PAGE;
-    let page = entries.into_iter().skip(start).take(TIMELINE_PAGE).collect();
+    let page = entries
+        .into_iter()
+        .skip(start)
+        .take(TIMELINE_PAGE)
+        .collect();
     Ok((page, more))
 }
 
@@ -590,8 +683,14 @@ pub async fn timeline(
     page.insert("kind", kind.path())
         .insert("id", &id)
         .insert("timeline", &timeline)
-        .insert("timeline_next", &more.then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage + 1)))
-        .insert("timeline_prev", &(tpage > 0).then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage - 1)));
+        .insert(
+            "timeline_next",
+            &more.then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage + 1)),
+        )
+        .insert(
+            "timeline_prev",
+            &(tpage > 0).then(|| format!("/{}/{id}?tpage={}#timeline", kind.path(), tpage - 1)),
+        );
     Ok(page.render(&state, "_timeline.html")?.into_response())
 }
 
@@ -613,7 +712,11 @@ enum Place {
 
 impl Place {
     fn of(s: Option<&str>) -> Place {
-        if s == Some("cell") { Place::Cell } else { Place::Row }
+        if s == Some("cell") {
+            Place::Cell
+        } else {
+            Place::Row
+        }
     }
 
     fn template(self) -> &'static str {
@@ -686,7 +789,11 @@ pub async fn update_field(
     Path(id): Path<Id>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let field = get("field").unwrap_or_default();
     let f = kind
         .rt()
@@ -711,8 +818,18 @@ pub async fn update_field(
         _ => load(&state, &who, kind, id).await?,
     };
     let place = Place::of(get("in"));
-    let mut html =
-        render_field(&state, &who, kind, id, &record, f, false, place, Some("Saved.")).await?;
+    let mut html = render_field(
+        &state,
+        &who,
+        kind,
+        id,
+        &record,
+        f,
+        false,
+        place,
+        Some("Saved."),
+    )
+    .await?;
     // On a record page the change is on the timeline now: send it along.
     if place == Place::Row {
         let (timeline, more) = timeline_entries(&state, &who, kind, id, 0).await?;
@@ -720,7 +837,10 @@ pub async fn update_field(
         page.insert("kind", kind.path())
             .insert("id", &id)
             .insert("timeline", &timeline)
-            .insert("timeline_next", &more.then(|| format!("/{}/{id}?tpage=1#timeline", kind.path())))
+            .insert(
+                "timeline_next",
+                &more.then(|| format!("/{}/{id}?tpage=1#timeline", kind.path())),
+            )
             .insert("oob", &true);
         html.push_str(&page.render(&state, "_timeline.html")?.0);
     }
@@ -757,9 +877,12 @@ pub async fn log_activity(
     Path(id): Path<Id>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let link = kind
-        .link_field()
-        .ok_or_else(|| WebError::BadRequest(format!("activities are not logged on a {}", kind.rt().name())))?;
+    let link = kind.link_field().ok_or_else(|| {
+        WebError::BadRequest(format!(
+            "activities are not logged on a {}",
+            kind.rt().name()
+        ))
+    })?;
     let body = form_get(&form, "body")
         .ok_or_else(|| WebError::BadRequest("write what was said before logging it".into()))?;
     let mut args = json!({
@@ -777,7 +900,10 @@ pub async fn log_activity(
             args["company_id"] = c.clone();
         }
     }
-    state.registry.call(&state.store, &who.caller, "log_activity", args).await?;
+    state
+        .registry
+        .call(&state.store, &who.caller, "log_activity", args)
+        .await?;
     Ok(after_action(&who, kind, id, "logged"))
 }
 
@@ -790,9 +916,9 @@ pub async fn add_task(
     Path(id): Path<Id>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let link = kind
-        .link_field()
-        .ok_or_else(|| WebError::BadRequest(format!("tasks are not added to a {}", kind.rt().name())))?;
+    let link = kind.link_field().ok_or_else(|| {
+        WebError::BadRequest(format!("tasks are not added to a {}", kind.rt().name()))
+    })?;
     let mut args = json!({
         "title": form_get(&form, "title").unwrap_or_default(),
         "assignee_id": who.user.id,
@@ -800,9 +926,16 @@ pub async fn add_task(
     args[link] = json!(id);
     if let Some(due) = form_get(&form, "due") {
         // A date input: due at the end of that day's working hours, UTC.
-        args["due_at"] = json!(if due.len() == 10 { format!("{due}T17:00:00Z") } else { due.to_owned() });
+        args["due_at"] = json!(if due.len() == 10 {
+            format!("{due}T17:00:00Z")
+        } else {
+            due.to_owned()
+        });
     }
-    state.registry.call(&state.store, &who.caller, "create_task", args).await?;
+    state
+        .registry
+        .call(&state.store, &who.caller, "create_task", args)
+        .await?;
     Ok(after_action(&who, kind, id, "task"))
 }
 

@@ -7,9 +7,9 @@
 use axum::response::Html;
 use serde::Serialize;
 
+use crate::WebState;
 use crate::auth::Signed;
 use crate::error::{Error, WebError};
-use crate::WebState;
 
 /// Every template, by name. Fragments start with `_`.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -20,7 +20,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("record.html", include_str!("../templates/record.html")),
     ("_field.html", include_str!("../templates/_field.html")),
     ("_cell.html", include_str!("../templates/_cell.html")),
-    ("_timeline.html", include_str!("../templates/_timeline.html")),
+    (
+        "_timeline.html",
+        include_str!("../templates/_timeline.html"),
+    ),
     ("board.html", include_str!("../templates/board.html")),
     ("_board.html", include_str!("../templates/_board.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
@@ -179,16 +182,12 @@ pub fn money(v: f64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// An ISO timestamp as "2026-11-21 09:30" (UTC); other text unchanged.

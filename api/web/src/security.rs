@@ -42,7 +42,10 @@ pub async fn headers(req: Request, next: Next) -> Response {
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if !is_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::VARY, HeaderValue::from_static("HX-Request, Cookie"));
@@ -57,8 +60,7 @@ fn safe(method: &Method) -> bool {
 /// Compares in time independent of where the strings differ.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -78,11 +80,7 @@ pub async fn csrf(req: Request, next: Next) -> Response {
         .into_response();
     };
     let expected = csrf_token(&token);
-    if let Some(sent) = req
-        .headers()
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(sent) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return if same(sent, &expected) {
             next.run(req).await
         } else {
@@ -111,7 +109,8 @@ pub async fn csrf(req: Request, next: Next) -> Response {
         });
     match sent {
         Some(sent) if same(&sent, &expected) => {
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
         _ => WebError::Csrf.into_response(),
     }

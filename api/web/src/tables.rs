@@ -8,11 +8,11 @@
 //! typed [`Filter`], checked against the schema by the store: a bad field
 //! or value comes back as a message on the page, never as SQL.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
 use rapport_crm::filter::Direction;
 use rapport_crm::model::User;
 use rapport_crm::schema::{FieldDef, FieldType};
@@ -20,11 +20,11 @@ use rapport_crm::{Filter, Id, ListQuery, Op, Sort};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::WebState;
 use crate::auth::Signed;
 use crate::error::WebError;
 use crate::meta::{self, Kind, Labels};
 use crate::render::{Page, query_string};
-use crate::WebState;
 
 /// Rows per page.
 pub const PAGE_SIZE: u32 = 50;
@@ -35,8 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Kind {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Kind, WebError> {
-        Kind::from_path(parts.uri.path())
-            .ok_or_else(|| WebError::NotFound("no such page".into()))
+        Kind::from_path(parts.uri.path()).ok_or_else(|| WebError::NotFound("no such page".into()))
     }
 }
 
@@ -149,7 +148,12 @@ impl TableQuery {
             let field = def.field(&row.field);
             let typed = |s: &str| -> Result<Value, WebError> {
                 match field {
-                    Some(f) if !matches!(f.ty, FieldType::Text | FieldType::Email | FieldType::Enum(_)) => {
+                    Some(f)
+                        if !matches!(
+                            f.ty,
+                            FieldType::Text | FieldType::Email | FieldType::Enum(_)
+                        ) =>
+                    {
                         meta::parse_input(f, s)
                     }
                     _ => Ok(json!(s.trim())),
@@ -291,7 +295,10 @@ async fn fill_table(
     let (items, next_cursor, count) = match q.list_query(kind) {
         Ok(lq) => {
             let listed = state.store.list_dyn(&ctx, kind.rt(), &lq).await;
-            let counted = state.store.count_dyn(&ctx, kind.rt(), lq.filter.as_ref()).await;
+            let counted = state
+                .store
+                .count_dyn(&ctx, kind.rt(), lq.filter.as_ref())
+                .await;
             match (listed, counted) {
                 (Ok(p), Ok(n)) => (p.items, p.next_cursor, n),
                 (Err(e), _) | (_, Err(e)) => {
@@ -338,7 +345,10 @@ async fn fill_table(
                         }
                         let editable = who.can_write()
                             && f.writable
-                            && !matches!(f.ty, FieldType::Json | FieldType::Ref(rapport_crm::RecordType::Pipeline));
+                            && !matches!(
+                                f.ty,
+                                FieldType::Json | FieldType::Ref(rapport_crm::RecordType::Pipeline)
+                            );
                         Cell {
                             text,
                             href: link,
@@ -423,7 +433,11 @@ async fn fill_table(
         .await?
         .into_iter()
         .map(|v| {
-            let qs = v.query.get("qs").and_then(Value::as_str).unwrap_or_default();
+            let qs = v
+                .query
+                .get("qs")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let sep = if qs.is_empty() { "" } else { "&" };
             ViewLink {
                 href: format!("{base}?{qs}{sep}view={}", v.id),
@@ -454,7 +468,9 @@ async fn fill_table(
         (Some("deleted"), Some(n)) => Some(format!("Deleted {n} record(s).")),
         (Some("saved"), _) => Some("View saved.".to_owned()),
         (Some("view_deleted"), _) => Some("View deleted.".to_owned()),
-        (Some("failed"), Some(n)) => Some(format!("{n} record(s) could not be changed; see each record's page.")),
+        (Some("failed"), Some(n)) => Some(format!(
+            "{n} record(s) could not be changed; see each record's page."
+        )),
         _ => None,
     };
     let filter_fields: Vec<Choice> = offered
@@ -491,7 +507,10 @@ async fn fill_table(
         .insert("sort", &q.sort.clone().unwrap_or_default())
         .insert("views", &views)
         .insert("current_qs", &query_string(&q.pairs(false)))
-        .insert("return_to", &format!("{base}?{}", query_string(&q.pairs(true))))
+        .insert(
+            "return_to",
+            &format!("{base}?{}", query_string(&q.pairs(true))),
+        )
         .insert("users", &users)
         .insert("taggable", &kind.rt().taggable())
         .insert("notice", &notice)
@@ -501,7 +520,9 @@ async fn fill_table(
 
 /// The workspace's users (for owner menus), by name.
 pub async fn workspace_users(state: &WebState, who: &Signed) -> Result<Vec<User>, WebError> {
-    let q = ListQuery::default().sorted("name", Direction::Asc).limit(500);
+    let q = ListQuery::default()
+        .sorted("name", Direction::Asc)
+        .limit(500);
     Ok(state.store.list::<User>(&who.ctx(), &q).await?.items)
 }
 
@@ -526,7 +547,11 @@ pub async fn save_view(
     kind: Kind,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let name = get("name").unwrap_or_default();
     let shared = get("shared").is_some_and(|v| v == "on" || v == "true");
     // Re-read and re-write the state so only table parameters are kept.
@@ -535,7 +560,13 @@ pub async fn save_view(
     let state_qs = query_string(&TableQuery::parse(&pairs).pairs(false));
     let view = state
         .store
-        .save_view(&who.ctx(), kind.rt(), name, shared, &json!({"qs": state_qs}))
+        .save_view(
+            &who.ctx(),
+            kind.rt(),
+            name,
+            shared,
+            &json!({"qs": state_qs}),
+        )
         .await?;
     let sep = if state_qs.is_empty() { "" } else { "&" };
     Ok(Redirect::to(&format!(
@@ -574,10 +605,14 @@ pub async fn bulk(
         .collect();
     let back = back_to(kind, get("return_to"));
     if ids.is_empty() {
-        return Err(WebError::BadRequest("select at least one record first".into()));
+        return Err(WebError::BadRequest(
+            "select at least one record first".into(),
+        ));
     }
     if ids.len() > 500 {
-        return Err(WebError::BadRequest("select at most 500 records at once".into()));
+        return Err(WebError::BadRequest(
+            "select at most 500 records at once".into(),
+        ));
     }
     let rt = kind.rt();
     let action = get("action").unwrap_or_default();
@@ -588,7 +623,12 @@ pub async fn bulk(
                 return Err(WebError::BadRequest("type the tag to add".into()));
             }
             ids.iter()
-                .map(|id| ("add_tag".to_owned(), json!({"record_type": rt.name(), "id": id, "tag": tag})))
+                .map(|id| {
+                    (
+                        "add_tag".to_owned(),
+                        json!({"record_type": rt.name(), "id": id, "tag": tag}),
+                    )
+                })
                 .collect()
         }
         "reassign" => {
@@ -621,14 +661,20 @@ pub async fn bulk(
     let mut done = 0;
     let mut first_error = None;
     for (tool, args) in calls {
-        match state.registry.call(&state.store, &who.caller, &tool, args).await {
+        match state
+            .registry
+            .call(&state.store, &who.caller, &tool, args)
+            .await
+        {
             Ok(_) => done += 1,
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    if done == 0 && let Some(e) = first_error {
+    if done == 0
+        && let Some(e) = first_error
+    {
         return Err(e.into());
     }
     let code = match action {
@@ -659,7 +705,9 @@ async fn confirm_delete(
     back: &str,
 ) -> Result<Response, WebError> {
     let mut labels = Labels::default();
-    labels.add(&state.store, &who.ctx(), kind.rt(), ids.to_vec()).await?;
+    labels
+        .add(&state.store, &who.ctx(), kind.rt(), ids.to_vec())
+        .await?;
     let doomed: Vec<Doomed> = ids
         .iter()
         .filter_map(|id| {
@@ -670,7 +718,9 @@ async fn confirm_delete(
         })
         .collect();
     if doomed.is_empty() {
-        return Err(WebError::NotFound("none of the selected records exist".into()));
+        return Err(WebError::NotFound(
+            "none of the selected records exist".into(),
+        ));
     }
     let mut page = Page::new("Confirm delete", who, kind.path());
     page.insert("kind", kind.path())

@@ -112,7 +112,12 @@ async fn count(mut conn: Conn<'_>, q: &sea_query::SelectStatement) -> Result<i64
 impl Store {
     /// Sets (or with `None` clears) a user's password hash. The user must be
     /// in the context's workspace.
-    pub async fn set_password_hash(&self, ctx: &Ctx, user_id: Id, hash: Option<&str>) -> Result<()> {
+    pub async fn set_password_hash(
+        &self,
+        ctx: &Ctx,
+        user_id: Id,
+        hash: Option<&str>,
+    ) -> Result<()> {
         let mut q = Query::update();
         q.table(Alias::new("users"))
             .value(

@@ -78,7 +78,12 @@ fn not_found(id: Id) -> Error {
 
 impl Store {
     /// How many records of a type match `filter` (all of them without one).
-    pub async fn count_dyn(&self, ctx: &Ctx, rt: RecordType, filter: Option<&Filter>) -> Result<i64> {
+    pub async fn count_dyn(
+        &self,
+        ctx: &Ctx,
+        rt: RecordType,
+        filter: Option<&Filter>,
+    ) -> Result<i64> {
         let def = rt.def();
         let checked = filter.map(|f| filter::check(def, f)).transpose()?;
         with_pooled!(self, |c| {
@@ -108,7 +113,10 @@ impl Store {
             .ok_or_else(|| Error::invalid("user_id", "a view belongs to a user"))?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 80 {
-            return Err(Error::invalid("name", "a view's name is 1 to 80 characters"));
+            return Err(Error::invalid(
+                "name",
+                "a view's name is 1 to 80 characters",
+            ));
         }
         let mut q = Query::insert();
         q.into_table(Alias::new("saved_views"))

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+use rapport_crm::RecordType;
 use rapport_crm::model::{Company, Contact};
 use rapport_crm::testing::TestDb;
-use rapport_crm::RecordType;
 use serde_json::{Value, json};
 
 use crate::harness::{App, password};
@@ -58,8 +58,14 @@ impl Browser {
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().expect("profile dir");
@@ -75,7 +81,9 @@ impl Browser {
                 ],
             },
         });
-        let Value::Object(caps) = caps else { unreachable!() };
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
         let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
@@ -91,7 +99,10 @@ impl Browser {
     }
 
     async fn goto(&self, path: &str) {
-        self.c.goto(&format!("{}{path}", self.base)).await.expect("navigate");
+        self.c
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("navigate");
     }
 
     async fn path(&self) -> String {
@@ -140,9 +151,21 @@ impl Browser {
 
     async fn sign_in(&self, email: &str, pw: &str) {
         self.goto("/signin").await;
-        self.find("#email").await.send_keys(email).await.expect("email");
-        self.find("#password").await.send_keys(pw).await.expect("password");
-        self.find("button[type=submit]").await.click().await.expect("submit");
+        self.find("#email")
+            .await
+            .send_keys(email)
+            .await
+            .expect("email");
+        self.find("#password")
+            .await
+            .send_keys(pw)
+            .await
+            .expect("password");
+        self.find("button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("submit");
         self.find(".topbar").await;
     }
 
@@ -164,7 +187,11 @@ impl Browser {
         if violations != json!([]) {
             self.shot("axe").await;
         }
-        assert_eq!(violations, json!([]), "axe violations on {what}: {violations:#}");
+        assert_eq!(
+            violations,
+            json!([]),
+            "axe violations on {what}: {violations:#}"
+        );
     }
 
     /// Saves a screenshot as target/tmp/screenshots/NAME[-suffix].png.
@@ -203,14 +230,32 @@ fn email(app: &App, role: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_signs_in_and_out() {
-    let Some((db, app, b)) = setup("sign_in_and_out").await else { return };
+    let Some((db, app, b)) = setup("sign_in_and_out").await else {
+        return;
+    };
     b.goto("/companies").await;
-    assert!(b.path().await.starts_with("/signin?next="), "{}", b.path().await);
+    assert!(
+        b.path().await.starts_with("/signin?next="),
+        "{}",
+        b.path().await
+    );
     b.axe("the sign-in page").await;
     // A wrong password says so, in an alert the screen reader announces.
-    b.find("#email").await.send_keys(&email(&app, "rep")).await.unwrap();
-    b.find("#password").await.send_keys("wrong password").await.unwrap();
-    b.find("#password").await.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.find("#email")
+        .await
+        .send_keys(&email(&app, "rep"))
+        .await
+        .unwrap();
+    b.find("#password")
+        .await
+        .send_keys("wrong password")
+        .await
+        .unwrap();
+    b.find("#password")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
     b.wait_text("[role=alert]", "do not match").await;
     b.axe("the sign-in page with an error").await;
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
@@ -229,13 +274,18 @@ async fn browser_signs_in_and_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_filters_sorts_pages_and_saves_a_view() {
-    let Some((db, app, b)) = setup("table_view").await else { return };
+    let Some((db, app, b)) = setup("table_view").await else {
+        return;
+    };
     let ctx = app.fx.ctx(&app.fx.rep);
     for i in 0..150 {
         let name = format!("{} {i:03}", if i % 2 == 0 { "Alpha" } else { "Beta" });
         let _: Company = app
             .store
-            .create(&ctx, json!({"name": name, "employees": i, "owner_id": app.fx.rep.id}))
+            .create(
+                &ctx,
+                json!({"name": name, "employees": i, "owner_id": app.fx.rep.id}),
+            )
             .await
             .unwrap();
     }
@@ -245,15 +295,35 @@ async fn browser_filters_sorts_pages_and_saves_a_view() {
     b.axe("the companies table").await;
     // Filter: name contains "beta", applied by htmx into the results.
     b.find("#f0").await.select_by_value("name").await.unwrap();
-    b.find("#op0").await.select_by_value("contains").await.unwrap();
+    b.find("#op0")
+        .await
+        .select_by_value("contains")
+        .await
+        .unwrap();
     b.find("#v0").await.send_keys("beta").await.unwrap();
-    b.find(".filters button[type=submit]").await.click().await.unwrap();
+    b.find(".filters button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text(".count", "75 matching").await;
-    assert!(b.path().await.contains("v=beta"), "the URL keeps the state: {}", b.path().await);
+    assert!(
+        b.path().await.contains("v=beta"),
+        "the URL keeps the state: {}",
+        b.path().await
+    );
     // Sort by employees, then descending.
-    b.find("th a[href*='sort=employees']").await.click().await.unwrap();
+    b.find("th a[href*='sort=employees']")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("th[aria-sort=ascending]", "Employees").await;
-    b.find("th[aria-sort=ascending] a").await.click().await.unwrap();
+    b.find("th[aria-sort=ascending] a")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("th[aria-sort=descending]", "Employees").await;
     b.wait_text("tbody tr:first-child", "Beta 149").await;
     // The next page, then the first again.
@@ -264,11 +334,19 @@ async fn browser_filters_sorts_pages_and_saves_a_view() {
     b.axe("a filtered, sorted table").await;
     // Save the view; it is listed and restores the state.
     b.goto(&b.path().await).await;
-    b.find("#view-name").await.send_keys("Big betas").await.unwrap();
+    b.find("#view-name")
+        .await
+        .send_keys("Big betas")
+        .await
+        .unwrap();
     b.find(".save-view button").await.click().await.unwrap();
     b.wait_text("#toasts", "View saved.").await;
     b.goto("/companies").await;
-    b.find(".views a[href*='view=']").await.click().await.unwrap();
+    b.find(".views a[href*='view=']")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text(".count", "75 matching").await;
     b.wait_text("tbody tr:first-child", "Beta 149").await;
     b.axe("a saved view").await;
@@ -279,11 +357,17 @@ async fn browser_filters_sorts_pages_and_saves_a_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_edits_a_field_inline_by_keyboard_and_sees_the_timeline() {
-    let Some((db, app, b)) = setup("inline_edit").await else { return };
+    let Some((db, app, b)) = setup("inline_edit").await else {
+        return;
+    };
     let acme = app.company(&app.fx.rep, "Acme Robotics").await;
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
     b.goto("/companies").await;
-    b.find(&format!("a[href='/companies/{}']", acme.id)).await.click().await.unwrap();
+    b.find(&format!("a[href='/companies/{}']", acme.id))
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("h1", "Acme Robotics").await;
     b.axe("a company page").await;
     // Keyboard only: Enter on "Edit", type, Enter to save.
@@ -293,17 +377,38 @@ async fn browser_edits_a_field_inline_by_keyboard_and_sees_the_timeline() {
     input.send_keys("Industrial automation").await.unwrap();
     b.axe("a field in edit mode").await;
     input.send_keys(&Key::Enter.to_string()).await.unwrap();
-    b.wait_text("#field-industry .value", "Industrial automation").await;
+    b.wait_text("#field-industry .value", "Industrial automation")
+        .await;
     b.wait_text("#toasts", "Saved.").await;
     b.wait_text("#timeline", "via web").await;
-    b.wait_text("#timeline", "Industry: — → Industrial automation").await;
-    let history = app.store.history(&app.ctx(), RecordType::Company, acme.id).await.unwrap();
+    b.wait_text("#timeline", "Industry: — → Industrial automation")
+        .await;
+    let history = app
+        .store
+        .history(&app.ctx(), RecordType::Company, acme.id)
+        .await
+        .unwrap();
     let last = history.last().unwrap();
-    assert_eq!((last.action.as_str(), last.source.as_str()), ("update", "web"));
+    assert_eq!(
+        (last.action.as_str(), last.source.as_str()),
+        ("update", "web")
+    );
     // Log a call from the quick actions: it lands on the timeline.
-    b.find("#qa-kind").await.select_by_value("call").await.unwrap();
-    b.find("#qa-body").await.send_keys("Asked about the Pro plan").await.unwrap();
-    b.find("form[action$='/activities'] button").await.click().await.unwrap();
+    b.find("#qa-kind")
+        .await
+        .select_by_value("call")
+        .await
+        .unwrap();
+    b.find("#qa-body")
+        .await
+        .send_keys("Asked about the Pro plan")
+        .await
+        .unwrap();
+    b.find("form[action$='/activities'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("#timeline", "Asked about the Pro plan").await;
     b.axe("a company page after a call").await;
     b.finish().await;
@@ -313,33 +418,74 @@ async fn browser_edits_a_field_inline_by_keyboard_and_sees_the_timeline() {
 
 /// Drags `card` onto `list` with real pointer events (SortableJS's
 /// fallback mode listens to them).
-async fn drag(b: &Browser, card: fantoccini::elements::Element, list: fantoccini::elements::Element) {
+async fn drag(
+    b: &Browser,
+    card: fantoccini::elements::Element,
+    list: fantoccini::elements::Element,
+) {
     let mouse = MouseActions::new("mouse".into())
-        .then(PointerAction::MoveToElement { element: card, duration: None, x: 0.0, y: 0.0 })
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-        .then(PointerAction::MoveBy { duration: Some(Duration::from_millis(200)), x: 10.0, y: 10.0 })
-        .then(PointerAction::MoveToElement { element: list.clone(), duration: Some(Duration::from_millis(400)), x: 0.0, y: 0.0 })
-        .then(PointerAction::MoveToElement { element: list, duration: Some(Duration::from_millis(200)), x: 0.0, y: 5.0 })
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        .then(PointerAction::MoveToElement {
+            element: card,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(200)),
+            x: 10.0,
+            y: 10.0,
+        })
+        .then(PointerAction::MoveToElement {
+            element: list.clone(),
+            duration: Some(Duration::from_millis(400)),
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::MoveToElement {
+            element: list,
+            duration: Some(Duration::from_millis(200)),
+            x: 0.0,
+            y: 5.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
     b.c.perform_actions(mouse).await.expect("drag");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_drags_a_deal_and_moves_one_by_menu() {
-    let Some((db, app, b)) = setup("board").await else { return };
-    let dragged = app.deal(&app.fx.rep, "Dragged deal", "Qualification", 1200.0).await;
-    let menu = app.deal(&app.fx.rep, "Menu deal", "Qualification", 800.0).await;
+    let Some((db, app, b)) = setup("board").await else {
+        return;
+    };
+    let dragged = app
+        .deal(&app.fx.rep, "Dragged deal", "Qualification", 1200.0)
+        .await;
+    let menu = app
+        .deal(&app.fx.rep, "Menu deal", "Qualification", 800.0)
+        .await;
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
     b.find("[data-board]").await;
     b.axe("the pipeline board").await;
     let discovery = app.fx.stage("Discovery").id;
     // Grab the card by its text, away from its link and its menu.
-    let card = b.find(&format!("li[data-deal='{}'] p.meta", dragged.id)).await;
+    let card = b
+        .find(&format!("li[data-deal='{}'] p.meta", dragged.id))
+        .await;
     let list = b.find(&format!("ul[data-stage='{discovery}']")).await;
     drag(&b, card, list).await;
-    b.wait_text("#toasts", "Dragged deal moved to Discovery.").await;
-    b.wait_text(&format!("ul[data-stage='{discovery}']"), "Dragged deal").await;
-    let history = app.store.stage_history(&app.ctx(), dragged.id).await.unwrap();
+    b.wait_text("#toasts", "Dragged deal moved to Discovery.")
+        .await;
+    b.wait_text(&format!("ul[data-stage='{discovery}']"), "Dragged deal")
+        .await;
+    let history = app
+        .store
+        .stage_history(&app.ctx(), dragged.id)
+        .await
+        .unwrap();
     assert_eq!(history.last().map(|h| h.to_stage_id), Some(discovery));
     // The menu, by keyboard: choose the stage, Enter on Move.
     let proposal = app.fx.stage("Proposal").id;
@@ -354,11 +500,16 @@ async fn browser_drags_a_deal_and_moves_one_by_menu() {
         .await
         .unwrap();
     b.wait_text("#toasts", "Menu deal moved to Proposal.").await;
-    b.wait_text(&format!("ul[data-stage='{proposal}']"), "Menu deal").await;
+    b.wait_text(&format!("ul[data-stage='{proposal}']"), "Menu deal")
+        .await;
     let history = app.store.stage_history(&app.ctx(), menu.id).await.unwrap();
     assert_eq!(history.last().map(|h| h.to_stage_id), Some(proposal));
     // The column figures followed.
-    let col = b.text(&format!("section[aria-labelledby='col-{proposal}'] .figures")).await;
+    let col = b
+        .text(&format!(
+            "section[aria-labelledby='col-{proposal}'] .figures"
+        ))
+        .await;
     assert!(col.starts_with("1 deals · 800"), "{col}");
     b.axe("the board after two moves").await;
     b.finish().await;
@@ -368,7 +519,9 @@ async fn browser_drags_a_deal_and_moves_one_by_menu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_bulk_tags_three_contacts() {
-    let Some((db, app, b)) = setup("bulk_tag").await else { return };
+    let Some((db, app, b)) = setup("bulk_tag").await else {
+        return;
+    };
     let ctx = app.fx.ctx(&app.fx.rep);
     let mut ids = Vec::new();
     for name in ["Ann", "Ben", "Cat", "Dan"] {
@@ -384,11 +537,23 @@ async fn browser_bulk_tags_three_contacts() {
     for id in &ids[..3] {
         b.find(&format!("#sel-{id}")).await.click().await.unwrap();
     }
-    b.find("#bulk-tag").await.send_keys("webinar").await.unwrap();
+    b.find("#bulk-tag")
+        .await
+        .send_keys("webinar")
+        .await
+        .unwrap();
     b.axe("the contacts table with a selection").await;
-    b.find("#bulk button[type=submit]").await.click().await.unwrap();
+    b.find("#bulk button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("#toasts", "Tagged 3 record(s).").await;
-    let mut tagged = app.store.tagged(&ctx, RecordType::Contact, "webinar").await.unwrap();
+    let mut tagged = app
+        .store
+        .tagged(&ctx, RecordType::Contact, "webinar")
+        .await
+        .unwrap();
     tagged.sort_unstable();
     assert_eq!(tagged, ids[..3].to_vec());
     b.finish().await;
@@ -398,7 +563,9 @@ async fn browser_bulk_tags_three_contacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_keeps_markup_as_text_and_refuses_forged_posts_viewers_and_other_workspaces() {
-    let Some((db, app, b)) = setup("security").await else { return };
+    let Some((db, app, b)) = setup("security").await else {
+        return;
+    };
     let evil: Company = app
         .store
         .create(
@@ -412,9 +579,14 @@ async fn browser_keeps_markup_as_text_and_refuses_forged_posts_viewers_and_other
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
     b.goto(&format!("/companies/{}", evil.id)).await;
     b.wait_text("h1", "<script>window.pwned=1</script>").await;
-    b.wait_text("#field-industry", "<img src=x onerror=\"window.pwned=2\">").await;
-    b.wait_text(".custom", "<svg onload=\"window.pwned=3\">").await;
-    let pwned = b.c.execute("return window.pwned === undefined;", vec![]).await.unwrap();
+    b.wait_text("#field-industry", "<img src=x onerror=\"window.pwned=2\">")
+        .await;
+    b.wait_text(".custom", "<svg onload=\"window.pwned=3\">")
+        .await;
+    let pwned =
+        b.c.execute("return window.pwned === undefined;", vec![])
+            .await
+            .unwrap();
     assert_eq!(pwned, json!(true), "no markup from a record ran");
     b.axe("a record with markup in its fields").await;
     // A post without the CSRF token, from the page itself, is refused.
@@ -439,8 +611,18 @@ async fn browser_keeps_markup_as_text_and_refuses_forged_posts_viewers_and_other
     b.sign_in(&email(&app, "viewer"), &password("viewer")).await;
     b.goto(&format!("/companies/{}", evil.id)).await;
     b.find("#field-name").await;
-    assert!(b.c.find_all(Locator::Css("a.edit")).await.unwrap().is_empty());
-    assert!(b.c.find_all(Locator::Css("form[action$='/activities']")).await.unwrap().is_empty());
+    assert!(
+        b.c.find_all(Locator::Css("a.edit"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.c.find_all(Locator::Css("form[action$='/activities']"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     b.axe("a record page for a viewer").await;
     let status = b
         .c
@@ -458,8 +640,14 @@ async fn browser_keeps_markup_as_text_and_refuses_forged_posts_viewers_and_other
         .unwrap();
     assert_eq!(status, json!(403));
     // Another workspace's record is a 404 page.
-    let other = rapport_crm::testing::Fixture::new(&app.store, "elsewhere").await.unwrap();
-    let theirs: Company = app.store.create(&other.admin_ctx(), json!({"name": "Elsewhere Inc"})).await.unwrap();
+    let other = rapport_crm::testing::Fixture::new(&app.store, "elsewhere")
+        .await
+        .unwrap();
+    let theirs: Company = app
+        .store
+        .create(&other.admin_ctx(), json!({"name": "Elsewhere Inc"}))
+        .await
+        .unwrap();
     b.goto(&format!("/companies/{}", theirs.id)).await;
     b.wait_text("h1", "Not Found").await;
     assert!(!b.c.source().await.unwrap().contains("Elsewhere Inc"));
@@ -470,7 +658,9 @@ async fn browser_keeps_markup_as_text_and_refuses_forged_posts_viewers_and_other
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_every_page_passes_axe() {
-    let Some((db, app, b)) = setup("every_page").await else { return };
+    let Some((db, app, b)) = setup("every_page").await else {
+        return;
+    };
     let rep = &app.fx.rep;
     let ctx = app.fx.ctx(rep);
     let acme = app.company(rep, "Acme").await;
@@ -482,21 +672,53 @@ async fn browser_every_page_passes_axe() {
     let deal = app.deal(rep, "Acme Pro", "Proposal", 5000.0).await;
     let lead: Value = serde_json::to_value(
         app.store
-            .create::<rapport_crm::model::Lead>(&ctx, json!({"name": "Sam Webb", "owner_id": rep.id}))
+            .create::<rapport_crm::model::Lead>(
+                &ctx,
+                json!({"name": "Sam Webb", "owner_id": rep.id}),
+            )
             .await
             .unwrap(),
     )
     .unwrap();
-    b.sign_in(&email(&app, "manager"), &password("manager")).await;
+    b.sign_in(&email(&app, "manager"), &password("manager"))
+        .await;
     b.goto(&format!("/companies/{}", acme.id)).await;
-    b.find("#qa-body").await.send_keys("Kick-off call").await.unwrap();
-    b.find("form[action$='/activities'] button").await.click().await.unwrap();
+    b.find("#qa-body")
+        .await
+        .send_keys("Kick-off call")
+        .await
+        .unwrap();
+    b.find("form[action$='/activities'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("#timeline", "Kick-off call").await;
-    b.find("#qa-title").await.send_keys("Send the deck").await.unwrap();
-    b.find("form[action$='/tasks'] button").await.click().await.unwrap();
+    b.find("#qa-title")
+        .await
+        .send_keys("Send the deck")
+        .await
+        .unwrap();
+    b.find("form[action$='/tasks'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("#timeline", "Send the deck").await;
-    let activity = app.store.list_dyn(&ctx, RecordType::Activity, &Default::default()).await.unwrap().items[0]["id"].clone();
-    let task = app.store.list_dyn(&ctx, RecordType::Task, &Default::default()).await.unwrap().items[0]["id"].clone();
+    let activity = app
+        .store
+        .list_dyn(&ctx, RecordType::Activity, &Default::default())
+        .await
+        .unwrap()
+        .items[0]["id"]
+        .clone();
+    let task = app
+        .store
+        .list_dyn(&ctx, RecordType::Task, &Default::default())
+        .await
+        .unwrap()
+        .items[0]["id"]
+        .clone();
     let mut pages = vec![
         "/deals/board".to_owned(),
         format!("/companies/{}", acme.id),
@@ -516,9 +738,21 @@ async fn browser_every_page_passes_axe() {
     }
     // The bulk delete confirmation, as a manager.
     b.goto("/contacts").await;
-    b.find(&format!("#sel-{}", dana.id)).await.click().await.unwrap();
-    b.find("#bulk-action").await.select_by_value("delete").await.unwrap();
-    b.find("#bulk button[type=submit]").await.click().await.unwrap();
+    b.find(&format!("#sel-{}", dana.id))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("#bulk-action")
+        .await
+        .select_by_value("delete")
+        .await
+        .unwrap();
+    b.find("#bulk button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_text("h1", "Delete 1 Contacts?").await;
     b.axe("the delete confirmation").await;
     b.finish().await;
@@ -544,11 +778,19 @@ async fn docs_screenshots() {
         .await
         .unwrap()
         .items;
-    let dana = users.iter().find(|u| u.email == "dana@rapport.example").unwrap();
+    let dana = users
+        .iter()
+        .find(|u| u.email == "dana@rapport.example")
+        .unwrap();
     let hash = rapport_web::auth::hash_password("demo password 1").unwrap();
-    db.store.set_password_hash(&system, dana.id, Some(&hash)).await.unwrap();
+    db.store
+        .set_password_hash(&system, dana.id, Some(&hash))
+        .await
+        .unwrap();
     let app = App::start(&db.store, "docs").await;
-    let Some(b) = Browser::launch(&app, "docs").await else { return };
+    let Some(b) = Browser::launch(&app, "docs").await else {
+        return;
+    };
     b.c.set_window_size(1280, 760).await.unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/web");
     std::fs::create_dir_all(&dir).unwrap();

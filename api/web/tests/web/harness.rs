@@ -54,7 +54,9 @@ impl App {
         }
         let state = WebState::new(store.clone(), Arc::new(Registry::new()), config).expect("state");
         let router: axum::Router = rapport_web::router(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
@@ -88,14 +90,29 @@ impl App {
     /// A client signed in as the fixture user of `role`.
     pub async fn signed_in(&self, role: &str) -> Client {
         let mut c = self.client();
-        let res = c.sign_in(&format!("{role}@{}.test", self.workspace_name()), &password(role)).await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER, "sign-in as {role}: {}", res.body);
+        let res = c
+            .sign_in(
+                &format!("{role}@{}.test", self.workspace_name()),
+                &password(role),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::SEE_OTHER,
+            "sign-in as {role}: {}",
+            res.body
+        );
         c
     }
 
     fn workspace_name(&self) -> String {
         // Fixture emails are ROLE@WORKSPACE.test.
-        self.fx.admin.email.trim_start_matches("admin@").trim_end_matches(".test").to_owned()
+        self.fx
+            .admin
+            .email
+            .trim_start_matches("admin@")
+            .trim_end_matches(".test")
+            .to_owned()
     }
 
     pub fn ctx(&self) -> Ctx {
@@ -104,7 +121,10 @@ impl App {
 
     pub async fn company(&self, owner: &User, name: &str) -> Company {
         self.store
-            .create(&self.fx.ctx(owner), json!({"name": name, "owner_id": owner.id}))
+            .create(
+                &self.fx.ctx(owner),
+                json!({"name": name, "owner_id": owner.id}),
+            )
             .await
             .expect("company")
     }
@@ -138,7 +158,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     pub fn location(&self) -> &str {
@@ -203,7 +226,11 @@ impl Client {
             }
         }
         let body = res.text().await.unwrap_or_default();
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Answer {
@@ -225,7 +252,12 @@ impl Client {
     }
 
     /// A form post with exactly these fields.
-    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)], csrf_header: Option<&str>) -> Answer {
+    pub async fn post_raw(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        csrf_header: Option<&str>,
+    ) -> Answer {
         let mut req = self.http.post(format!("{}{path}", self.base)).form(fields);
         if self.htmx {
             req = req.header("HX-Request", "true");
@@ -254,16 +286,19 @@ impl Client {
         let htmx = std::mem::replace(&mut self.htmx, false);
         let page = self.get("/companies").await;
         self.htmx = htmx;
-        meta(&page.body, "csrf-token").unwrap_or_else(|| panic!("no CSRF token on the page: {}", page.body))
+        meta(&page.body, "csrf-token")
+            .unwrap_or_else(|| panic!("no CSRF token on the page: {}", page.body))
     }
 
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Answer {
         let form = self.get("/signin").await;
         let token = input_value(&form.body, "signin_token").expect("sign-in token");
-        let req = self
-            .http
-            .post(format!("{}/signin", self.base))
-            .form(&[("email", email), ("password", password), ("signin_token", &token), ("next", "/")]);
+        let req = self.http.post(format!("{}/signin", self.base)).form(&[
+            ("email", email),
+            ("password", password),
+            ("signin_token", &token),
+            ("next", "/"),
+        ]);
         self.send(req).await
     }
 
