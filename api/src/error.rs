@@ -17,6 +17,9 @@ pub enum Error {
     /// The task serving the session panicked or was aborted.
     #[error("the MCP session ended abnormally: {0}")]
     Session(#[from] tokio::task::JoinError),
+    /// The web app could not start (a template that does not compile).
+    #[error("the web app failed to start: {0}")]
+    Web(#[from] rapport_web::Error),
     /// The HTTP server could not bind or serve.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),

@@ -51,5 +51,7 @@ pub mod rest;
 pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "bench")]
+pub mod web_bench;
 
 pub use error::{Error, Result};

@@ -174,8 +174,8 @@ fn code_of(status: StatusCode) -> &'static str {
 
 /// Turns error answers that are not problem documents yet — axum's extractor
 /// rejections, 404/405 of the router, 413 of the body limit, 408 of the
-/// timeout — into problem documents, keeping their text as the detail. JSON
-/// and event streams (MCP's own errors) pass unchanged.
+/// timeout — into problem documents, keeping their text as the detail. JSON,
+/// event streams (MCP's own errors) and HTML (the web app's pages) pass unchanged.
 pub async fn problemize(res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -185,7 +185,12 @@ pub async fn problemize(res: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/event-stream"));
+        .is_some_and(|ct| {
+            // The web app's pages answer errors as HTML (or htmx toasts).
+            ct.contains("json")
+                || ct.starts_with("text/event-stream")
+                || ct.starts_with("text/html")
+        });
     if typed {
         return res;
     }

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Host names MCP requests may carry (DNS-rebinding protection of rmcp).
     pub mcp_allowed_hosts: Vec<String>,
+    /// The web app's settings (sessions, sign-in limits).
+    pub web: rapport_web::WebConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            web: rapport_web::WebConfig::default(),
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct Inner {
     /// The chat agent; `None` serves everything but the chat endpoints.
     pub agent: Option<Arc<Agent>>,
     pub mcp: McpServer,
+    /// The web app (pages, browser sessions) on the same store and registry.
+    pub web: rapport_web::WebState,
     pub config: ServerConfig,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
@@ -100,7 +105,10 @@ impl AppState {
         config: ServerConfig,
     ) -> Result<AppState> {
         let mcp = McpServer::for_http(Arc::clone(&registry), store.clone())?;
+        let web =
+            rapport_web::WebState::new(store.clone(), Arc::clone(&registry), config.web.clone())?;
         Ok(AppState(Arc::new(Inner {
+            web,
             limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst),
             store,
             registry,
@@ -138,6 +146,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .merge(open)
+        .merge(rapport_web::router(state.web.clone()))
         .fallback(|| async { Problem::not_found("no such endpoint: see /api/openapi.json") })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(

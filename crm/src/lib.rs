@@ -82,3 +82,4 @@ pub use store::{
     NewProposal, Outcome, Page, RecordMap, Score, StageLabel, StageTarget, Store, StoredExperiment,
     Tx, hash_key,
 };
+pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};

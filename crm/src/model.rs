@@ -51,6 +51,8 @@ pub enum Source {
     Agent,
     Pipeline,
     Mcp,
+    /// The web app (browser sessions).
+    Web,
 }
 
 impl Source {
@@ -61,6 +63,7 @@ impl Source {
             Source::Agent => "agent",
             Source::Pipeline => "pipeline",
             Source::Mcp => "mcp",
+            Source::Web => "web",
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum BenchCmd {
     /// The API server over HTTP: point read and filtered list at N connections
     /// (p50/p99, requests/s) beside `pgbench -S` at the same concurrency.
     Api(ApiBenchArgs),
+    /// The web app's board, table and record pages against the JSON API reading the same data.
+    Web(super::bench_web::WebBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +82,7 @@ pub async fn run(_global: &GlobalArgs, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Train(args) => super::pipelines::bench_train(args).await,
         BenchCmd::Search(args) => super::memory::bench_search(args).await,
         BenchCmd::Api(args) => api(args).await,
+        BenchCmd::Web(args) => super::bench_web::run(args).await,
     }
 }
 

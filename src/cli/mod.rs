@@ -2,6 +2,7 @@
 //! holds the global options and the top-level command list.
 
 mod bench;
+mod bench_web;
 mod chat;
 pub mod config;
 mod db;
@@ -15,6 +16,7 @@ mod nba;
 mod pipelines;
 mod serve;
 mod tool;
+mod users;
 
 use std::path::PathBuf;
 
@@ -130,6 +132,9 @@ pub enum Command {
     /// Online experiments: `rapport experiments report NAME`.
     #[command(subcommand)]
     Experiments(nba::ExperimentsCmd),
+    /// People who sign in to the web app: `users invite EMAIL`, `users set-password EMAIL`.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
 }
 
 #[derive(Debug, Args)]
@@ -218,5 +223,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(&global, cmd).await,
         Command::Nba(args) => nba::run(&global, args).await,
         Command::Experiments(cmd) => nba::experiments(&global, cmd).await,
+        Command::Users(cmd) => users::run(&global, cmd).await,
     }
 }

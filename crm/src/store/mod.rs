@@ -178,6 +178,12 @@ pub use nba::{ExperimentEvent, Exposure, Feedback, FeedbackStatus, NewFeedback, 
 pub use pipelines::{ModelVersion, NewModelVersion, Score};
 mod keys;
 pub use keys::{ApiKey, KEY_PREFIX, NewApiKey, hash_key};
+mod board;
+mod signin;
+mod views;
+pub use board::StageTotals;
+pub use signin::{Credential, FailedSignins, NewWebSession, WebSession};
+pub use views::SavedView;
 
 impl Tx {
     fn conn(&mut self) -> Conn<'_> {
