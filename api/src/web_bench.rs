@@ -52,7 +52,7 @@ pub async fn run(p: &WebBenchParams) -> Result<Value, BenchError> {
         results.push(json!({"backend": "sqlite", "companies": size, "pages": r?}));
         if let Some(admin) = &p.postgres_url {
             let name = format!("rapport_bench_web_{}_{size}", std::process::id());
-            let url = rapport_crm::bench::create_scratch_database(admin, &name).await?;
+            let url = rapport_crm::scratch::create_scratch_database(admin, &name).await?;
             let r = async {
                 let store = Store::connect(&url).await?;
                 let r = one_size(&store, size, p.requests).await;
@@ -60,7 +60,7 @@ pub async fn run(p: &WebBenchParams) -> Result<Value, BenchError> {
                 r
             }
             .await;
-            rapport_crm::bench::drop_scratch_database(admin, &name).await?;
+            rapport_crm::scratch::drop_scratch_database(admin, &name).await?;
             results.push(json!({"backend": "postgres", "companies": size, "pages": r?}));
         }
     }

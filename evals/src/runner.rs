@@ -31,7 +31,7 @@ use rapport_index::EdgeIndex;
 use rapport_models::Embedder;
 use rapport_models::llm::ChatMessage;
 use rapport_pipelines::memory::{ChunkParams, Chunker, IngestOptions, Memory};
-use rapport_tools::{Effect, Registry, Services};
+use rapport_tools::{Effect, Registry};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use rapport_api::server::{AppState, ServerConfig, serve};
-use rapport_tools::{Registry, Services};
+use rapport_tools::Registry;
 
 use super::GlobalArgs;
 use super::chat::{AgentArgs, build_agent};

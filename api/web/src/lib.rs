@@ -37,6 +37,10 @@ let app: axum::Router = rapport_web::router(web);
 ```
 */
 
+// 62 public items still lack docs (2026-12-07); the workspace warns
+// `missing_docs`, and this allowance goes when the crate is documented.
+#![allow(missing_docs)]
+
 pub mod assets;
 pub mod auth;
 pub mod board;

@@ -187,11 +187,11 @@ impl TableQuery {
             sort: self.sort.as_deref().map(|s| match s.strip_prefix('-') {
                 Some(f) => Sort {
                     field: f.to_owned(),
-                    direction: Direction::Desc,
+                    direction: Some(Direction::Desc),
                 },
                 None => Sort {
                     field: s.to_owned(),
-                    direction: Direction::Asc,
+                    direction: Some(Direction::Asc),
                 },
             }),
             limit: Some(PAGE_SIZE),
