@@ -223,7 +223,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let profile = self._profile.path().display().to_string();
-        let Ok(procs) = std::fs::read_dir("/proc") else { return };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for entry in procs.flatten() {
             let pid = entry.file_name().to_string_lossy().into_owned();
             if !pid.bytes().all(|b| b.is_ascii_digit()) {
@@ -231,7 +233,10 @@ impl Drop for Browser {
             }
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&cmdline).contains(&profile) {
-                let _ = std::process::Command::new("kill").arg("-9").arg(&pid).status();
+                let _ = std::process::Command::new("kill")
+                    .arg("-9")
+                    .arg(&pid)
+                    .status();
             }
         }
     }

@@ -639,9 +639,17 @@ async fn record_pages_show_related_records_timeline_and_quick_actions(store: &St
         .unwrap();
     let page = c.get(&format!("/companies/{}", acme.id)).await;
     let body = page.ok();
-    assert!(body.contains("Churn risk") && body.contains("72%"), "{body}");
-    assert!(body.contains("days since last touch raises it") && body.contains("open tickets lowers it"));
-    assert!(body.contains("positive (+0.80, last 1 interactions)"), "{body}");
+    assert!(
+        body.contains("Churn risk") && body.contains("72%"),
+        "{body}"
+    );
+    assert!(
+        body.contains("days since last touch raises it") && body.contains("open tickets lowers it")
+    );
+    assert!(
+        body.contains("positive (+0.80, last 1 interactions)"),
+        "{body}"
+    );
     // The deal page: its company, its contact, its stage moves.
     let res = c
         .post(
