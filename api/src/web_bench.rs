@@ -99,11 +99,13 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
         )
         .await?
         .items;
-    let open: Vec<i64> = stages
+    // (id, probability) of the open stages: bulk inserts take every column.
+    let open: Vec<(i64, f64)> = stages
         .iter()
         .filter(|s| s["outcome"] == "open")
-        .filter_map(|s| s["id"].as_i64())
+        .filter_map(|s| Some((s["id"].as_i64()?, s["probability"].as_f64()?)))
         .collect();
+    let now = rapport_crm::schema::format_timestamp(&chrono::Utc::now());
     let rows: Vec<RecordMap> = (0..size)
         .map(|i| {
             let mut m = RecordMap::new();
@@ -141,7 +143,10 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
             m.insert("name".into(), json!(format!("Deal {i}")));
             m.insert("company_id".into(), json!(c));
             m.insert("pipeline_id".into(), json!(pipeline.id));
-            m.insert("stage_id".into(), json!(open[i % open.len()]));
+            let (stage, probability) = open[i % open.len()];
+            m.insert("stage_id".into(), json!(stage));
+            m.insert("probability".into(), json!(probability));
+            m.insert("stage_entered_at".into(), json!(now));
             m.insert("value".into(), json!(1000 + (i * 37) % 50_000));
             m.insert("owner_id".into(), json!(admin.id));
             m

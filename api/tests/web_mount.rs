@@ -69,3 +69,24 @@ async fn the_web_app_is_served_beside_the_api() {
     assert_eq!(status, 200);
     db.cleanup().await;
 }
+
+/// `rapport bench web` from the test build, for machines where a release
+/// build of the binary is out of reach: prints the same JSON document.
+/// `RAPPORT_BENCH_SIZES=100,10000` chooses the company counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, run by hand: --run-ignored only --no-capture"]
+async fn bench_web() {
+    let sizes = std::env::var("RAPPORT_BENCH_SIZES")
+        .unwrap_or_else(|_| "100,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let doc = rapport_api::web_bench::run(&rapport_api::web_bench::WebBenchParams {
+        sizes,
+        requests: 100,
+        postgres_url: None,
+    })
+    .await
+    .expect("bench");
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+}

@@ -213,6 +213,32 @@ impl Browser {
         self.shot("").await;
         let _ = self.c.clone().close().await;
         let _ = self.driver.kill().await;
+        // Drop ends anything of this profile still running.
+    }
+}
+
+/// A test that panics never reaches `finish`: this ends its Chromium (found
+/// by its own profile directory, so nothing else is touched) and then its
+/// chromedriver (`kill_on_drop`).
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let profile = self._profile.path().display().to_string();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&profile) {
+                let _ = std::process::Command::new("kill")
+                    .arg("-9")
+                    .arg(&pid)
+                    .status();
+            }
+        }
     }
 }
 

@@ -615,6 +615,41 @@ async fn record_pages_show_related_records_timeline_and_quick_actions(store: &St
         task.due_at.unwrap().to_rfc3339(),
         "2026-12-24T17:00:00+00:00"
     );
+    // Insights: the churn score with its top reasons, and recent sentiment.
+    let mut tx = store.begin().await.unwrap();
+    tx.put_scores(
+        &app.ctx(),
+        &[rapport_crm::Score {
+            record_type: "company".into(),
+            record_id: acme.id,
+            task: "churn".into(),
+            score: 0.72,
+            reasons: json!([{"feature": "days_since_last_touch", "contribution": 1.2},
+                            {"feature": "open_tickets", "contribution": -0.4}]),
+            model_version: 1,
+            scored_at: chrono::Utc::now(),
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let _: rapport_crm::model::Activity = store
+        .create(&ctx, json!({"kind": "email", "body": "Love it", "company_id": acme.id, "sentiment": 0.8, "owner_id": rep.id}))
+        .await
+        .unwrap();
+    let page = c.get(&format!("/companies/{}", acme.id)).await;
+    let body = page.ok();
+    assert!(
+        body.contains("Churn risk") && body.contains("72%"),
+        "{body}"
+    );
+    assert!(
+        body.contains("days since last touch raises it") && body.contains("open tickets lowers it")
+    );
+    assert!(
+        body.contains("positive (+0.80, last 1 interactions)"),
+        "{body}"
+    );
     // The deal page: its company, its contact, its stage moves.
     let res = c
         .post(
