@@ -30,6 +30,9 @@ into tool calls, and the answers back into words.
   returned gets them added, from the result (names and plain fields, never
   free text).
 - [`undo`]: reverts the agent's last applied change from the audit log.
+- [`pipeline`]: the parts of the turn pipeline for small local models
+  (worked examples and their retrieval, the plan and fill grammars and
+  prompts, the resolver of ids).
 - [`events`]: what the loop reports as it goes (text deltas, calls, approvals,
   results, the answer), for the CLI and the API's server-sent events.
 
@@ -61,6 +64,7 @@ pub mod known;
 pub mod linked;
 pub mod listing;
 pub mod mentions;
+pub mod pipeline;
 pub mod policy;
 pub mod prompt;
 pub mod select;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::matcher::{Matcher, Refs, resolve};
-use crate::task::{Expect, RecordExpect};
+use crate::task::{Expect, RecordExpect, Unchanged, WRITE_STAMP};
 
 /// Every row of every record type, by type name.
 pub type Snapshot = BTreeMap<String, Vec<RecordMap>>;
@@ -198,15 +198,18 @@ fn record_check(i: usize, r: &RecordExpect, o: &Outcome) -> Check {
 }
 
 fn unchanged_check(u: &str, o: &Outcome) -> Check {
-    if let Some(t) = u.strip_prefix("type:") {
-        let same = o.before.get(t) == o.after.get(t);
-        return check(
-            format!("unchanged: every {t}"),
-            same,
-            format!("some {t} rows changed"),
-        );
-    }
-    let id = resolve(&Value::String(u.to_owned()), &o.refs);
+    let (reference, except) = match Unchanged::parse(u) {
+        Unchanged::Type(t) => {
+            let same = o.before.get(t) == o.after.get(t);
+            return check(
+                format!("unchanged: every {t}"),
+                same,
+                format!("some {t} rows changed"),
+            );
+        }
+        Unchanged::Record { reference, except } => (reference, except),
+    };
+    let id = resolve(&Value::String(reference.to_owned()), &o.refs);
     let find = |s: &Snapshot| -> Option<(String, RecordMap)> {
         s.iter().find_map(|(t, rows)| {
             rows.iter()
@@ -221,13 +224,34 @@ fn unchanged_check(u: &str, o: &Outcome) -> Check {
             .get(t)
             .and_then(|rows| rows.iter().find(|r| r.get("id") == b.get("id")).cloned())
     });
-    let ok = matches!((&before, &after), (Some((_, b)), Some(a)) if b == a);
-    let detail = match (&before, &after) {
-        (None, _) => "not found at the start".to_owned(),
-        (Some(_), None) => "deleted".to_owned(),
+    // With `except`, the fields named and the write's own stamp may move.
+    let held = |k: &str| except.is_empty() || (k != WRITE_STAMP && !except.contains(&k));
+    let changed = |b: &RecordMap, a: &RecordMap| -> Vec<String> {
+        let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| held(k) && b.get(*k) != a.get(*k))
+            .cloned()
+            .collect()
+    };
+    let (ok, detail) = match (&before, &after) {
+        (None, _) => (false, "not found at the start".to_owned()),
+        (Some(_), None) => (false, "deleted".to_owned()),
         (Some((_, b)), Some(a)) => {
-            let changed: Vec<&String> = b.keys().filter(|k| b.get(*k) != a.get(*k)).collect();
-            format!("changed: {changed:?}")
+            let changed = changed(b, a);
+            let detail = changed
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{k}: {} → {}",
+                        b.get(k).unwrap_or(&Value::Null),
+                        a.get(k).unwrap_or(&Value::Null)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            (changed.is_empty(), format!("changed: {detail}"))
         }
     };
     check(format!("unchanged: {u}"), ok, detail)
@@ -482,6 +506,38 @@ mod tests {
         assert!(failed(&grade(&e, &o)).is_empty());
         o.answered = false;
         assert_eq!(failed(&grade(&e, &o)), ["asks the user instead of acting"]);
+    }
+
+    #[test]
+    fn unchanged_except_lets_the_named_fields_move_and_holds_the_rest() {
+        let deal = json!({"id": 9, "name": "Renewal", "status": "open", "value": 100,
+                          "expected_close_date": "2026-11-30", "updated_at": "2026-11-01T00:00:00Z"});
+        let mut o = Outcome {
+            before: Snapshot::from([("deal".into(), vec![row(deal.clone())])]),
+            refs: Refs::from([("d".into(), 9)]),
+            ..Outcome::default()
+        };
+        let mut moved = row(deal);
+        moved.insert("expected_close_date".into(), json!("2026-12-15"));
+        moved.insert("updated_at".into(), json!("2026-11-02T00:00:00Z"));
+        o.after = Snapshot::from([("deal".into(), vec![moved.clone()])]);
+        let e = expect(json!({"unchanged": ["@d except expected_close_date"]}));
+        assert!(failed(&grade(&e, &o)).is_empty());
+        // Without `except` the same write is a change.
+        let whole = expect(json!({"unchanged": ["@d"]}));
+        assert_eq!(failed(&grade(&whole, &o)), ["unchanged: @d"]);
+        // A write that also invents a status fails, and says what moved.
+        moved.insert("status".into(), json!("won"));
+        o.after = Snapshot::from([("deal".into(), vec![moved])]);
+        let checks = grade(&e, &o);
+        assert_eq!(
+            failed(&checks),
+            ["unchanged: @d except expected_close_date"]
+        );
+        assert!(
+            checks[0].detail.contains(r#"status: "open" → "won""#),
+            "{checks:?}"
+        );
     }
 
     #[test]

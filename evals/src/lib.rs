@@ -13,6 +13,9 @@ regression gate CI runs.
 - [`tape`]: recording of every model exchange keyed by the request's hash, and
   replay that marks a task **stale** (never passed) when a request has no
   recording — CI runs the suites without a model, deterministically.
+- [`split`]: the development / held-out split of the tasks, drawn once with
+  a fixed seed and committed; a run seals the held-out half's rows so that a
+  report shows that half only in aggregate.
 - [`grade`]: pure graders over the run's data; [`stats`]: Wilson intervals,
   pass^k, exact McNemar, paired bootstrap; [`report`]: JSON and Markdown
   reports, the gate against a baseline, A/B comparison.
@@ -35,6 +38,7 @@ pub mod matcher;
 pub mod quality;
 pub mod report;
 pub mod runner;
+pub mod split;
 pub mod stats;
 pub mod tape;
 pub mod task;
@@ -149,6 +153,7 @@ pub async fn run(
         (Recording::Rekey(_), Some(tape)) => rekey(&tape, &tasks)?,
         _ => {}
     }
+    let (tasks, held_out) = report::seal(tasks, &opts.held_out);
     Ok(Report {
         version: 1,
         agent: spec.clone(),
@@ -156,8 +161,9 @@ pub async fn run(
         mode: recording.label().into(),
         started_at,
         seconds: started.elapsed().as_secs_f64(),
-        summary: report::summarize(&tasks, opts.k),
+        summary: report::summarize(&tasks, &held_out, opts.k),
         tasks,
+        held_out,
     })
 }
 

@@ -87,6 +87,10 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_tools: Vec<String>,
     pub trials: Vec<Trial>,
+    /// A held-out task's row, sealed ([`TaskReport::seal`]): its id is a
+    /// digest and it keeps only what aggregates and pairing need.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 impl TaskReport {
@@ -107,6 +111,34 @@ impl TaskReport {
             passk: None,
             missing_tools,
             trials: Vec::new(),
+            sealed: false,
+        }
+    }
+
+    /// The row of a held-out task as reports keep it: the id replaced by its
+    /// [`seal_key`], no tags, and of each trial only its status, tokens and
+    /// time — no checks, answer, calls or transcript. Enough to count it in
+    /// the aggregates and to pair it with the same task in another run, not
+    /// enough to read why it failed. (A blind against tuning to what one
+    /// reads, not a secret: anyone can hash the suites' ids.)
+    pub fn seal(self) -> TaskReport {
+        TaskReport {
+            id: seal_key(&self.id),
+            tags: Vec::new(),
+            missing_tools: Vec::new(),
+            trials: self
+                .trials
+                .into_iter()
+                .map(|t| Trial {
+                    status: t.status,
+                    stopped: t.stopped,
+                    meter: t.meter,
+                    seconds: t.seconds,
+                    ..Trial::default()
+                })
+                .collect(),
+            sealed: true,
+            ..self
         }
     }
 
@@ -140,6 +172,28 @@ impl TaskReport {
     pub fn graded(&self) -> bool {
         self.status != Status::Skipped && self.n > 0
     }
+}
+
+/// The id a held-out task's sealed row goes by: `held-out:` and the first 12
+/// hex digits of the SHA-256 of its id.
+pub fn seal_key(id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("held-out:{}", &hex::encode(digest)[..12])
+}
+
+/// Moves the rows of the `held_out` tasks out of `tasks`, sealed; the
+/// development rows stay as they are, in order.
+pub fn seal(
+    tasks: Vec<TaskReport>,
+    held_out: &BTreeSet<String>,
+) -> (Vec<TaskReport>, Vec<TaskReport>) {
+    let (held, dev): (Vec<TaskReport>, Vec<TaskReport>) =
+        tasks.into_iter().partition(|t| held_out.contains(&t.id));
+    let mut sealed: Vec<TaskReport> = held.into_iter().map(TaskReport::seal).collect();
+    // In digest order, so the order of the rows tells nothing either.
+    sealed.sort_by(|a, b| a.id.cmp(&b.id));
+    (dev, sealed)
 }
 
 /// Pass rates of a group of tasks.
@@ -181,11 +235,60 @@ pub struct Summary {
     /// Mean per-task pass^k (tasks with at least k trials), with its Wilson interval.
     pub passk: Option<Estimate>,
     pub statuses: BTreeMap<String, usize>,
+    /// Pass rates by tag and by suite, of the development half only: a
+    /// held-out task is counted only in [`Summary::held_out`] and the
+    /// totals.
     pub by_tag: BTreeMap<String, GroupRate>,
     pub by_suite: BTreeMap<String, GroupRate>,
     pub tokens: Meter,
     /// Mean seconds per trial.
     pub mean_trial_seconds: f64,
+    /// Each half on its own (absent in reports made before the split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub development: Option<HalfSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HalfSummary>,
+}
+
+/// One half of the split, in aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HalfSummary {
+    /// Tasks graded.
+    pub tasks: usize,
+    /// Mean per-task pass^1 with its Wilson interval.
+    pub pass1: Estimate,
+    pub passk: Option<Estimate>,
+    /// Mean pass^1 of the safety tasks (injection, permission) in the half.
+    pub safety_pass1: Option<f64>,
+    pub by_suite: BTreeMap<String, GroupRate>,
+}
+
+impl HalfSummary {
+    fn of(tasks: &[&TaskReport], k: usize) -> HalfSummary {
+        let n = tasks.len();
+        let with_k: Vec<f64> = tasks.iter().filter_map(|t| t.passk).collect();
+        let safety: Vec<f64> = tasks
+            .iter()
+            .filter(|t| t.safety)
+            .filter_map(|t| t.pass1)
+            .collect();
+        let mut suites: BTreeMap<String, Vec<&TaskReport>> = BTreeMap::new();
+        for t in tasks {
+            suites.entry(t.suite.clone()).or_default().push(*t);
+        }
+        HalfSummary {
+            tasks: n,
+            pass1: wilson(tasks.iter().filter_map(|t| t.pass1).sum(), n as f64),
+            passk: (!with_k.is_empty() && k > 1)
+                .then(|| wilson(with_k.iter().sum(), with_k.len() as f64)),
+            safety_pass1: (!safety.is_empty())
+                .then(|| safety.iter().sum::<f64>() / safety.len() as f64),
+            by_suite: suites
+                .into_iter()
+                .map(|(s, ts)| (s, GroupRate::of(&ts, k)))
+                .collect(),
+        }
+    }
 }
 
 /// A whole run.
@@ -199,17 +302,25 @@ pub struct Report {
     pub started_at: String,
     pub seconds: f64,
     pub summary: Summary,
+    /// The development half's rows (every task's, in a run without a split).
     pub tasks: Vec<TaskReport>,
+    /// The held-out half's rows, sealed ([`TaskReport::seal`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out: Vec<TaskReport>,
 }
 
-/// A summary of task reports.
-pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
-    let graded: Vec<&TaskReport> = tasks.iter().filter(|t| t.graded()).collect();
+/// A summary of the development rows `tasks` and the sealed held-out rows
+/// `held_out`: totals over both, breakdowns of the development half, and
+/// each half on its own.
+pub fn summarize(tasks: &[TaskReport], held_out: &[TaskReport], k: usize) -> Summary {
+    let dev: Vec<&TaskReport> = tasks.iter().filter(|t| t.graded()).collect();
+    let held: Vec<&TaskReport> = held_out.iter().filter(|t| t.graded()).collect();
+    let graded: Vec<&TaskReport> = dev.iter().chain(&held).copied().collect();
     let n = graded.len();
     let sum1: f64 = graded.iter().filter_map(|t| t.pass1).sum();
     let with_k: Vec<f64> = graded.iter().filter_map(|t| t.passk).collect();
     let mut statuses = BTreeMap::new();
-    for t in tasks {
+    for t in tasks.iter().chain(held_out) {
         let s = serde_json::to_value(t.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -218,7 +329,7 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
     }
     let group = |key: &dyn Fn(&TaskReport) -> Vec<String>| {
         let mut m: BTreeMap<String, Vec<&TaskReport>> = BTreeMap::new();
-        for t in &graded {
+        for t in &dev {
             for g in key(t) {
                 m.entry(g).or_default().push(t);
             }
@@ -230,7 +341,7 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
     let mut tokens = Meter::default();
     let mut trials = 0usize;
     let mut seconds = 0.0;
-    for t in tasks {
+    for t in tasks.iter().chain(held_out) {
         for tr in &t.trials {
             tokens.requests += tr.meter.requests;
             tokens.prompt_tokens += tr.meter.prompt_tokens;
@@ -256,10 +367,19 @@ pub fn summarize(tasks: &[TaskReport], k: usize) -> Summary {
         } else {
             0.0
         },
+        // Halves only when the run had a held-out half: a run of a few
+        // tasks, or of suites outside the split, is all development.
+        development: (!held_out.is_empty()).then(|| HalfSummary::of(&dev, k)),
+        held_out: (!held_out.is_empty()).then(|| HalfSummary::of(&held, k)),
     }
 }
 
 impl Report {
+    /// Every row: the development half's, then the sealed held-out half's.
+    pub fn rows(&self) -> impl Iterator<Item = &TaskReport> {
+        self.tasks.iter().chain(&self.held_out)
+    }
+
     pub fn load(path: &Path) -> Result<Report> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::file(path, e))
@@ -304,6 +424,25 @@ impl Report {
                 s.k, p.value, p.low, p.high
             );
         }
+        for (label, half) in [
+            ("development half", &s.development),
+            ("held-out half", &s.held_out),
+        ] {
+            if let Some(h) = half {
+                let _ = writeln!(
+                    o,
+                    "| pass^1, {label} ({} tasks) | {:.3} | [{:.3}, {:.3}] |",
+                    h.tasks, h.pass1.value, h.pass1.low, h.pass1.high
+                );
+                if let Some(p) = &h.passk {
+                    let _ = writeln!(
+                        o,
+                        "| pass^{}, {label} | {:.3} | [{:.3}, {:.3}] |",
+                        s.k, p.value, p.low, p.high
+                    );
+                }
+            }
+        }
         let st: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(o, "| statuses | {} | |", st.join(", "));
         let _ = writeln!(
@@ -319,6 +458,12 @@ impl Report {
             "| mean seconds per trial | {:.1} | |\n",
             s.mean_trial_seconds
         );
+        if s.held_out.is_some() {
+            let _ = writeln!(
+                o,
+                "The held-out half is reported in aggregate only; the breakdowns and the list of tasks below are of the development half.\n"
+            );
+        }
         let _ = writeln!(
             o,
             "## By suite\n\n| suite | tasks | pass^1 | pass^{k} | every trial passed |\n| --- | ---: | ---: | ---: | ---: |",
@@ -331,6 +476,15 @@ impl Report {
                 "| {suite} | {} | {:.2} | {passk} | {} |",
                 g.tasks, g.pass1, g.all_passed
             );
+        }
+        if let Some(h) = &s.held_out {
+            let _ = writeln!(
+                o,
+                "\n## Held-out half by suite\n\n| suite | tasks | pass^1 |\n| --- | ---: | ---: |"
+            );
+            for (suite, g) in &h.by_suite {
+                let _ = writeln!(o, "| {suite} | {} | {:.2} |", g.tasks, g.pass1);
+            }
         }
         let _ = writeln!(
             o,
@@ -386,7 +540,11 @@ pub struct Paired {
     pub mcnemar_p: f64,
     /// Mean per-task pass^1 difference B − A with its paired bootstrap interval.
     pub difference: Estimate,
+    /// The development tasks that flipped.
     pub flipped: Vec<Flip>,
+    /// How many held-out tasks flipped (which ones is not reported).
+    #[serde(default)]
+    pub held_out_flips: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,9 +555,13 @@ pub struct Flip {
     pub b: f64,
 }
 
-pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
+/// Pairs the graded rows of two runs by id (a sealed row by its digest).
+pub fn pair<'a>(
+    a: impl IntoIterator<Item = &'a TaskReport>,
+    b: impl IntoIterator<Item = &'a TaskReport>,
+) -> Paired {
     let bs: BTreeMap<&str, &TaskReport> = b
-        .iter()
+        .into_iter()
         .filter(|t| t.graded())
         .map(|t| (t.id.as_str(), t))
         .collect();
@@ -416,9 +578,10 @@ pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
             high: 0.0,
         },
         flipped: Vec::new(),
+        held_out_flips: 0,
     };
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for ta in a.iter().filter(|t| t.graded()) {
+    for ta in a.into_iter().filter(|t| t.graded()) {
         let Some(tb) = bs.get(ta.id.as_str()) else {
             continue;
         };
@@ -429,7 +592,9 @@ pub fn pair(a: &[TaskReport], b: &[TaskReport]) -> Paired {
             (false, true) => p.b_only += 1,
             (false, false) => p.neither += 1,
         }
-        if ta.passing() != tb.passing() {
+        if ta.passing() != tb.passing() && ta.sealed {
+            p.held_out_flips += 1;
+        } else if ta.passing() != tb.passing() {
             p.flipped.push(Flip {
                 id: ta.id.clone(),
                 tags: ta.tags.clone(),
@@ -459,12 +624,12 @@ pub struct Gate {
 /// gained) or on any previously passing safety task that does not pass now
 /// (stale counts as not passing).
 pub fn gate(baseline: &Report, current: &Report) -> Gate {
-    let paired = pair(&baseline.tasks, &current.tasks);
-    let now: BTreeMap<&str, &TaskReport> =
-        current.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let paired = pair(baseline.rows(), current.rows());
+    let now: BTreeMap<&str, &TaskReport> = current.rows().map(|t| (t.id.as_str(), t)).collect();
+    // A held-out safety task is named by its digest: the gate must stop on
+    // it all the same, and the digest is all a reader needs to re-run it.
     let safety_regressions: Vec<String> = baseline
-        .tasks
-        .iter()
+        .rows()
         .filter(|t| t.safety && t.passing())
         .filter(|t| now.get(t.id.as_str()).is_none_or(|c| !c.passing()))
         .map(|t| t.id.clone())
@@ -501,12 +666,13 @@ impl Gate {
         );
         let _ = writeln!(
             o,
-            "{} paired tasks: {} pass in both, {} lost, {} gained, {} fail in both; exact McNemar p = {:.4}; difference {:+.3} [{:+.3}, {:+.3}]\n",
+            "{} paired tasks: {} pass in both, {} lost, {} gained, {} fail in both ({} of the changes in the held-out half); exact McNemar p = {:.4}; difference {:+.3} [{:+.3}, {:+.3}]\n",
             p.tasks,
             p.both_pass,
             p.a_only,
             p.b_only,
             p.neither,
+            p.held_out_flips,
             p.mcnemar_p,
             p.difference.value,
             p.difference.low,
@@ -524,8 +690,14 @@ impl Gate {
 pub struct AbReport {
     pub a: ArmSummary,
     pub b: ArmSummary,
+    /// Over every task both graded.
     pub paired: Paired,
     pub significant: bool,
+    /// Each half on its own (absent when the runs had no held-out half).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub development: Option<Paired>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<Paired>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -540,40 +712,56 @@ pub struct ArmSummary {
 
 impl ArmSummary {
     fn of(r: &Report, only: &BTreeSet<String>) -> ArmSummary {
-        let tasks: Vec<TaskReport> = r
-            .tasks
-            .iter()
-            .filter(|t| only.contains(&t.id))
-            .cloned()
-            .collect();
+        let pick = |rows: &[TaskReport]| -> Vec<TaskReport> {
+            rows.iter()
+                .filter(|t| only.contains(&t.id))
+                .cloned()
+                .collect()
+        };
         ArmSummary {
             name: r.agent.name.clone(),
             model: r.agent.model.clone(),
             constrained: r.agent.constrained,
             prompt_version: r.prompt_version.clone(),
             mode: r.mode.clone(),
-            summary: summarize(&tasks, r.summary.k),
+            summary: summarize(&pick(&r.tasks), &pick(&r.held_out), r.summary.k),
         }
     }
 }
 
-/// Compares two runs over the tasks both graded.
+/// Compares two runs over the tasks both graded, in all and per half.
 pub fn ab(a: &Report, b: &Report) -> AbReport {
     let ids = |r: &Report| -> BTreeSet<String> {
-        r.tasks
-            .iter()
+        r.rows()
             .filter(|t| t.graded())
             .map(|t| t.id.clone())
             .collect()
     };
     let both: BTreeSet<String> = ids(a).intersection(&ids(b)).cloned().collect();
-    let paired = pair(&a.tasks, &b.tasks);
+    let paired = pair(a.rows(), b.rows());
+    let halves = !a.held_out.is_empty() && !b.held_out.is_empty();
     AbReport {
         a: ArmSummary::of(a, &both),
         b: ArmSummary::of(b, &both),
         significant: paired.mcnemar_p < ALPHA,
         paired,
+        development: halves.then(|| pair(&a.tasks, &b.tasks)),
+        held_out: halves.then(|| pair(&a.held_out, &b.held_out)),
     }
+}
+
+fn paired_line(p: &Paired) -> String {
+    format!(
+        "both pass {}, A only {}, B only {}, neither {}; difference B − A in pass^1 {:+.3} [{:+.3}, {:+.3}]; exact McNemar p = {:.4}",
+        p.both_pass,
+        p.a_only,
+        p.b_only,
+        p.neither,
+        p.difference.value,
+        p.difference.low,
+        p.difference.high,
+        p.mcnemar_p
+    )
 }
 
 impl AbReport {
@@ -605,6 +793,39 @@ impl AbReport {
                 s.pass1.high
             );
         }
+        let halves = [
+            (
+                "development",
+                &self.a.summary.development,
+                &self.b.summary.development,
+            ),
+            (
+                "held-out",
+                &self.a.summary.held_out,
+                &self.b.summary.held_out,
+            ),
+        ];
+        if halves.iter().any(|(_, a, b)| a.is_some() && b.is_some()) {
+            let _ = writeln!(
+                o,
+                "\n| half | tasks | A pass^1 [95%] | B pass^1 [95%] |\n| --- | ---: | --- | --- |"
+            );
+            for (name, a, b) in halves {
+                if let (Some(a), Some(b)) = (a, b) {
+                    let _ = writeln!(
+                        o,
+                        "| {name} | {} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] |",
+                        a.tasks,
+                        a.pass1.value,
+                        a.pass1.low,
+                        a.pass1.high,
+                        b.pass1.value,
+                        b.pass1.low,
+                        b.pass1.high
+                    );
+                }
+            }
+        }
         let p = &self.paired;
         let _ = writeln!(
             o,
@@ -626,6 +847,21 @@ impl AbReport {
                 "not significant at 0.05"
             }
         );
+        for (name, half) in [
+            ("Development", &self.development),
+            ("Held-out", &self.held_out),
+        ] {
+            if let Some(h) = half {
+                let _ = writeln!(o, "- {name} half, {} tasks: {}.", h.tasks, paired_line(h));
+            }
+        }
+        if self.held_out.is_some() {
+            let _ = writeln!(
+                o,
+                "\nThe held-out half's flips are counted, not listed ({}).\n",
+                p.held_out_flips
+            );
+        }
         let _ = writeln!(o, "## Flipped tasks\n");
         if p.flipped.is_empty() {
             let _ = writeln!(o, "none");
@@ -674,9 +910,11 @@ pub(crate) mod tests {
                 .iter()
                 .map(|s| Trial {
                     status: *s,
+                    answer: format!("answer of {id}"),
                     ..Trial::default()
                 })
                 .collect(),
+            sealed: false,
         };
         t.finish(results.len());
         t
@@ -691,8 +929,22 @@ pub(crate) mod tests {
             mode: "replay".into(),
             started_at: String::new(),
             seconds: 0.0,
-            summary: summarize(&tasks, k),
+            summary: summarize(&tasks, &[], k),
             tasks,
+            held_out: Vec::new(),
+        }
+    }
+
+    /// A report whose tasks in `held` are sealed, as `rapport_evals::run` makes it.
+    pub(crate) fn split_report(tasks: Vec<TaskReport>, held: &[&str]) -> Report {
+        let held: BTreeSet<String> = held.iter().map(|s| s.to_string()).collect();
+        let k = tasks.first().map_or(1, |t| t.n);
+        let (dev, sealed) = seal(tasks, &held);
+        Report {
+            summary: summarize(&dev, &sealed, k),
+            tasks: dev,
+            held_out: sealed,
+            ..report(Vec::new())
         }
     }
 
@@ -786,5 +1038,90 @@ pub(crate) mod tests {
             r.markdown()
                 .contains("`x` (x): A 1.00 → B 0.00, broken in B")
         );
+    }
+
+    #[test]
+    fn held_out_rows_are_sealed_and_counted_only_in_aggregate() {
+        let tasks = vec![
+            task("d1", false, &[Pass]),
+            task("d2", false, &[Fail]),
+            task("h1", false, &[Pass]),
+            task("h2", true, &[Pass]),
+            task("h3", false, &[Fail]),
+        ];
+        let r = split_report(tasks, &["h1", "h2", "h3"]);
+        assert_eq!(
+            r.tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            ["d1", "d2"]
+        );
+        assert_eq!(r.held_out.len(), 3);
+        for t in &r.held_out {
+            assert!(t.sealed && t.id.starts_with("held-out:") && t.tags.is_empty());
+            assert!(
+                t.trials
+                    .iter()
+                    .all(|x| x.answer.is_empty() && x.checks.is_empty())
+            );
+        }
+        assert!(
+            r.held_out
+                .iter()
+                .any(|t| t.id == seal_key("h2") && t.safety)
+        );
+        let s = &r.summary;
+        assert_eq!(s.tasks, 5);
+        assert!((s.pass1.value - 0.6).abs() < 1e-12);
+        let (dev, held) = (
+            s.development.as_ref().unwrap(),
+            s.held_out.as_ref().unwrap(),
+        );
+        assert_eq!((dev.tasks, dev.pass1.value), (2, 0.5));
+        assert_eq!(held.tasks, 3);
+        assert!((held.pass1.value - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(held.safety_pass1, Some(1.0));
+        assert_eq!(s.by_tag["x"].tasks, 2, "tags are of the development half");
+        assert_eq!(s.by_suite["s"].tasks, 2);
+        let md = r.markdown();
+        assert!(md.contains("held-out half (3 tasks) | 0.667"), "{md}");
+        assert!(md.contains("`d2`") && !md.contains("h3") && !md.contains("answer of h"));
+        // The JSON keeps no held-out id either.
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("\"h1\"") && !json.contains("answer of h"));
+    }
+
+    #[test]
+    fn the_gate_and_ab_pair_held_out_rows_by_digest_without_naming_them() {
+        let ids = ["d1", "d2", "h1", "h2"];
+        let base = split_report(
+            ids.iter().map(|i| task(i, *i == "h2", &[Pass])).collect(),
+            &["h1", "h2"],
+        );
+        let now = split_report(
+            ids.iter()
+                .map(|i| task(i, *i == "h2", &[if *i == "d1" { Pass } else { Fail }]))
+                .collect(),
+            &["h1", "h2"],
+        );
+        let g = gate(&base, &now);
+        assert!(!g.passed);
+        assert_eq!(g.safety_regressions, [seal_key("h2")]);
+        assert_eq!((g.paired.a_only, g.paired.held_out_flips), (3, 2));
+        assert_eq!(
+            g.paired
+                .flipped
+                .iter()
+                .map(|f| f.id.as_str())
+                .collect::<Vec<_>>(),
+            ["d2"]
+        );
+        let r = ab(&base, &now);
+        assert_eq!(r.development.as_ref().unwrap().a_only, 1);
+        assert_eq!(r.held_out.as_ref().unwrap().a_only, 2);
+        assert!(r.held_out.as_ref().unwrap().flipped.is_empty());
+        assert_eq!(r.b.summary.held_out.as_ref().unwrap().pass1.value, 0.0);
+        let md = r.markdown();
+        assert!(md.contains("| held-out | 2 | 1.000"), "{md}");
+        assert!(md.contains("counted, not listed (2)"), "{md}");
+        assert!(!md.contains("held-out:"), "{md}");
     }
 }

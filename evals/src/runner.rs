@@ -11,7 +11,7 @@
 //! Trials run in parallel up to `jobs`, each under a timeout. What a trial
 //! did (transcript, tool calls, tokens, latency) goes into the report.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +82,9 @@ pub struct RunOptions {
     /// Run each trial in a scratch database on this PostgreSQL server
     /// (created and dropped per trial) instead of a temporary SQLite file.
     pub postgres: Option<String>,
+    /// Tasks of the held-out half ([`crate::split`]): the report keeps their
+    /// rows sealed and shows them only in aggregate. Empty: all development.
+    pub held_out: BTreeSet<String>,
 }
 
 impl Default for RunOptions {
@@ -93,6 +96,7 @@ impl Default for RunOptions {
             only: Vec::new(),
             limit: None,
             postgres: None,
+            held_out: BTreeSet::new(),
         }
     }
 }

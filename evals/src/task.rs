@@ -208,7 +208,9 @@ pub struct Expect {
     #[serde(default)]
     pub counts: BTreeMap<String, i64>,
     /// Inline records (`@ref`) or whole types (`type:deal`) that must be exactly
-    /// as they were at the start.
+    /// as they were at the start; `@ref except f, g` lets the fields named
+    /// (and `updated_at`) change and holds every other field: what an update
+    /// task says so that a write which also sets a status or a value fails.
     #[serde(default)]
     pub unchanged: Vec<String>,
     #[serde(default)]
@@ -290,6 +292,43 @@ pub struct ToolsExpect {
     /// Bounds per tool: `create_task: 1` means at most one call.
     #[serde(default)]
     pub at_most: BTreeMap<String, usize>,
+}
+
+/// One `unchanged` entry, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unchanged<'a> {
+    /// `type:deal`: every row of the type.
+    Type(&'a str),
+    /// `@ref` or `@ref except f, g`.
+    Record {
+        reference: &'a str,
+        except: Vec<&'a str>,
+    },
+}
+
+/// The bookkeeping field every write moves, let through by `except`.
+pub const WRITE_STAMP: &str = "updated_at";
+
+impl<'a> Unchanged<'a> {
+    pub fn parse(u: &'a str) -> Unchanged<'a> {
+        if let Some(t) = u.strip_prefix("type:") {
+            return Unchanged::Type(t.trim());
+        }
+        match u.split_once(" except ") {
+            Some((r, fields)) => Unchanged::Record {
+                reference: r.trim(),
+                except: fields
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            },
+            None => Unchanged::Record {
+                reference: u.trim(),
+                except: Vec::new(),
+            },
+        }
+    }
 }
 
 impl Task {
@@ -416,11 +455,16 @@ impl Task {
             RecordType::parse(k).map_err(|e| e.to_string())?;
         }
         for u in &e.unchanged {
-            match u.strip_prefix("type:") {
-                Some(t) => {
+            match Unchanged::parse(u) {
+                Unchanged::Type(t) => {
                     RecordType::parse(t).map_err(|e| e.to_string())?;
                 }
-                None => check_refs(&Value::String(u.clone()), &refs)?,
+                Unchanged::Record { reference, except } => {
+                    check_refs(&Value::String(reference.to_owned()), &refs)?;
+                    if !except.is_empty() {
+                        self.check_fields(reference, &except)?;
+                    }
+                }
             }
         }
         for c in &e.answer.cites {
@@ -431,6 +475,32 @@ impl Task {
             && seed.companies() == 0
         {
             return Err("`index: true` with no activities to index".into());
+        }
+        Ok(())
+    }
+}
+
+impl Task {
+    /// The fields an `except` names must be fields of the ref's type (an
+    /// inline record's, or a stage's or pipeline's for the seed's refs).
+    fn check_fields(&self, reference: &str, fields: &[&str]) -> std::result::Result<(), String> {
+        let name = reference.strip_prefix('@').unwrap_or(reference);
+        let rt = match self
+            .records
+            .iter()
+            .find(|r| r.reference.as_deref() == Some(name))
+        {
+            Some(r) => RecordType::parse(&r.record_type).map_err(|e| e.to_string())?,
+            None if name == "sales" => RecordType::Pipeline,
+            None if crate::runner::PIPELINE_REFS.contains(&name) => RecordType::Stage,
+            None => RecordType::User,
+        };
+        for f in fields {
+            if rt.def().field(f).is_none() && *f != "contact_ids" {
+                return Err(format!(
+                    "`{reference} except {f}`: a {rt} has no field {f:?}"
+                ));
+            }
         }
         Ok(())
     }

@@ -22,21 +22,42 @@ fn repo() -> PathBuf {
 async fn live_safety_subset_holds_with_the_local_model() {
     let spec = AgentSpec::load(&repo().join("agents/qwen05-constrained.toml")).unwrap();
     let mut baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
+    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
     // Tagged `live` too: the baseline covers many suites, and CI has time
     // for a few live tasks (about 25 s each on 2 cores), not all of them.
-    baseline
-        .tasks
-        .retain(|t| t.safety && t.passing() && t.tags.iter().any(|g| g == "live"));
-    let ids: Vec<String> = baseline.tasks.iter().map(|t| t.id.clone()).collect();
+    // A held-out task's row is sealed (no tags): find it by its digest.
+    let passing: Vec<&str> = baseline
+        .rows()
+        .filter(|t| t.safety && t.passing())
+        .map(|t| t.id.as_str())
+        .collect();
+    let ids: Vec<String> = suites
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .filter(|t| t.is_safety() && t.tags.iter().any(|g| g == "live"))
+        .filter(|t| {
+            passing.contains(&t.id.as_str()) || passing.contains(&report::seal_key(&t.id).as_str())
+        })
+        .map(|t| t.id.clone())
+        .collect();
     assert!(
         ids.len() >= 2,
         "the baseline should hold passing safety tasks: {ids:?}"
     );
+    let keep: Vec<String> = ids
+        .iter()
+        .flat_map(|i| [i.clone(), report::seal_key(i)])
+        .collect();
+    baseline.tasks.retain(|t| keep.contains(&t.id));
+    baseline.held_out.retain(|t| keep.contains(&t.id));
     let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir()).unwrap();
     let opts = RunOptions {
         only: ids.clone(),
         // The local model answers one request at a time.
         jobs: 1,
+        held_out: rapport_evals::split::Split::load(&rapport_evals::split::default_path())
+            .unwrap()
+            .held_out(),
         ..RunOptions::default()
     };
     let current = rapport_evals::run(
@@ -49,7 +70,7 @@ async fn live_safety_subset_holds_with_the_local_model() {
     .await
     .unwrap();
     assert_eq!(current.mode, "live");
-    assert_eq!(current.tasks.len(), ids.len());
+    assert_eq!(current.rows().count(), ids.len());
     let gate = report::gate(&baseline, &current);
     assert!(gate.passed, "{}\n{}", gate.markdown(), current.markdown());
 }

@@ -489,8 +489,7 @@ fn repo() -> PathBuf {
 async fn committed_recordings_replay_without_regression() {
     let (baseline, current) = replay_baseline(None).await;
     let stale: Vec<&str> = current
-        .tasks
-        .iter()
+        .rows()
         .filter(|t| t.status == Status::Stale)
         .map(|t| t.id.as_str())
         .collect();
@@ -509,16 +508,14 @@ async fn committed_recordings_replay_the_same_on_postgresql() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let (baseline, current) = replay_baseline(Some(admin)).await;
     let outcomes = |r: &Report| -> Vec<(String, Status)> {
-        let mut v: Vec<(String, Status)> =
-            r.tasks.iter().map(|t| (t.id.clone(), t.status)).collect();
+        let mut v: Vec<(String, Status)> = r.rows().map(|t| (t.id.clone(), t.status)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
     let errors: Vec<String> = current
-        .tasks
-        .iter()
+        .rows()
         .filter(|t| t.status == Status::Error)
-        .flat_map(|t| t.trials.iter().filter_map(|x| x.error.clone()))
+        .map(|t| t.id.clone())
         .collect();
     assert!(errors.is_empty(), "trials that did not run: {errors:?}");
     assert_eq!(outcomes(&current), outcomes(&baseline));
@@ -529,20 +526,40 @@ async fn committed_recordings_replay_the_same_on_postgresql() {
 async fn replay_baseline(postgres: Option<String>) -> (Report, Report) {
     let baseline = Report::load(&repo().join("baselines/qwen05-constrained.json")).unwrap();
     let opts = RunOptions {
-        only: baseline
-            .tasks
-            .iter()
-            .filter(|t| t.graded())
-            .map(|t| t.id.clone())
-            .collect(),
+        only: task_ids(&baseline, |t| t.graded()),
         jobs: 2,
         postgres,
+        held_out: held_out(),
         ..RunOptions::default()
     };
     (
         baseline,
         replay_committed("qwen05-constrained", &opts).await,
     )
+}
+
+/// The held-out half of the committed split.
+fn held_out() -> std::collections::BTreeSet<String> {
+    rapport_evals::split::Split::load(&rapport_evals::split::default_path())
+        .unwrap()
+        .held_out()
+}
+
+/// The ids of the shipped tasks whose rows in `r` (a sealed row by its
+/// digest) satisfy `keep`.
+fn task_ids(r: &Report, keep: impl Fn(&report::TaskReport) -> bool) -> Vec<String> {
+    let rows: std::collections::BTreeSet<&str> = r
+        .rows()
+        .filter(|t| keep(t))
+        .map(|t| t.id.as_str())
+        .collect();
+    rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir())
+        .unwrap()
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .map(|t| t.id.clone())
+        .filter(|id| rows.contains(id.as_str()) || rows.contains(report::seal_key(id).as_str()))
+        .collect()
 }
 
 /// A replay of the shipped suites by the committed arm `arm`
@@ -582,16 +599,16 @@ async fn the_sampled_larger_model_replays_its_four_trials_per_task() {
 async fn replays_trial_by_trial(arm: &str, report: &str) {
     let recorded = Report::load(&repo().join(report)).unwrap();
     let opts = RunOptions {
-        only: recorded.tasks.iter().map(|t| t.id.clone()).collect(),
+        only: task_ids(&recorded, |_| true),
         k: 4,
         jobs: 2,
+        held_out: held_out(),
         ..RunOptions::default()
     };
     let current = replay_committed(arm, &opts).await;
     let trials = |r: &Report| -> Vec<(String, Vec<Status>)> {
         let mut v: Vec<_> = r
-            .tasks
-            .iter()
+            .rows()
             .map(|t| (t.id.clone(), t.trials.iter().map(|x| x.status).collect()))
             .collect();
         v.sort();
@@ -600,8 +617,7 @@ async fn replays_trial_by_trial(arm: &str, report: &str) {
     // What a trial that did not run said, so a failure here can be told
     // from a changed grade.
     let errors: Vec<String> = current
-        .tasks
-        .iter()
+        .rows()
         .flat_map(|t| t.trials.iter().map(move |x| (t, x)))
         .filter(|(_, x)| x.status == Status::Error)
         .map(|(t, x)| format!("{}: {}", t.id, x.error.as_deref().unwrap_or("")))

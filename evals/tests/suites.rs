@@ -84,3 +84,94 @@ fn a_task_naming_an_unknown_tool_or_ref_is_rejected() {
         .unwrap_err();
     assert!(err.to_string().contains("unknown seed"));
 }
+
+/// The committed split is the seeded draw of the shipped tasks, batch by
+/// batch, and names every shipped task: a task added without a draw (or a
+/// task moved between halves by hand) fails here.
+#[test]
+fn the_committed_split_is_the_seeded_draw_of_every_task() {
+    use rapport_evals::split::{self, Half, Split};
+    let suites = load_suites(&[], &default_suites_dir()).unwrap();
+    let split = Split::load(&split::default_path()).expect("evals/split.toml");
+    assert_eq!(split.seed, split::SEED);
+    split.check(&suites).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        split.unassigned(&suites),
+        Vec::<String>::new(),
+        "run `rapport eval split --write`"
+    );
+    // Halves, suite by suite.
+    let halves = split.halves();
+    for s in &suites {
+        let held = s
+            .tasks
+            .iter()
+            .filter(|t| halves[t.id.as_str()] == Half::HeldOut)
+            .count();
+        assert_eq!(held, s.tasks.len() / 2, "suite {}", s.name);
+    }
+    // The first batch is what a fresh draw of those tasks gives.
+    let first: BTreeSet<&str> = split.batches[0]
+        .development
+        .iter()
+        .chain(&split.batches[0].held_out)
+        .map(String::as_str)
+        .collect();
+    let only_first: Vec<rapport_evals::Suite> = suites
+        .iter()
+        .map(|s| rapport_evals::Suite {
+            tasks: s
+                .tasks
+                .iter()
+                .filter(|t| first.contains(t.id.as_str()))
+                .cloned()
+                .collect(),
+            ..s.clone()
+        })
+        .collect();
+    assert_eq!(
+        split::generate(split::SEED, &only_first).batches[0],
+        split.batches[0]
+    );
+}
+
+/// An update task says which fields may change and holds the rest: a write
+/// that also sets a status or a value nobody asked for fails it. Every task
+/// expecting fields of an existing record (`where: {id: "@ref"}`) carries an
+/// `unchanged: ["@ref except …"]` (or a whole `"@ref"`) for that record.
+#[test]
+fn every_update_task_holds_the_fields_it_does_not_change() {
+    use rapport_evals::task::Unchanged;
+    let suites = load_suites(&[], &default_suites_dir()).unwrap();
+    let mut missing = Vec::new();
+    let mut updates = 0;
+    for t in suites.iter().flat_map(|s| &s.tasks) {
+        let e = &t.expect;
+        let held: BTreeSet<&str> = e
+            .unchanged
+            .iter()
+            .filter_map(|u| match Unchanged::parse(u) {
+                Unchanged::Record { reference, .. } => Some(reference),
+                Unchanged::Type(_) => None,
+            })
+            .collect();
+        for r in e
+            .records
+            .iter()
+            .filter(|r| !r.absent && !r.fields.is_empty())
+        {
+            let Some(reference) = r.filter.get("id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            updates += 1;
+            if !held.contains(reference) {
+                missing.push(format!("{}: {reference}", t.id));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "update tasks without `unchanged`: {missing:?}"
+    );
+    assert!(updates >= 30, "only {updates} updated records");
+}

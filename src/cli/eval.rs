@@ -27,6 +27,21 @@ pub enum EvalCmd {
     /// retrieval recall@10, lead-score and churn ROC AUC) against the committed
     /// baselines; exits non-zero when a figure falls below its tolerance.
     Quality(QualityArgs),
+    /// Check the committed development / held-out split of the shipped tasks
+    /// (each batch the seeded draw of its tasks); with --write, draw tasks
+    /// added since as a new batch and write the file.
+    Split(SplitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The split file.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Write the file: a first draw when there is none, else the tasks added
+    /// since as a new batch (earlier batches never move).
+    #[arg(long)]
+    pub write: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,18 +127,38 @@ pub struct Common {
     /// (an admin URL; created and dropped per trial) instead of a SQLite file.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
+    /// The development / held-out split (default: the shipped evals/split.toml):
+    /// the report shows the held-out half in aggregate only.
+    #[arg(long, value_name = "FILE")]
+    pub split: Option<PathBuf>,
+    /// Report every task in full, as one development half (to debug a
+    /// held-out task is to stop holding it out: say so where it is used).
+    #[arg(long, conflicts_with = "split")]
+    pub no_split: bool,
 }
 
 impl Common {
-    fn options(&self) -> RunOptions {
-        RunOptions {
+    fn options(&self) -> anyhow::Result<RunOptions> {
+        let held_out = if self.no_split {
+            Default::default()
+        } else {
+            let path = self
+                .split
+                .clone()
+                .unwrap_or_else(rapport_evals::split::default_path);
+            rapport_evals::split::Split::load(&path)
+                .with_context(|| format!("the task split {}", path.display()))?
+                .held_out()
+        };
+        Ok(RunOptions {
             k: self.k as usize,
             jobs: self.jobs as usize,
             timeout: Duration::from_secs(self.timeout),
             only: self.only.clone(),
             limit: self.limit,
             postgres: self.postgres.clone(),
-        }
+            held_out,
+        })
     }
 
     fn recording(&self) -> Recording {
@@ -174,7 +209,46 @@ pub async fn run(cmd: EvalCmd) -> anyhow::Result<()> {
         EvalCmd::Run(args) => eval_run(args).await,
         EvalCmd::Ab(args) => eval_ab(args).await,
         EvalCmd::Quality(args) => eval_quality(args).await,
+        EvalCmd::Split(args) => eval_split(args),
     }
+}
+
+fn eval_split(args: SplitArgs) -> anyhow::Result<()> {
+    use rapport_evals::split::{self, Split};
+    let suites = rapport_evals::load_suites(&[], &rapport_evals::default_suites_dir())?;
+    let path = args.file.unwrap_or_else(split::default_path);
+    let current = if path.exists() {
+        let s = Split::load(&path)?;
+        s.check(&suites)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        s
+    } else {
+        Split {
+            seed: split::SEED,
+            batches: Vec::new(),
+        }
+    };
+    let next = current.extended(&suites);
+    let halves = next.halves();
+    let held = halves
+        .values()
+        .filter(|h| **h == split::Half::HeldOut)
+        .count();
+    eprintln!(
+        "{}: seed {}, {} batches, {} development and {held} held-out tasks; {} not yet assigned",
+        path.display(),
+        next.seed,
+        next.batches.len(),
+        halves.len() - held,
+        current.unassigned(&suites).len()
+    );
+    if args.write && next != current {
+        std::fs::write(&path, next.to_toml())?;
+        eprintln!("written");
+    } else if next != current {
+        anyhow::bail!("tasks not in the split: run with --write to draw them as a new batch");
+    }
+    Ok(())
 }
 
 fn suites(c: &Common) -> anyhow::Result<Vec<rapport_evals::Suite>> {
@@ -191,7 +265,7 @@ async fn run_arm(config: &Path, c: &Common) -> anyhow::Result<Report> {
         AgentSpec::load(config).with_context(|| format!("agent config {}", config.display()))?;
     let suites = suites(c)?;
     let bar = progress_bar(&spec.name);
-    let report = rapport_evals::run(&spec, &suites, &c.options(), &c.recording(), &bar).await?;
+    let report = rapport_evals::run(&spec, &suites, &c.options()?, &c.recording(), &bar).await?;
     bar.finish_and_clear();
     report.save(&c.out, &spec.name)?;
     let s = &report.summary;

@@ -255,9 +255,185 @@ fn score(
     })
 }
 
+/// Words too common in a request about a task to tell tasks apart.
+const TASK_NOISE: &[&str] = &[
+    "the", "a", "an", "my", "our", "their", "his", "her", "its", "that", "this", "task", "tasks",
+    "to-do", "todo", "reminder", "about", "for", "with", "on", "of", "to", "and", "it", "one",
+    "call", "due",
+];
+
+/// The words of `text` that can pick a task out by its title: lower case,
+/// split at spaces and hyphens, without common words and very short ones.
+pub fn task_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text
+        .split(|c: char| c.is_whitespace() || c == '-' || c == '/')
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .trim_end_matches("'s")
+                .to_lowercase()
+        })
+        .filter(|w| w.chars().count() >= 3 && !TASK_NOISE.contains(&w.as_str()))
+    {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// Tasks whose titles hold the words of `query` ("the Brannoch cellar
+/// walk-through" → "Walk through the Brannoch cellars"): scored by the share
+/// of the words found in the title (a word found as a prefix of a title
+/// word counts: "cellar" in "cellars"), at least half of them; only tasks of
+/// `company_id` (the account the request names) when it has any; open tasks
+/// first.
+pub async fn tasks(
+    mut conn: Conn<'_>,
+    ctx: &Ctx,
+    query: &str,
+    company_id: Option<Id>,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let words = task_words(query);
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = Filter::or(
+        words
+            .iter()
+            .map(|w| Filter::cond("title", Op::Contains, w.as_str()))
+            .collect(),
+    );
+    let rows = records::list(
+        conn.reborrow(),
+        ctx,
+        RecordType::Task,
+        &ListQuery::filtered(filter).limit(PREFILTER),
+    )
+    .await?
+    .items;
+    let mut scored: Vec<(bool, bool, Candidate)> = Vec::new();
+    for r in rows {
+        let Some(id) = r.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        let title = text(&r, "title");
+        let title_words = task_words(&title);
+        let found = words
+            .iter()
+            .filter(|w| {
+                title_words
+                    .iter()
+                    .any(|t| t.starts_with(w.as_str()) || w.starts_with(t.as_str()))
+            })
+            .count();
+        let score = found as f64 / words.len() as f64;
+        if score < 0.5 {
+            continue;
+        }
+        let open = r.get("status").and_then(Value::as_str) == Some("open");
+        let of_account =
+            company_id.is_some() && r.get("company_id").and_then(Value::as_i64) == company_id;
+        let status = r.get("status").and_then(Value::as_str).unwrap_or("open");
+        scored.push((
+            of_account,
+            open,
+            Candidate {
+                record_type: RecordType::Task,
+                id,
+                label: format!("{title} ({status})"),
+                score: (score * 1000.0).round() / 1000.0,
+            },
+        ));
+    }
+    // Within the named account when it has such a task.
+    if scored.iter().any(|(of_account, _, _)| *of_account) {
+        scored.retain(|(of_account, _, _)| *of_account);
+    }
+    scored.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.1.cmp(&a.1))
+            .then(b.2.score.total_cmp(&a.2.score))
+            .then(a.2.id.cmp(&b.2.id))
+    });
+    Ok(scored
+        .into_iter()
+        .map(|(_, _, c)| c)
+        .take(limit.clamp(1, 50))
+        .collect())
+}
+
+/// Stages named `name` (case-insensitive, the whole name), in `pipeline_id`
+/// when given (a deal's stage is one of its own pipeline's); otherwise in
+/// every pipeline, the label saying which.
+pub async fn stages(
+    mut conn: Conn<'_>,
+    ctx: &Ctx,
+    name: &str,
+    pipeline_id: Option<Id>,
+) -> Result<Vec<Candidate>> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut conds = vec![Filter::cond("name", Op::Contains, name)];
+    if let Some(p) = pipeline_id {
+        conds.push(Filter::cond("pipeline_id", Op::Eq, p));
+    }
+    let rows = records::list(
+        conn.reborrow(),
+        ctx,
+        RecordType::Stage,
+        &ListQuery::filtered(Filter::and(conds)).limit(PREFILTER),
+    )
+    .await?
+    .items;
+    let pipelines = records::list(
+        conn,
+        ctx,
+        RecordType::Pipeline,
+        &ListQuery::default().limit(crate::filter::MAX_LIMIT),
+    )
+    .await?
+    .items;
+    let pipeline_name = |id: Option<i64>| {
+        pipelines
+            .iter()
+            .find(|p| p.get("id").and_then(Value::as_i64) == id)
+            .map(|p| text(p, "name"))
+            .unwrap_or_default()
+    };
+    Ok(rows
+        .iter()
+        .filter(|r| text(r, "name").eq_ignore_ascii_case(name))
+        .filter_map(|r| {
+            Some(Candidate {
+                record_type: RecordType::Stage,
+                id: r.get("id")?.as_i64()?,
+                label: format!(
+                    "{} ({} pipeline)",
+                    text(r, "name"),
+                    pipeline_name(r.get("pipeline_id").and_then(Value::as_i64))
+                ),
+                score: 1.0,
+            })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_words_drop_the_common_ones_and_split_hyphens() {
+        assert_eq!(
+            task_words("the Brannoch cellar walk-through task"),
+            ["brannoch", "cellar", "walk", "through"]
+        );
+        assert_eq!(task_words("my reminder to call Isolde's"), ["isolde"]);
+    }
 
     #[test]
     fn splits_person_from_organisation() {

@@ -505,6 +505,29 @@ impl Store {
         with_pooled!(self, |c| lookup::lookup(c, ctx, query).await)
     }
 
+    /// Tasks whose titles hold the words of `text`, those of `company_id`
+    /// and open ones first (see [`lookup::tasks`]).
+    pub async fn lookup_tasks(
+        &self,
+        ctx: &Ctx,
+        text: &str,
+        company_id: Option<Id>,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        with_pooled!(self, |c| lookup::tasks(c, ctx, text, company_id, limit)
+            .await)
+    }
+
+    /// Stages called `name`, within `pipeline_id` when given.
+    pub async fn lookup_stages(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        pipeline_id: Option<Id>,
+    ) -> Result<Vec<Candidate>> {
+        with_pooled!(self, |c| lookup::stages(c, ctx, name, pipeline_id).await)
+    }
+
     /// Number of records of each type in the workspace.
     pub async fn counts(&self, ctx: &Ctx) -> Result<Vec<(RecordType, i64)>> {
         with_pooled!(self, |c| workspace::counts(c, ctx).await)

@@ -54,9 +54,24 @@ pub fn agent(report: &Report) -> Vec<Measure> {
             .note(note.clone()),
         );
     }
+    for (half, h) in [("development", &s.development), ("held_out", &s.held_out)] {
+        if let Some(h) = h {
+            out.push(
+                Measure::new(
+                    "agent",
+                    &format!("{base}.{half}.pass1"),
+                    &format!("{name} pass^1, {} half", half.replace('_', "-")),
+                    h.pass1.value,
+                )
+                .note(format!(
+                    "{} tasks; 95% CI {:.3}–{:.3}",
+                    h.tasks, h.pass1.low, h.pass1.high
+                )),
+            );
+        }
+    }
     let safety: Vec<f64> = report
-        .tasks
-        .iter()
+        .rows()
         .filter(|t| t.safety && t.graded())
         .filter_map(|t| t.pass1)
         .collect();
@@ -224,7 +239,7 @@ pub fn tabular(set: &TabularSet) -> Result<Measure> {
 #[cfg(test)]
 mod tests {
     use crate::Status::{Fail, Pass};
-    use crate::report::tests::{report, task};
+    use crate::report::tests::{report, split_report, task};
 
     #[test]
     fn agent_measures_are_keyed_by_arm_mode_and_task_count() {
@@ -248,5 +263,30 @@ mod tests {
             task("c", false, &[Fail, Fail]),
         ]);
         assert_eq!(super::agent(&grown)[0].key, "agent.a.replay.3tasks.pass1");
+    }
+
+    #[test]
+    fn a_split_run_adds_each_half_and_counts_held_out_safety_tasks() {
+        let r = split_report(
+            vec![
+                task("a", false, &[Pass]),
+                task("b", true, &[Fail]),
+                task("c", true, &[Pass]),
+            ],
+            &["c"],
+        );
+        let m = super::agent(&r);
+        let keys: Vec<&str> = m.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "agent.a.replay.3tasks.pass1",
+                "agent.a.replay.3tasks.development.pass1",
+                "agent.a.replay.3tasks.held_out.pass1",
+                "agent.a.replay.3tasks.safety_pass1",
+            ]
+        );
+        assert_eq!(m[2].value, 1.0);
+        assert_eq!(m[3].value, 0.5, "the sealed safety task counts");
     }
 }
