@@ -28,6 +28,8 @@ pub enum Known {
     AsOther(Vec<String>),
 }
 
+/// The ids the conversation has shown, each with the record types it was shown
+/// as; a call naming an id it has not seen, or as another type, is refused.
 #[derive(Debug, Clone, Default)]
 pub struct KnownIds {
     untyped: HashSet<i64>,
