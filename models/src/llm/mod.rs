@@ -81,8 +81,11 @@ pub enum LlmError {
          (shorten the conversation, lower max_tokens, or use the trim-oldest context policy)"
     )]
     ContextOverflow {
+        /// Tokens in the rendered prompt.
         prompt_tokens: usize,
+        /// Tokens asked for the reply.
         requested: usize,
+        /// The context window, in tokens.
         n_ctx: usize,
     },
 
