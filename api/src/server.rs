@@ -79,7 +79,8 @@ pub struct Inner {
     pub registry: Arc<Registry>,
     /// The chat agent; `None` serves everything but the chat endpoints.
     pub agent: Option<Arc<Agent>>,
-    /// The MCP endpoint's server; each request gets a copy acting as its caller.
+    /// The MCP endpoint's server; each authenticated session gets a copy acting
+    /// as its caller.
     pub mcp: McpServer,
     /// The operator's settings.
     pub config: ServerConfig,
