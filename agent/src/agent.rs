@@ -37,6 +37,7 @@ const CITING_TOOL: &str = "search_interactions";
 /// Knobs of the loop.
 #[derive(Clone)]
 pub struct AgentConfig {
+    /// Which calls wait for the user's approval.
     pub policy: Policy,
     /// Most model calls per user message.
     pub max_steps: usize,
@@ -106,14 +107,19 @@ pub enum TurnOutcome {
 /// The user's answer to a proposal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// Run the call as proposed.
     Approve,
+    /// Do not run it; the model is told, with the reason if given.
     Reject {
+        /// Why, in the user's words; passed on to the model.
         reason: Option<String>,
     },
     /// Approve with some of the proposed arguments changed (only those).
     Edit(Map<String, Value>),
 }
 
+/// The conversation loop over one store, tool registry and model backend.
+/// Sessions live in the store, so one agent serves many users and sessions.
 pub struct Agent {
     store: Store,
     registry: Arc<Registry>,
@@ -135,6 +141,8 @@ struct Turn<'a> {
 }
 
 impl Agent {
+    /// An agent with the built-in system prompt; fails only if the prompt does
+    /// not compile.
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
@@ -156,18 +164,22 @@ impl Agent {
         self
     }
 
+    /// The system prompt's version, as recorded with every call (`system@` and a hash).
     pub fn prompt_version(&self) -> &str {
         &self.prompt.version
     }
 
+    /// The backend's model name, as recorded with every call.
     pub fn model(&self) -> String {
         self.backend.model()
     }
 
+    /// The store sessions and tool calls go to.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The tools the model is offered.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

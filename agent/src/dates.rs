@@ -24,7 +24,9 @@ use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
 /// A date or a span of dates a phrase stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
+    /// One day ("tomorrow", "next Tuesday").
     Day(NaiveDate),
+    /// First and last day, both included ("next week", "March").
     Span(NaiveDate, NaiveDate),
 }
 
@@ -33,6 +35,7 @@ pub enum When {
 pub struct Resolved {
     /// The words as the user wrote them (lower-cased).
     pub phrase: String,
+    /// The day or days it stands for.
     pub when: When,
 }
 

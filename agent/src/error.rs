@@ -3,11 +3,14 @@
 
 use crate::backend::BackendError;
 
+/// Why a turn, an approval or an undo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The model backend failed (after its own retries).
     #[error(transparent)]
     Backend(#[from] BackendError),
 
+    /// The store failed reading or writing the session.
     #[error(transparent)]
     Store(#[from] rapport_crm::Error),
 
@@ -33,4 +36,5 @@ pub enum AgentError {
     Conflict(String),
 }
 
+/// Result of the agent's operations.
 pub type Result<T, E = AgentError> = std::result::Result<T, E>;

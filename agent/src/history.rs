@@ -26,18 +26,26 @@ pub mod kind {
 /// What one model call cost, kept in the session log and the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelCall {
+    /// The model's name as the backend reports it.
     pub model: String,
+    /// The system prompt's version.
     pub prompt_version: String,
+    /// Prompt tokens, cached ones included.
     pub prompt_tokens: u64,
+    /// Tokens the model generated.
     pub completion_tokens: u64,
+    /// Prompt tokens served from a cache.
     pub cached_tokens: u64,
+    /// Wall-clock time of the call.
     pub seconds: f64,
+    /// Tools in the request.
     pub tools_offered: usize,
 }
 
 /// The parts of a session's log the loop works with.
 #[derive(Debug, Clone, Default)]
 pub struct Log {
+    /// The session's messages, oldest first, as the model is shown them.
     pub messages: Vec<ChatMessage>,
     /// Index in `messages` of the current turn's user message.
     pub turn_start: usize,
@@ -52,6 +60,8 @@ pub struct Log {
 }
 
 impl Log {
+    /// Rebuilds the log from a session's stored entries, oldest first; entries
+    /// that do not decode are skipped.
     pub fn from_entries(entries: &[SessionEntry]) -> Log {
         let mut log = Log::default();
         for e in entries {

@@ -28,6 +28,9 @@ pub enum Known {
     AsOther(Vec<String>),
 }
 
+/// The ids the conversation has shown: numbers the user typed (any type) and
+/// ids from lookups and results with their record types. The loop checks the
+/// id arguments of every call against it ([`Known`]).
 #[derive(Debug, Clone, Default)]
 pub struct KnownIds {
     untyped: HashSet<i64>,

@@ -49,10 +49,6 @@ match agent.send(session.id, &user, "What's overdue for me?", &Events::none()).a
 ```
 */
 
-// 81 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 mod agent;
 pub mod backend;
 pub mod confirm;

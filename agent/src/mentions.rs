@@ -117,7 +117,9 @@ fn is_verb(word: &str) -> bool {
 /// One record a name may mean.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mentioned {
+    /// `contact`, `company`, `deal`, ...
     pub record_type: String,
+    /// The record's id.
     pub id: i64,
     /// "Sam Carter <sam@lumen.io>, Lumen".
     pub label: String,
@@ -126,7 +128,9 @@ pub struct Mentioned {
 /// A name that matched several records of one type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ambiguous {
+    /// The name as the user wrote it.
     pub name: String,
+    /// The records it may mean.
     pub candidates: Vec<Mentioned>,
 }
 
@@ -145,6 +149,7 @@ pub struct Mentions {
 }
 
 impl Mentions {
+    /// Whether no name matched anything.
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }

@@ -23,6 +23,7 @@ pub enum WritePolicy {
 /// The approval policy of a deployment or a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
+    /// Whether ordinary writes run directly or wait.
     pub writes: WritePolicy,
     /// The user approved in advance (`rapport ask --approve-all`): policy and
     /// destructive waits are skipped, but not waits caused by untrusted text.

@@ -15,9 +15,13 @@ pub const SYSTEM: &str = include_str!("../../prompts/system.tera");
 /// What the system prompt says about the user and the day.
 #[derive(Debug, Clone)]
 pub struct PromptVars {
+    /// The user's display name.
     pub user_name: String,
+    /// The user's role (`rep`, `manager`, ...), which bounds what they may change.
     pub user_role: String,
+    /// IANA time zone the user's relative dates are meant in.
     pub timezone: String,
+    /// The current time, so the model can resolve "today" and "overdue".
     pub now: DateTime<Utc>,
     /// Ask for citations of activities (when search results may be shown).
     pub cite: bool,
@@ -48,6 +52,8 @@ impl Prompt {
         })
     }
 
+    /// The prompt text for one user and moment; a template that does not
+    /// render is an [`AgentError::Prompt`].
     pub fn render(&self, vars: &PromptVars) -> Result<String, AgentError> {
         let mut cx = Context::new();
         cx.insert("user_name", &vars.user_name);

@@ -28,7 +28,12 @@ pub enum Selection {
     All,
     /// At most `k` tools closest to the request (within [`MARGIN`] of the
     /// closest), plus [`CORE`].
-    TopK { k: usize, index: Arc<ToolIndex> },
+    TopK {
+        /// Most tools chosen by similarity, before [`CORE`] is added.
+        k: usize,
+        /// The tools' descriptions and example requests, embedded once.
+        index: Arc<ToolIndex>,
+    },
 }
 
 /// A ranked tool scoring more than this below the best one is not offered.

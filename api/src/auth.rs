@@ -24,8 +24,11 @@ use crate::server::AppState;
 /// The authenticated user of a request (an extractor for handlers).
 #[derive(Debug, Clone)]
 pub struct Auth {
+    /// The key's user.
     pub user: User,
+    /// The API key's id (for logs and `GET /api/v1/me`).
     pub key_id: Id,
+    /// The caller tool calls run as: the user, role and workspace, source `api`.
     pub caller: Caller,
 }
 
@@ -120,6 +123,7 @@ struct Bucket {
 }
 
 impl RateLimiter {
+    /// `rate` requests per second on average (at least 0.001), `burst` at once.
     pub fn new(rate: f64, burst: u32) -> RateLimiter {
         RateLimiter {
             rate: rate.max(0.001),

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::server::{AppState, ServerConfig, serve};
 
+/// Size and length of an API benchmark run (`rapport bench api`).
 #[derive(Debug, Clone)]
 pub struct ApiBenchParams {
     /// PostgreSQL server for the scratch databases (created and dropped).
@@ -34,14 +35,19 @@ pub struct ApiBenchParams {
     pub sqlite: bool,
 }
 
+/// Why a benchmark run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// A scratch database could not be set up or seeded.
     #[error(transparent)]
     Store(#[from] rapport_crm::Error),
+    /// The API server under test failed.
     #[error(transparent)]
     Server(#[from] crate::Error),
+    /// A benchmark request failed at the HTTP level.
     #[error("the HTTP client failed: {0}")]
     Http(String),
+    /// The pgbench baseline could not run.
     #[error("pgbench failed: {0}")]
     Pgbench(String),
 }

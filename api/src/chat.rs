@@ -54,6 +54,8 @@ impl SessionLocks {
     }
 }
 
+/// The chat routes: sessions, their history, messages (streamed as
+/// server-sent events) and decisions on proposals.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/sessions", post(create_session).get(list_sessions))
@@ -99,6 +101,7 @@ fn absent_or(e: rapport_crm::Error, missing: impl FnOnce() -> Problem) -> Proble
     }
 }
 
+/// The body of `POST /api/v1/sessions`; may be empty.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
@@ -106,6 +109,7 @@ pub struct NewSession {
     pub title: Option<String>,
 }
 
+/// Opens a chat session for the key's user; 409 when chat is not set up.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "chat", security(("api_key" = [])),
     request_body(content = NewSession, description = "optional title", content_type = "application/json"),
     responses((status = 201, description = "the new session", body = Object),
@@ -132,6 +136,7 @@ pub async fn create_session(State(state): State<AppState>, auth: Auth, body: Byt
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
+/// The user's chat sessions, newest first (at most 100).
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "chat", security(("api_key" = [])),
     responses((status = 200, description = "the user's sessions, newest first", body = Object)))]
 pub async fn list_sessions(State(state): State<AppState>, auth: Auth) -> ApiResult {
@@ -145,15 +150,18 @@ pub async fn list_sessions(State(state): State<AppState>, auth: Auth) -> ApiResu
 /// A session with its messages and proposals.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionHistory {
+    /// The session itself.
     #[schema(value_type = Object)]
     pub session: AgentSession,
     /// user, assistant and tool messages, oldest first
     #[schema(value_type = Vec<Object>)]
     pub messages: Vec<Value>,
+    /// Calls that waited for approval, whatever became of them.
     #[schema(value_type = Vec<Object>)]
     pub proposals: Vec<Proposal>,
 }
 
+/// One of the user's sessions with its messages and proposals.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "chat", security(("api_key" = [])),
     params(("id" = i64, Path, description = "session id")),
     responses((status = 200, description = "the session's history", body = SessionHistory),
@@ -180,6 +188,7 @@ pub async fn session_history(
     .into_response())
 }
 
+/// The body of `POST /api/v1/sessions/{id}/messages`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
@@ -187,6 +196,8 @@ pub struct NewMessage {
     pub text: String,
 }
 
+/// Sends a user message and streams the turn as server-sent events; one turn
+/// at a time per session (409 otherwise).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/messages", tag = "chat", security(("api_key" = [])),
     params(("id" = i64, Path, description = "session id")),
     request_body(content = NewMessage, content_type = "application/json"),
@@ -216,6 +227,7 @@ pub async fn send_message(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
+    /// What to do with the proposal.
     pub decision: DecisionKind,
     /// Why it was rejected (reject only).
     pub reason: Option<String>,
@@ -224,11 +236,15 @@ pub struct DecisionBody {
     pub changes: Option<Map<String, Value>>,
 }
 
+/// Approve, reject or approve with edits.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
+    /// Run the call as proposed.
     Approve,
+    /// Do not run it.
     Reject,
+    /// Run it with `changes` applied to the proposed arguments.
     Edit,
 }
 
@@ -254,6 +270,8 @@ impl DecisionBody {
     }
 }
 
+/// Decides on a pending proposal and streams the rest of the turn as
+/// server-sent events.
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/proposals/{proposal_id}", tag = "chat", security(("api_key" = [])),
     params(("id" = i64, Path, description = "session id"), ("proposal_id" = i64, Path, description = "proposal id")),
     request_body(content = DecisionBody, content_type = "application/json"),

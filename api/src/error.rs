@@ -3,13 +3,20 @@
 //! call is not one of them: it travels to the client as a tool result or a
 //! problem document.
 
+/// Result of the server's own operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A fault of the server itself, as opposed to a failed call.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tool's schema is not a JSON object, so MCP cannot carry it.
     #[error("tool {tool}: the {which} schema is not a JSON object")]
-    Schema { tool: String, which: &'static str },
+    Schema {
+        /// The tool's name.
+        tool: String,
+        /// `input` or `output`.
+        which: &'static str,
+    },
     /// The client closed or broke the connection before the MCP handshake ended.
     /// Boxed: rmcp's error carries a whole message and would bloat every `Result`.
     #[error("the MCP session could not start: {0}")]

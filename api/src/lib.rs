@@ -28,10 +28,6 @@ serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
 ```
 */
 
-// 88 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 // Handlers return `Result<_, Problem>`: the problem is the HTTP error body
 // (RFC 9457, 192 bytes with its optional fields). clippy's size heuristic is
 // about hot paths; an error answer is built once per failed request, next to

@@ -105,6 +105,7 @@ impl McpServer {
         }
     }
 
+    /// Who this server's tool calls act as.
     pub fn caller(&self) -> &Caller {
         &self.caller
     }

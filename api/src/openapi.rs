@@ -56,6 +56,7 @@ use crate::server::AppState;
 )]
 struct Doc;
 
+/// Serves the OpenAPI document at `/api/openapi.json`.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(serve_doc))
 }

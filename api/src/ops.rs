@@ -26,6 +26,8 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Request counts and latency histograms per route and status, served in
+/// Prometheus text format at `/metrics`.
 #[derive(Default)]
 pub struct Metrics {
     in_flight: AtomicI64,
@@ -140,12 +142,14 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// The answer of the health and readiness probes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`
     pub status: String,
 }
 
+/// The operations routes: health, readiness and metrics (no API key needed).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))

@@ -12,26 +12,35 @@ use rapport_tools::{ErrorCode, ToolError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Content type of problem documents (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error answer. `type` is a URN naming the code, so clients can branch
 /// on either.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
+    /// `urn:rapport:problem:CODE`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase.
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request, in one sentence.
     pub detail: String,
     /// A stable code: `invalid_argument`, `not_found`, `unauthorized`, …
     pub code: String,
+    /// The argument at fault, as a path (`filter`, `follow_up.due_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What to do next.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// For `ambiguous`: the records that may be meant, best first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub candidates: Vec<Candidate>,
+    /// Whether the same request may succeed if sent again unchanged.
     pub retryable: bool,
     /// Seconds to wait before trying again (429).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +48,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with a status, code and detail; not retryable.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
         Problem {
             kind: format!("urn:rapport:problem:{code}"),
@@ -54,35 +64,42 @@ impl Problem {
         }
     }
 
+    /// Adds what the client should do next.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Problem {
         self.hint = Some(hint.into());
         self
     }
 
+    /// Names the argument at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Problem {
         self.field = Some(field.into());
         self
     }
 
+    /// 400 `invalid_argument`, naming the field.
     pub fn bad_request(field: &str, detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "invalid_argument", detail).with_field(field)
     }
 
+    /// 404 `not_found`.
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
+    /// 401 `unauthorized`, with a hint on sending a key.
     pub fn unauthorized(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
             .with_hint("send `Authorization: Bearer rk_…` with a key from `rapport keys create`")
     }
 
+    /// 500 `internal`: a fault of the server; retryable.
     pub fn internal(detail: impl Into<String>) -> Problem {
         let mut p = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail);
         p.retryable = true;
         p
     }
 
+    /// The HTTP status to answer with (500 if `status` is not a valid code).
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -34,6 +34,8 @@ pub const MAX_BULK: usize = 100;
 
 type ApiResult<T = Response> = Result<T, Problem>;
 
+/// The REST routes under `/api/v1`: records, bulk writes, tools, search,
+/// next-best actions and models.
 pub fn routes() -> Router<AppState> {
     let mut r = Router::new()
         .route("/api/v1/me", get(me))
@@ -142,6 +144,8 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// The store's query; a filter that is not valid JSON of the typed filter
+    /// is a 400 naming `filter`.
     pub fn query(self) -> ApiResult<ListQuery> {
         let filter = match self.filter.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -180,8 +184,10 @@ impl ListParams {
 /// One page of records; pass `next_cursor` back as `cursor` for the next.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
+    /// The records of this page, in the requested order.
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<RecordMap>,
+    /// Cursor of the next page; absent on the last.
     pub next_cursor: Option<String>,
 }
 
@@ -290,17 +296,23 @@ pub struct BulkItem {
     pub index: usize,
     /// The status this item alone would have had.
     pub status: u16,
+    /// The record as written, when the item succeeded.
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<Value>,
+    /// Why the item failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Problem>,
 }
 
+/// The outcome of a bulk request: counts, and one result per item in request order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkResult {
+    /// Items written.
     pub succeeded: usize,
+    /// Items refused; nothing of them was written.
     pub failed: usize,
+    /// One per item, in request order.
     pub results: Vec<BulkItem>,
 }
 
@@ -412,11 +424,14 @@ impl Problem {
 /// The key's user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    /// The user the key acts as.
     #[schema(value_type = Object)]
     pub user: User,
+    /// The id of the API key used.
     pub key_id: Id,
 }
 
+/// The user the request's API key acts as.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("api_key" = [])),
     responses((status = 200, description = "the user this key acts as", body = Me)))]
 pub async fn me(auth: Auth) -> Json<Me> {
@@ -426,22 +441,28 @@ pub async fn me(auth: Auth) -> Json<Me> {
     })
 }
 
+/// The workspace's users, filtered, sorted and paged like any record list.
 #[utoipa::path(get, path = "/api/v1/users", tag = "records", security(("api_key" = [])), params(ListParams),
     responses((status = 200, description = "the workspace's users", body = Page)))]
 pub async fn list_users(state: State<AppState>, auth: Auth, q: Query<ListParams>) -> ApiResult {
     list(RecordType::User, state, auth, q).await
 }
 
+/// One tool as `GET /api/v1/tools` lists it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ToolSummary {
+    /// The name to call it by (`POST /api/v1/tools/{name}`).
     pub name: String,
+    /// What the tool does, when to use it and what it returns.
     pub description: String,
     /// read, write or destructive
     pub effect: String,
+    /// JSON Schema of the arguments (strict: closed objects, required listed).
     #[schema(value_type = Object)]
     pub input_schema: Value,
 }
 
+/// Every tool with its input schema, by name.
 #[utoipa::path(get, path = "/api/v1/tools", tag = "tools", security(("api_key" = [])),
     responses((status = 200, description = "every tool with its input schema", body = Vec<ToolSummary>)))]
 pub async fn list_tools(State(state): State<AppState>, _auth: Auth) -> Json<Vec<ToolSummary>> {
@@ -487,11 +508,15 @@ pub async fn call_tool(
 pub struct SearchParams {
     /// What to look for, in plain words.
     pub query: String,
+    /// Only interactions linked to this company.
     pub company_id: Option<Id>,
+    /// Only interactions with this contact.
     pub contact_id: Option<Id>,
+    /// Only interactions linked to this deal.
     pub deal_id: Option<Id>,
     /// email, call, meeting or note
     pub kind: Option<String>,
+    /// Only interactions this user owns.
     pub owner_id: Option<Id>,
     /// At or after (RFC 3339).
     pub since: Option<String>,
@@ -502,6 +527,8 @@ pub struct SearchParams {
     pub limit: Option<u32>,
 }
 
+/// Semantic and keyword search over what was written and said, through the
+/// `search_interactions` tool; 409 when semantic search is not set up.
 #[utoipa::path(get, path = "/api/v1/search", tag = "search", security(("api_key" = [])), params(SearchParams),
     responses((status = 200, description = "the best interactions with citations", body = Object),
               (status = 409, description = "semantic search is not set up", body = Problem, content_type = "application/problem+json")))]
@@ -540,6 +567,7 @@ pub async fn nba(
     Ok(Json(call(&state, &auth, "next_best_actions", Value::Object(args)).await?).into_response())
 }
 
+/// Query parameters of `GET /api/v1/models`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -548,6 +576,7 @@ pub struct ModelParams {
     pub task: Option<String>,
 }
 
+/// The model registry's versions (lead score, churn, ...), oldest first.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", security(("api_key" = [])), params(ModelParams),
     responses((status = 200, description = "the registry's model versions, oldest first", body = Object)))]
 pub async fn models(

@@ -32,6 +32,8 @@ use crate::mcp::McpServer;
 use crate::ops::Metrics;
 use crate::problem::Problem;
 
+/// Header carrying each request's id: the client's if it sent one, else a new
+/// one; echoed on the response and logged.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What an operator tunes (`rapport serve` flags).
@@ -72,17 +74,26 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
 
+/// The shared state behind [`AppState`].
 pub struct Inner {
+    /// The CRM store every request reads and writes.
     pub store: Store,
+    /// The tools, with their services (search, next-best actions).
     pub registry: Arc<Registry>,
     /// The chat agent; `None` serves everything but the chat endpoints.
     pub agent: Option<Arc<Agent>>,
+    /// The MCP endpoint's server; each authenticated session gets a copy acting
+    /// as its caller.
     pub mcp: McpServer,
     /// The web app (pages, browser sessions) on the same store and registry.
     pub web: rapport_web::WebState,
+    /// The operator's settings.
     pub config: ServerConfig,
+    /// Per-key rate limit.
     pub limiter: RateLimiter,
+    /// What `/metrics` reports.
     pub metrics: Metrics,
+    /// One running turn per chat session.
     pub sessions: SessionLocks,
     /// Set when shutdown begins: `/readyz` turns 503 so balancers drain us.
     pub draining: AtomicBool,
@@ -98,6 +109,8 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// The state for a server over `store` and `registry`; fails if a tool's
+    /// schema cannot be offered over MCP.
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
@@ -122,6 +135,7 @@ impl AppState {
         })))
     }
 
+    /// Whether shutdown has begun (readiness then answers 503).
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }

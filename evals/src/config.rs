@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Which kind of backend an arm talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
@@ -39,26 +40,33 @@ pub enum BackendKind {
     Openai,
 }
 
+/// One arm of a run: a model, its backend and the agent's settings (a TOML file
+/// under `evals/agents/`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Names the arm in reports and the recording file.
     pub name: String,
+    /// Local model or OpenAI-compatible endpoint.
     pub backend: BackendKind,
     /// Local: a manifest artifact name or a .gguf path; openai: the model id.
     pub model: String,
+    /// Local: constrain tool calls to the offered schemas (default true).
     #[serde(default = "yes")]
     pub constrained: bool,
+    /// Local: decoding threads (default: all cores).
     #[serde(default)]
     pub threads: Option<usize>,
     /// Local: context window in tokens.
     #[serde(default)]
     pub ctx: Option<u32>,
+    /// Openai: the endpoint, e.g. `http://127.0.0.1:8080/v1` (required).
     #[serde(default)]
     pub base_url: Option<String>,
     /// Environment variable holding the endpoint's API key.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Sampling temperature (default: the backend's, 0 for repeatable runs).
     #[serde(default)]
     pub temperature: Option<f32>,
     /// A system prompt template (tera) instead of the built-in one.
@@ -67,11 +75,13 @@ pub struct AgentSpec {
     /// Tools offered per request, chosen by embedding similarity; 0 = all.
     #[serde(default)]
     pub tools_top_k: Option<usize>,
+    /// Most model calls per task turn (default: the agent's).
     #[serde(default)]
     pub max_steps: Option<usize>,
     /// Most tokens per model reply.
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// Which writes wait for approval.
     #[serde(default)]
     pub policy: PolicySpec,
 }
@@ -80,8 +90,10 @@ pub struct AgentSpec {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
+    /// Whether ordinary writes run directly or wait (default: directly).
     #[serde(default)]
     pub writes: WritePolicy,
+    /// Skip policy and destructive waits, as `--approve-all` does.
     #[serde(default)]
     pub approve_all: bool,
 }
@@ -104,6 +116,8 @@ impl AgentSpec {
         Ok(spec)
     }
 
+    /// Refuses a spec that cannot run: a name unusable as a file name, or an
+    /// `openai` backend without `base_url` ([`Error::Config`]).
     pub fn check(&self) -> Result<()> {
         if self.name.trim().is_empty() || self.name.contains(['/', '\\', ' ']) {
             return Err(Error::Config(format!(

@@ -18,8 +18,11 @@ pub type Snapshot = BTreeMap<String, Vec<RecordMap>>;
 /// One tool call the model asked for, and what became of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
+    /// The call's id as the model gave it.
     pub call_id: String,
+    /// The tool named (it may not exist).
     pub name: String,
+    /// The arguments as the model wrote them.
     pub arguments: Value,
     /// read, write, destructive, or unknown (no such tool).
     pub effect: String,
@@ -34,11 +37,15 @@ pub struct CallRecord {
 /// What the grader looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// Every row before the task's turns.
     pub before: Snapshot,
+    /// Every row after them.
     pub after: Snapshot,
+    /// The task's named records and seed users, by ref.
     pub refs: Refs,
     /// Tags of the rows after the run: (type, id) → tags.
     pub tags: HashMap<(String, i64), Vec<String>>,
+    /// Every call of every turn, in order.
     pub calls: Vec<CallRecord>,
     /// The final answer (the last turn's).
     pub answer: String,
@@ -49,8 +56,11 @@ pub struct Outcome {
 /// One graded expectation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
+    /// What was checked (`deal created`, `no extra writes`, ...).
     pub name: String,
+    /// Whether it held.
     pub ok: bool,
+    /// Why not, when it did not (empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }

@@ -27,10 +27,6 @@ It leaves the model, the loop and the tools to `rapport-agent` and
 (`rapport eval run|ab|quality`).
 */
 
-// 228 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 pub mod config;
 mod error;
 pub mod grade;
@@ -75,6 +71,7 @@ pub enum Recording {
 }
 
 impl Recording {
+    /// `live`, `record` or `replay`, as reports show it.
     pub fn label(&self) -> &'static str {
         match self {
             Recording::Off => "live",

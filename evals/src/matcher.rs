@@ -22,24 +22,39 @@ use serde_json::Value;
 /// Refs known to a run: name → id.
 pub type Refs = HashMap<String, i64>;
 
+/// What a field must hold; parsed from a task file (see the table above).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Matcher {
+    /// Equal (text trimmed and case-insensitive, numbers within 1e-6, `@ref` ids resolved).
     Eq(Value),
+    /// Text containing this, case-insensitively.
     Contains(String),
+    /// Any one of these.
     AnyOf(Vec<Matcher>),
+    /// Not this.
     Not(Box<Matcher>),
+    /// A number within all given bounds.
     Range {
+        /// At least.
         gte: Option<f64>,
+        /// At most.
         lte: Option<f64>,
+        /// More than.
         gt: Option<f64>,
+        /// Less than.
         lt: Option<f64>,
     },
+    /// A timestamp on that day, in UTC or a US time zone.
     Date(NaiveDate),
+    /// `true`: null or missing; `false`: set.
     Null(bool),
+    /// An array holding this id (`@ref` resolved).
     ContainsId(Value),
 }
 
 impl Matcher {
+    /// A matcher from its task-file form: a plain value means equality; an
+    /// unknown operator is an error naming the valid ones.
     pub fn parse(v: &Value) -> Result<Matcher, String> {
         let Value::Object(m) = v else {
             return Ok(Matcher::Eq(v.clone()));
@@ -103,6 +118,8 @@ impl Matcher {
         }
     }
 
+    /// Whether the field's value (`None`: missing, treated as null) matches,
+    /// with `@ref`s resolved through `refs`.
     pub fn matches(&self, actual: Option<&Value>, refs: &Refs) -> bool {
         let actual = actual.unwrap_or(&Value::Null);
         match self {

@@ -21,18 +21,24 @@ use crate::task::Task;
 pub const ALPHA: f64 = 0.05;
 /// Bootstrap resamples and seed: fixed, so a report is reproducible.
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+/// Seed of the bootstrap resamples.
 pub const BOOTSTRAP_SEED: u64 = 20_261_102;
 
+/// How a trial, or a task over its trials, ended; ordered from best to worst
+/// but for `Skipped`, so a task's status is its worst trial's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Every check held.
     Pass,
+    /// The run finished and a check did not hold.
     #[default]
     Fail,
     /// A replay met a request it has no recording of: never a pass.
     Stale,
     /// The run broke (backend error, database error).
     Error,
+    /// No outcome within the run's timeout.
     Timeout,
     /// The task needs a tool this build does not have.
     Skipped,
@@ -41,26 +47,35 @@ pub enum Status {
 /// One trial of one task.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Trial {
+    /// How the trial ended.
     pub status: Status,
+    /// Every graded expectation, passed or not.
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// The last turn's answer.
     #[serde(default)]
     pub answer: String,
     /// A guard stopped the last turn instead of an answer.
     #[serde(default)]
     pub stopped: bool,
+    /// Every tool call the model asked for, in order.
     #[serde(default)]
     pub calls: Vec<CallRecord>,
+    /// The session's messages as the model saw them.
     #[serde(default)]
     pub transcript: Vec<ChatMessage>,
+    /// What its model calls cost.
     #[serde(default)]
     pub meter: Meter,
+    /// Wall-clock time of the trial.
     pub seconds: f64,
+    /// Why it broke, for `error` and `timeout`.
     #[serde(default)]
     pub error: Option<String>,
 }
 
 impl Trial {
+    /// A trial that produced no outcome: only its status, error and time.
     pub fn broken(status: Status, error: String, took: Duration) -> Trial {
         Trial {
             status,
@@ -74,18 +89,28 @@ impl Trial {
 /// One task over its trials.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskReport {
+    /// The suite's name.
     pub suite: String,
+    /// The task's id.
     pub id: String,
+    /// The task's tags.
     pub tags: Vec<String>,
+    /// Whether it is a safety task (gated separately).
     pub safety: bool,
+    /// The worst trial's status (or `skipped`).
     pub status: Status,
-    /// Trials run and passed.
+    /// Trials run.
     pub n: usize,
+    /// Trials passed.
     pub c: usize,
+    /// Estimated chance one trial passes (`None` before any trial).
     pub pass1: Option<f64>,
+    /// Estimated chance all of k trials pass (`None` with fewer than k trials).
     pub passk: Option<f64>,
+    /// Tools the task needs that this build lacks (then `skipped`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_tools: Vec<String>,
+    /// Every trial, in order.
     pub trials: Vec<Trial>,
     /// A held-out task's row, sealed ([`TaskReport::seal`]): its id is a
     /// digest and it keeps only what aggregates and pairing need.
@@ -94,6 +119,8 @@ pub struct TaskReport {
 }
 
 impl TaskReport {
+    /// The report of a task before its trials: `fail` until
+    /// [`finish`](Self::finish), or `skipped` if tools are missing.
     pub fn new(suite: &str, t: &Task, missing_tools: Vec<String>) -> TaskReport {
         TaskReport {
             suite: suite.to_owned(),
@@ -169,6 +196,7 @@ impl TaskReport {
         self.n > 0 && 2 * self.c > self.n
     }
 
+    /// Whether the task counts in pass rates: it ran at least one trial.
     pub fn graded(&self) -> bool {
         self.status != Status::Skipped && self.n > 0
     }
@@ -199,6 +227,7 @@ pub fn seal(
 /// Pass rates of a group of tasks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRate {
+    /// Tasks in the group.
     pub tasks: usize,
     /// Mean per-task pass^1.
     pub pass1: f64,
@@ -225,21 +254,26 @@ impl GroupRate {
     }
 }
 
+/// The headline figures of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Tasks graded (skipped ones left out).
     pub tasks: usize,
+    /// Trials per task.
     pub k: usize,
     /// Mean per-task pass rate, with its Wilson interval over tasks.
     pub pass1: Estimate,
     /// Mean per-task pass^k (tasks with at least k trials), with its Wilson interval.
     pub passk: Option<Estimate>,
+    /// Tasks by status.
     pub statuses: BTreeMap<String, usize>,
     /// Pass rates by tag and by suite, of the development half only: a
     /// held-out task is counted only in [`Summary::held_out`] and the
     /// totals.
     pub by_tag: BTreeMap<String, GroupRate>,
+    /// Pass rates by suite.
     pub by_suite: BTreeMap<String, GroupRate>,
+    /// What all model calls cost.
     pub tokens: Meter,
     /// Mean seconds per trial.
     pub mean_trial_seconds: f64,
@@ -294,13 +328,19 @@ impl HalfSummary {
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// Format version of the report file.
     pub version: u32,
+    /// The arm that ran.
     pub agent: crate::config::AgentSpec,
+    /// Version of its system prompt.
     pub prompt_version: String,
     /// live, record or replay.
     pub mode: String,
+    /// When the run started (RFC 3339).
     pub started_at: String,
+    /// Wall-clock time of the run.
     pub seconds: f64,
+    /// The headline figures.
     pub summary: Summary,
     /// The development half's rows (every task's, in a run without a split).
     pub tasks: Vec<TaskReport>,
@@ -380,6 +420,7 @@ impl Report {
         self.tasks.iter().chain(&self.held_out)
     }
 
+    /// Reads a report written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Report> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::file(path, e))
@@ -395,6 +436,7 @@ impl Report {
         std::fs::write(&md, self.markdown()).map_err(|e| Error::io(&md, e))
     }
 
+    /// The report for people: summary, rates by suite and tag, tasks not passing.
     pub fn markdown(&self) -> String {
         let s = &self.summary;
         let mut o = String::new();
@@ -530,11 +572,15 @@ fn one_line(s: &str) -> String {
 /// Paired outcomes of two runs on the tasks both graded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Paired {
+    /// Tasks graded in both runs.
     pub tasks: usize,
+    /// Passing in both.
     pub both_pass: usize,
     /// Passing in A only / B only (the discordant pairs).
     pub a_only: usize,
+    /// Passing in B only.
     pub b_only: usize,
+    /// Passing in neither.
     pub neither: usize,
     /// Exact McNemar test on the discordant pairs.
     pub mcnemar_p: f64,
@@ -547,11 +593,16 @@ pub struct Paired {
     pub held_out_flips: usize,
 }
 
+/// A task passing in one run and not the other.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flip {
+    /// The task's id.
     pub id: String,
+    /// Its tags.
     pub tags: Vec<String>,
+    /// Its pass^1 in run A.
     pub a: f64,
+    /// Its pass^1 in run B.
     pub b: f64,
 }
 
@@ -613,10 +664,13 @@ pub fn pair<'a>(
 /// The verdict of `rapport eval run --baseline`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gate {
+    /// No significant drop and no safety regression.
     pub passed: bool,
+    /// Baseline (A) against this run (B).
     pub paired: Paired,
     /// Safety tasks (injection, permission) that passed in the baseline and do not now.
     pub safety_regressions: Vec<String>,
+    /// Why it failed, one line each; empty when it passed.
     pub reasons: Vec<String>,
 }
 
@@ -656,6 +710,7 @@ pub fn gate(baseline: &Report, current: &Report) -> Gate {
 }
 
 impl Gate {
+    /// The verdict for people: the paired counts and the reasons.
     pub fn markdown(&self) -> String {
         let p = &self.paired;
         let mut o = String::new();
@@ -688,10 +743,13 @@ impl Gate {
 /// An A/B experiment: both arms' summaries and their paired comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AbReport {
+    /// The first arm.
     pub a: ArmSummary,
+    /// The second arm.
     pub b: ArmSummary,
     /// Over every task both graded.
     pub paired: Paired,
+    /// Whether the difference is significant (exact McNemar p < [`ALPHA`]).
     pub significant: bool,
     /// Each half on its own (absent when the runs had no held-out half).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -700,13 +758,20 @@ pub struct AbReport {
     pub held_out: Option<Paired>,
 }
 
+/// One arm of an A/B experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArmSummary {
+    /// The arm's name.
     pub name: String,
+    /// Its model.
     pub model: String,
+    /// Whether its tool calls were constrained.
     pub constrained: bool,
+    /// Version of its system prompt.
     pub prompt_version: String,
+    /// `live`, `record` or `replay`.
     pub mode: String,
+    /// Its headline figures over the tasks both arms graded.
     pub summary: Summary,
 }
 
@@ -765,6 +830,7 @@ fn paired_line(p: &Paired) -> String {
 }
 
 impl AbReport {
+    /// The experiment for people: both arms, the paired counts and the flipped tasks.
     pub fn markdown(&self) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# A/B: {} vs {}\n", self.a.name, self.b.name);

@@ -68,12 +68,14 @@ pub const PIPELINE_REFS: &[&str] = &[
 /// Most approval requests answered in one turn (a model proposing forever).
 const MAX_DECISIONS: usize = 6;
 
+/// How many trials to run, of which tasks, where.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Trials per task.
     pub k: usize,
     /// Trials running at once.
     pub jobs: usize,
+    /// Longest one trial may take; beyond it the trial counts as a timeout.
     pub timeout: Duration,
     /// Only tasks whose id or one of whose tags is listed (empty: all).
     pub only: Vec<String>,
@@ -104,7 +106,9 @@ impl Default for RunOptions {
 /// Everything trials share: the arm under test, how the model is reached,
 /// and the embedder (tool selection and semantic search).
 pub struct Harness {
+    /// The arm under test.
     pub spec: AgentSpec,
+    /// How the model is reached: live, recording or replaying.
     pub mode: Arc<Mode>,
     prompt: rapport_agent::prompt::Prompt,
     tool_index: Option<Arc<ToolIndex>>,
@@ -165,6 +169,7 @@ impl Harness {
         })
     }
 
+    /// The version of the arm's system prompt, as reports show it.
     pub fn prompt_version(&self) -> String {
         self.prompt.version.clone()
     }
@@ -567,6 +572,7 @@ pub struct World {
     pub ctx: Ctx,
     /// Who talks to the agent.
     pub user: User,
+    /// The task's named records and seed users, by ref.
     pub refs: Refs,
 }
 

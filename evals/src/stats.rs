@@ -19,8 +19,11 @@ const Z95: f64 = 1.959_963_984_540_054;
 /// A point estimate with its 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
+    /// The point estimate.
     pub value: f64,
+    /// Lower end of the 95% interval.
     pub low: f64,
+    /// Upper end of the 95% interval.
     pub high: f64,
 }
 

@@ -93,17 +93,23 @@ pub fn trial_key(key: &str, trial: usize) -> String {
 /// and how many times that trial had sent the same request before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot<'a> {
+    /// The task's id.
     pub task: &'a str,
+    /// The trial, from 0.
     pub trial: usize,
+    /// Times this trial sent the same request before, from 0.
     pub occurrence: usize,
 }
 
 /// A recorded reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exchange {
+    /// The reply's text.
     pub content: String,
+    /// The calls it made.
     #[serde(default)]
     pub tool_calls: Vec<StoredCall>,
+    /// Token counts, when the backend gave them.
     #[serde(default)]
     pub usage: Option<StoredUsage>,
     /// Seconds the live call took (replays report it as the latency).
@@ -114,17 +120,25 @@ pub struct Exchange {
     pub last_message: String,
 }
 
+/// A recorded tool call (the backend's [`RawCall`](rapport_agent::RawCall)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCall {
+    /// The call's id.
     pub id: String,
+    /// The tool named.
     pub name: String,
+    /// The arguments as the model wrote them.
     pub arguments: Value,
 }
 
+/// Recorded token counts (the backend's [`TokenUsage`](rapport_agent::TokenUsage)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUsage {
+    /// Prompt tokens, cached ones included.
     pub prompt_tokens: u64,
+    /// Tokens the model generated.
     pub completion_tokens: u64,
+    /// Prompt tokens served from a cache.
     pub cached_tokens: u64,
 }
 
@@ -243,14 +257,17 @@ impl Tape {
         })
     }
 
+    /// The recording file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Recorded exchanges.
     pub fn len(&self) -> usize {
         self.lock().exchanges.len()
     }
 
+    /// Whether nothing is recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -573,9 +590,13 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 /// What a task's model calls cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meter {
+    /// Model requests made (or served from the tape).
     pub requests: u64,
+    /// Prompt tokens, cached ones included.
     pub prompt_tokens: u64,
+    /// Tokens generated.
     pub completion_tokens: u64,
+    /// Prompt tokens served from a cache.
     pub cached_tokens: u64,
     /// Seconds spent in the model (recorded seconds on replay).
     pub model_seconds: f64,
@@ -588,10 +609,16 @@ pub enum Mode {
     /// To the backend, keeping every exchange on the tape.
     Record(Arc<dyn LlmBackend>, Arc<Tape>),
     /// From the tape only; `model` is the name the recording was made with.
-    Replay { model: String, tape: Arc<Tape> },
+    Replay {
+        /// The model's name, as recorded.
+        model: String,
+        /// The recorded exchanges.
+        tape: Arc<Tape>,
+    },
 }
 
 impl Mode {
+    /// The model name reports and recordings are keyed by.
     pub fn model(&self) -> String {
         match self {
             Mode::Live(b) | Mode::Record(b, _) => b.model(),
@@ -642,6 +669,7 @@ impl TrialBackend {
         }
     }
 
+    /// What this trial's model calls cost so far.
     pub fn meter(&self) -> Meter {
         *self.meter.lock().unwrap_or_else(|p| p.into_inner())
     }

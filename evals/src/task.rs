@@ -42,20 +42,27 @@ pub struct SuiteFile {
     /// The suite's name (defaults to the file stem).
     #[serde(default)]
     pub suite: Option<String>,
+    /// What the suite tests, for people.
     #[serde(default)]
     pub description: Option<String>,
     /// Values every task of the file starts from (seed, user, approvals, tags).
     #[serde(default)]
     pub defaults: Defaults,
+    /// The tasks, as written.
     pub tasks: Vec<Task>,
 }
 
+/// Values a suite file's tasks start from; a task's own values win.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
+    /// The starting database.
     pub seed: Option<Seed>,
+    /// Who talks to the agent (a seed user's short name).
     pub user: Option<String>,
+    /// How approval requests are answered.
     pub approvals: Option<Approvals>,
+    /// Tags added to every task's own.
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -63,8 +70,11 @@ pub struct Defaults {
 /// A suite: its name and its tasks with the file's defaults applied.
 #[derive(Debug, Clone, Serialize)]
 pub struct Suite {
+    /// The suite's name.
     pub name: String,
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Its tasks, defaults applied, in file order.
     pub tasks: Vec<Task>,
 }
 
@@ -72,7 +82,9 @@ pub struct Suite {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
+    /// Unique within the suite; reports and recordings are keyed by it.
     pub id: String,
+    /// For `--only` and per-tag pass rates; `injection` and `permission` mark safety tasks.
     #[serde(default)]
     pub tags: Vec<String>,
     /// The starting database: a named seed (default: `demo`).
@@ -91,7 +103,9 @@ pub struct Task {
     /// How approval requests are answered (default: approve).
     #[serde(default)]
     pub approvals: Option<Approvals>,
+    /// The user's messages, in order.
     pub turns: Vec<Turn>,
+    /// What must be true after the run.
     #[serde(default)]
     pub expect: Expect,
 }
@@ -102,10 +116,14 @@ pub struct Task {
 pub enum Seed {
     /// `empty` or `demo`.
     Named(String),
+    /// A named seed with its size or random seed changed.
     Params {
+        /// `empty` or `demo`.
         name: String,
+        /// Companies to generate (default [`DEMO_COMPANIES`]).
         #[serde(default)]
         companies: Option<usize>,
+        /// Seed of the generated data (default [`DEMO_SEED`]).
         #[serde(default)]
         seed: Option<u64>,
     },
@@ -116,9 +134,11 @@ pub const SEEDS: &[&str] = &["empty", "demo"];
 /// Companies and random seed of `demo` unless the task says otherwise: small,
 /// so that listings stay short enough for a small model's context.
 pub const DEMO_COMPANIES: usize = 3;
+/// Random seed of `demo` unless the task says otherwise.
 pub const DEMO_SEED: u64 = 7;
 
 impl Seed {
+    /// `empty` or `demo`.
     pub fn name(&self) -> &str {
         match self {
             Seed::Named(n) => n,
@@ -126,6 +146,7 @@ impl Seed {
         }
     }
 
+    /// Companies the seed generates: 0 for `empty`.
     pub fn companies(&self) -> usize {
         match (self.name(), self) {
             ("empty", _) => 0,
@@ -139,6 +160,7 @@ impl Seed {
         }
     }
 
+    /// Seed of the generated data.
     pub fn random_seed(&self) -> u64 {
         match self {
             Seed::Params { seed: Some(s), .. } => *s,
@@ -154,9 +176,12 @@ pub struct InlineRecord {
     /// The name expectations and later records use (`@ref`).
     #[serde(rename = "ref", default)]
     pub reference: Option<String>,
+    /// The record type (`company`, `deal`, ...).
     #[serde(rename = "type")]
     pub record_type: String,
+    /// Its fields; `@ref` values are replaced by the ids they name.
     pub fields: serde_json::Map<String, Value>,
+    /// Tags to put on it.
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -165,7 +190,9 @@ pub struct InlineRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Approvals {
+    /// Approve every call as proposed.
     Approve,
+    /// Reject every call.
     Reject,
 }
 
@@ -173,15 +200,20 @@ pub enum Approvals {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Turn {
+    /// Just the text; approvals as the task says.
     Text(String),
+    /// The text with its own way of answering approvals.
     Full {
+        /// What the user says.
         say: String,
+        /// How this turn's approval requests are answered (default: the task's).
         #[serde(default)]
         approvals: Option<Approvals>,
     },
 }
 
 impl Turn {
+    /// What the user says.
     pub fn text(&self) -> &str {
         match self {
             Turn::Text(s) => s,
@@ -189,6 +221,7 @@ impl Turn {
         }
     }
 
+    /// This turn's own approval answer, if it has one.
     pub fn approvals(&self) -> Option<Approvals> {
         match self {
             Turn::Text(_) => None,
@@ -213,8 +246,10 @@ pub struct Expect {
     /// task says so that a write which also sets a status or a value fails.
     #[serde(default)]
     pub unchanged: Vec<String>,
+    /// What the final answer must (not) say.
     #[serde(default)]
     pub answer: AnswerExpect,
+    /// Which tools must, may not or may only so often be called.
     #[serde(default)]
     pub tools: ToolsExpect,
     /// No destructive call may run without an approved proposal (default true).
@@ -230,6 +265,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordExpect {
+    /// The record type.
     #[serde(rename = "type")]
     pub record_type: String,
     /// Field matchers selecting the rows (see [`crate::matcher`]); `@ref` names
@@ -242,6 +278,7 @@ pub struct RecordExpect {
     /// Tags the rows must carry / must not carry.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Tags the rows must not carry.
     #[serde(default)]
     pub no_tags: Vec<String>,
     /// The row must not exist.
@@ -252,6 +289,7 @@ pub struct RecordExpect {
     pub count: Option<usize>,
 }
 
+/// What the final answer must and must not say.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerExpect {
@@ -261,6 +299,7 @@ pub struct AnswerExpect {
     /// At least one of each group must appear.
     #[serde(default)]
     pub contains_any: Vec<Vec<String>>,
+    /// None may appear (case-insensitive).
     #[serde(default)]
     pub not_contains: Vec<String>,
     /// Activities (`@ref`) whose ids the answer must cite.
@@ -271,6 +310,7 @@ pub struct AnswerExpect {
     pub asks: bool,
 }
 
+/// What the calls of the run must look like.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolsExpect {
@@ -332,18 +372,22 @@ impl<'a> Unchanged<'a> {
 }
 
 impl Task {
+    /// The starting database (default: `demo`).
     pub fn seed(&self) -> Seed {
         self.seed.clone().unwrap_or(Seed::Named("demo".into()))
     }
 
+    /// Who talks to the agent (default: `dana`).
     pub fn user(&self) -> &str {
         self.user.as_deref().unwrap_or("dana")
     }
 
+    /// How approval requests are answered (default: approve).
     pub fn approvals(&self) -> Approvals {
         self.approvals.unwrap_or(Approvals::Approve)
     }
 
+    /// Whether a tag marks it a safety task ([`SAFETY_TAGS`]): gated separately.
     pub fn is_safety(&self) -> bool {
         self.tags.iter().any(|t| SAFETY_TAGS.contains(&t.as_str()))
     }
@@ -526,6 +570,9 @@ impl Suite {
         Suite::parse(&text, path)
     }
 
+    /// Parses suite text read from `path` (named in errors) and applies its
+    /// defaults; a file that does not parse is [`Error::Suite`]. Tasks are
+    /// checked by [`validate`](Self::validate).
     pub fn parse(text: &str, path: &Path) -> Result<Suite> {
         let file: SuiteFile = serde_yaml::from_str(text).map_err(|e| Error::Suite {
             path: path.to_owned(),

@@ -109,9 +109,13 @@ pub fn crm_sentences(n: usize, seed: u64) -> Vec<String> {
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
+    /// Threads Candle runs on.
     pub threads: usize,
+    /// Batch sizes to time, each over the whole set.
     pub batch_sizes: Vec<usize>,
+    /// Sentences in the set.
     pub sentences: usize,
+    /// Seed of the generated sentences: the same seed, the same set.
     pub seed: u64,
     /// Timed repetitions per batch size; the best is reported.
     pub repeats: usize,
@@ -132,24 +136,36 @@ impl Default for BenchOptions {
 /// One batch size's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchResult {
+    /// Sentences per forward pass.
     pub batch_size: usize,
+    /// Best time over the whole set.
     pub seconds: f64,
+    /// Sentences embedded per second.
     pub sentences_per_s: f64,
+    /// Tokens (special ones included) processed per second.
     pub tokens_per_s: f64,
 }
 
 /// The benchmark's output (printed as JSON by `rapport bench embed`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// The embedder artifact.
     pub model: String,
+    /// Engine and precision (`candle (cpu, f32)`).
     pub engine: String,
+    /// Threads Candle ran on.
     pub threads: usize,
+    /// Sentences in the set.
     pub sentences: usize,
+    /// Shortest sentence, in words.
     pub words_min: usize,
+    /// Longest sentence, in words.
     pub words_max: usize,
     /// Tokens the model processes for the whole set, special tokens included.
     pub tokens: usize,
+    /// Whether batches were formed from length-sorted sentences (less padding).
     pub sorted_by_length: bool,
+    /// One per batch size, in the order asked.
     pub results: Vec<BatchResult>,
 }
 

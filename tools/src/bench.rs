@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::registry::Registry;
 use crate::tool::Caller;
 
+/// Size of a tools benchmark run.
 #[derive(Debug, Clone)]
 pub struct BenchParams {
     /// Contacts in the table being read.

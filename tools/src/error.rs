@@ -6,6 +6,7 @@
 use rapport_crm::{Candidate, RecordType};
 use serde::{Deserialize, Serialize};
 
+/// Result of a tool call and of the helpers tools are built from.
 pub type Result<T, E = ToolError> = std::result::Result<T, E>;
 
 /// What kind of failure this is; adapters map it to HTTP statuses, MCP errors
@@ -30,6 +31,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as models and clients see it (`invalid_argument`, `not_found`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "invalid_argument",
@@ -53,7 +55,9 @@ impl std::fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ToolError {
+    /// What kind of failure; branch on this, not on the message.
     pub code: ErrorCode,
+    /// What went wrong, in one sentence written for the caller.
     pub message: String,
     /// The argument at fault, as a path into the arguments (`filter`, `deal_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +83,7 @@ pub struct ToolError {
 pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
 impl Cause {
+    /// Wraps an error for the logs.
     pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Cause(std::sync::Arc::new(err))
     }
@@ -103,6 +108,7 @@ impl std::error::Error for Cause {
 }
 
 impl ToolError {
+    /// An error with a code and message only: no field, hint or candidates, not retryable.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ToolError {
             code,
@@ -121,18 +127,22 @@ impl ToolError {
         self
     }
 
+    /// An argument is malformed or out of range; `field` is its path in the arguments.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ToolError::new(ErrorCode::InvalidArgument, message).with_field(field)
     }
 
+    /// A record the call names does not exist in the caller's workspace.
     pub fn not_found(message: impl Into<String>) -> Self {
         ToolError::new(ErrorCode::NotFound, message)
     }
 
+    /// The caller's role or ownership does not allow the call.
     pub fn denied(message: impl Into<String>) -> Self {
         ToolError::new(ErrorCode::PermissionDenied, message)
     }
 
+    /// A fault of Rapport or its database; the caller cannot fix it.
     pub fn internal(message: impl Into<String>) -> Self {
         ToolError::new(ErrorCode::Internal, message)
     }
@@ -157,11 +167,13 @@ impl ToolError {
         }
     }
 
+    /// Names the argument at fault (a path such as `follow_up.due_at`).
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
+    /// Adds what the caller should do next.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

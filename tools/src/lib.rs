@@ -45,10 +45,6 @@ let found = tools.call(&store, &caller, "find_records", json!({"query": "Dana"})
 ```
 */
 
-// 97 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 #[cfg(feature = "bench")]
 pub mod bench;
 mod domain;

@@ -46,6 +46,8 @@ pub struct NbaArgs {
 }
 
 /// One ranked action.
+// Field docs are schema descriptions; see tools::schema::recorded.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ActionOut {
     pub rank: usize,
@@ -67,6 +69,8 @@ pub struct ActionOut {
     pub urgency: f64,
 }
 
+// Field docs are schema descriptions; see tools::schema::recorded.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NbaOutput {
     pub rep_id: Id,
@@ -154,6 +158,8 @@ pub struct FeedbackArgs {
     pub until: Option<DateTime<Utc>>,
 }
 
+// Field docs are schema descriptions; see tools::schema::recorded.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FeedbackOutput {
     pub id: Id,

@@ -186,16 +186,23 @@ pub struct ListArgs {
 }
 
 /// One page of records; pass `next_cursor` back as `cursor` for the next.
+// Field docs are schema descriptions; see tools::schema::recorded.
+#[allow(missing_docs)]
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ListOutput {
     pub items: Vec<RecordMap>,
     pub next_cursor: Option<String>,
 }
 
+/// The `create_*` tool of one record type (`create_contact`): creates one record.
 pub struct CreateRecord(pub RecordType);
+/// The `get_*` tool of one record type: one record by id, with all its fields.
 pub struct GetRecord(pub RecordType);
+/// The `update_*` tool of one record type: changes only the given fields of one record.
 pub struct UpdateRecord(pub RecordType);
+/// The `delete_*` tool of one record type: deletes one record (destructive).
 pub struct DeleteRecord(pub RecordType);
+/// The `list_*` tool of one record type (`list_companies`): filters, sorts and pages.
 pub struct ListRecords(pub RecordType);
 
 impl Tool for CreateRecord {

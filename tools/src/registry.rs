@@ -15,12 +15,18 @@ use crate::tool::{Call, Caller, DynTool, Effect, role_name};
 /// What a listing shows of one tool.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolInfo {
+    /// The name calls use (snake_case, unique).
     pub name: &'static str,
+    /// What the tool does, written for a model.
     pub description: String,
+    /// Whether it reads, writes or destroys.
     pub effect: Effect,
+    /// The strict JSON Schema of its arguments.
     pub input_schema: Value,
 }
 
+/// Every tool by name and the services they use; the one path through which
+/// adapters call tools. Build once and share: calls take `&self`.
 pub struct Registry {
     tools: BTreeMap<&'static str, Box<dyn DynTool>>,
     services: Services,
@@ -50,6 +56,8 @@ impl Registry {
         r
     }
 
+    /// A registry with no tools and no services, for tests and adapters that
+    /// register their own selection.
     pub fn empty() -> Self {
         Registry {
             tools: BTreeMap::new(),
@@ -76,6 +84,7 @@ impl Registry {
         assert!(old.is_none(), "tool {name} registered twice");
     }
 
+    /// The tool called `name`, if registered.
     pub fn get(&self, name: &str) -> Option<&dyn DynTool> {
         self.tools.get(name).map(|t| t.as_ref())
     }
@@ -85,6 +94,7 @@ impl Registry {
         self.tools.values().map(|t| t.as_ref())
     }
 
+    /// Name, description, effect and input schema of every tool, by name.
     pub fn list(&self) -> Vec<ToolInfo> {
         self.tools()
             .map(|t| ToolInfo {
@@ -288,9 +298,12 @@ pub fn first_sentence(s: &str) -> &str {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot(pub Vec<SnapshotItem>);
 
+/// One record as it was when a call was proposed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotItem {
+    /// The record's type.
     pub record_type: RecordType,
+    /// The record's id within its type.
     pub id: Id,
     /// `None` when the record did not exist.
     pub record: Option<RecordMap>,

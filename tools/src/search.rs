@@ -36,6 +36,8 @@ pub struct SearchArgs {
 }
 
 /// One interaction that answers the query. Cite it by `activity_id`.
+// Field docs are schema descriptions; see tools::schema::recorded.
+#[allow(missing_docs)]
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct InteractionHit {
     pub activity_id: Id,

@@ -23,9 +23,13 @@ use crate::tool::BoxFuture;
 pub struct SearchFilters {
     /// email, call, meeting or note.
     pub kind: Option<String>,
+    /// Only interactions linked to this company.
     pub company_id: Option<Id>,
+    /// Only interactions with this contact.
     pub contact_id: Option<Id>,
+    /// Only interactions linked to this deal.
     pub deal_id: Option<Id>,
+    /// Only interactions this user owns.
     pub owner_id: Option<Id>,
     /// Occurred at or after.
     pub since: Option<DateTime<Utc>>,
@@ -49,7 +53,9 @@ pub trait InteractionSearch: Send + Sync {
 /// What a rep did with a next-best action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionFeedback {
+    /// The action's stable key as `next_best_actions` returned it.
     pub action_key: String,
+    /// Done, dismissed or snoozed.
     pub status: FeedbackStatus,
     /// Why it was dismissed.
     pub reason: Option<String>,
@@ -84,6 +90,8 @@ pub trait ActionEngine: Send + Sync {
     ) -> BoxFuture<'a, Result<FeedbackOutput>>;
 }
 
+/// The services tools may use besides the database; each is optional, and a
+/// tool whose service is missing says how to set it up.
 #[derive(Clone, Default)]
 pub struct Services {
     /// Semantic search over activity text (`search_interactions`).

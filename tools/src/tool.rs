@@ -28,6 +28,7 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// The effect as listings and the audit log spell it (`read`, `write`, `destructive`).
     pub fn as_str(self) -> &'static str {
         match self {
             Effect::Read => "read",
@@ -51,10 +52,15 @@ impl Effect {
 /// never by the model's arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The workspace every call is confined to.
     pub workspace_id: Id,
+    /// The user the call acts as; audit entries and ownership checks use it.
     pub user_id: Id,
+    /// The user's role, which decides which tools and changes are allowed.
     pub role: Role,
+    /// The adapter the call came through, as the audit log records it.
     pub source: Source,
+    /// The agent session the call belongs to, if any.
     pub session_id: Option<String>,
     /// The model acting for the user, if any: recorded with each call.
     pub agent: Option<AgentInfo>,
@@ -63,7 +69,9 @@ pub struct Caller {
 /// Which model and prompt made a call, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentInfo {
+    /// Model name as the agent reports it.
     pub model: String,
+    /// Version of the system prompt in use, if versioned.
     pub prompt_version: Option<String>,
 }
 
@@ -80,6 +88,7 @@ impl Caller {
         }
     }
 
+    /// The store context for this caller: same workspace, user, source and session.
     pub fn ctx(&self) -> Ctx {
         Ctx {
             workspace_id: self.workspace_id,
@@ -113,9 +122,13 @@ pub fn owner_field(rt: RecordType) -> Option<&'static str> {
 /// store (for reads the transaction cannot do, e.g. loose lookups), and the
 /// caller.
 pub struct Call {
+    /// The call's one transaction; the registry commits it when the call succeeds.
     pub tx: Tx,
+    /// The store, for reads outside the transaction (loose lookups).
     pub store: Store,
+    /// The store context of the caller.
     pub ctx: Ctx,
+    /// Who is calling, for permission checks.
     pub caller: Caller,
     /// Long-lived services (semantic search); absent ones make their tools fail clearly.
     pub services: crate::Services,
@@ -185,14 +198,18 @@ pub(crate) fn role_name(role: Role) -> &'static str {
 
 /// One CRM operation with typed arguments and result.
 pub trait Tool: Send + Sync + 'static {
+    /// The arguments, parsed from the call's JSON; their schema is what models see.
     type Args: DeserializeOwned + JsonSchema + Send;
+    /// The result, returned to the caller as JSON.
     type Output: Serialize + JsonSchema;
 
     /// snake_case, unique in the registry.
     fn name(&self) -> &'static str;
     /// For a model: what the tool does, when to use it, what it returns.
     fn description(&self) -> String;
+    /// What the tool does to the CRM; decides the default roles.
     fn effect(&self) -> Effect;
+    /// The roles that may call the tool at all; by default those of its effect.
     fn roles(&self) -> &'static [Role] {
         self.effect().default_roles()
     }
@@ -221,17 +238,25 @@ pub trait Tool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
+/// A boxed, sendable future: what type-erased async calls return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A tool with its types erased: JSON in, JSON out. Implemented for every
 /// [`Tool`] by the blanket impl below and nowhere else.
 pub trait DynTool: Send + Sync {
+    /// See [`Tool::name`].
     fn name(&self) -> &'static str;
+    /// See [`Tool::description`].
     fn description(&self) -> String;
+    /// See [`Tool::effect`].
     fn effect(&self) -> Effect;
+    /// See [`Tool::roles`].
     fn roles(&self) -> &'static [Role];
+    /// The strict-mode schema of the arguments ([`schema::strict`](crate::schema::strict)).
     fn input_schema(&self) -> Value;
+    /// The JSON Schema of the result.
     fn output_schema(&self) -> Value;
+    /// See [`Tool::example`].
     fn example(&self) -> Value;
     /// Whether the tool can run with these services (see [`Tool::available`]).
     fn available(&self, services: &crate::Services) -> bool;
@@ -239,6 +264,8 @@ pub trait DynTool: Send + Sync {
     fn validate_args(&self, args: &Value) -> Result<()>;
     /// The existing records a call would change (see [`Tool::targets`]).
     fn targets(&self, args: &Value) -> Result<Vec<(RecordType, Id)>>;
+    /// Parses the arguments and runs the tool in `cx`; a parse error names the
+    /// offending field.
     fn call_json<'a>(&'a self, cx: &'a mut Call, args: Value) -> BoxFuture<'a, Result<Value>>;
 }
 

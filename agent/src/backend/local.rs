@@ -19,6 +19,8 @@ use rapport_tools::BoxFuture;
 
 use super::{BackendError, DeltaSink, LlmBackend, LlmReply, LlmRequest, RawCall, TokenUsage};
 
+/// The local GGUF chat model in process (llama.cpp), greedy by default and with
+/// tool calls constrained to the offered schemas.
 pub struct LocalBackend {
     model: Arc<ChatModel>,
     /// Constrain tool calls to the offered tools' schemas (llguidance).
@@ -33,6 +35,7 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
+    /// Greedy decoding, constrained calls, at most 384 tokens per reply.
     pub fn new(model: Arc<ChatModel>) -> Self {
         LocalBackend {
             model,
@@ -73,6 +76,7 @@ impl LocalBackend {
         }
     }
 
+    /// The loaded model this backend answers with.
     pub fn chat_model(&self) -> &Arc<ChatModel> {
         &self.model
     }

@@ -22,7 +22,12 @@ use serde_json::Value;
 pub enum BackendError {
     /// The endpoint answered with an error status (after retries for 429 and 5xx).
     #[error("the model endpoint answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The error message the endpoint sent, or the HTTP client's description.
+        message: String,
+    },
     /// No answer in time (after retries).
     #[error("the model endpoint did not answer in time: {0}")]
     Timeout(String),
@@ -43,9 +48,13 @@ pub enum BackendError {
 /// One request to a model.
 #[derive(Debug, Clone, Default)]
 pub struct LlmRequest {
+    /// The conversation so far, system prompt first.
     pub messages: Vec<ChatMessage>,
+    /// The tools the model may call.
     pub tools: Vec<ToolSpec>,
+    /// Whether the model must, may or may not call a tool.
     pub tool_choice: ToolChoice,
+    /// Most tokens in the reply; `None` leaves it to the backend.
     pub max_tokens: Option<u32>,
     /// Tools listed in the prompt that this reply may not call (a read the
     /// model just repeated). Listed still, so a local model's cached prompt
@@ -58,15 +67,20 @@ pub struct LlmRequest {
 /// model with an error it can correct from).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RawCall {
+    /// The call's id, echoed in its result message.
     pub id: String,
+    /// The tool's name as written (it may not exist).
     pub name: String,
+    /// The arguments object, or the raw text as a string if it did not parse.
     pub arguments: Value,
 }
 
 /// Token counts of one model call; `None` fields when the endpoint did not say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TokenUsage {
+    /// Prompt tokens, cached ones included.
     pub prompt_tokens: u64,
+    /// Tokens the model generated.
     pub completion_tokens: u64,
     /// Prompt tokens served from a cache (KV-cache prefix reuse, or the endpoint's prompt cache).
     pub cached_tokens: u64,
@@ -75,8 +89,11 @@ pub struct TokenUsage {
 /// The model's reply to one request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LlmReply {
+    /// The reply's text (empty when it only calls tools).
     pub content: String,
+    /// The calls it asks for, in order.
     pub tool_calls: Vec<RawCall>,
+    /// Token counts, when the backend reports them.
     pub usage: Option<TokenUsage>,
 }
 
@@ -92,6 +109,8 @@ pub trait LlmBackend: Send + Sync {
     fn prefers_small_prompts(&self) -> bool {
         false
     }
+    /// Sends one request and returns the whole reply, streaming its text to
+    /// `on_delta` as it comes.
     fn complete<'a>(
         &'a self,
         request: &'a LlmRequest,

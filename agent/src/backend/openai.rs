@@ -31,7 +31,9 @@ use super::{
 pub struct OpenAiConfig {
     /// e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: String,
+    /// Bearer token, if the endpoint wants one.
     pub api_key: Option<String>,
+    /// Model name sent with each request and recorded with each call.
     pub model: String,
     /// Longest wait for the connection and for each piece of the answer.
     pub read_timeout: Duration,
@@ -42,10 +44,12 @@ pub struct OpenAiConfig {
     pub max_attempts: u32,
     /// First backoff; doubled on each retry, with jitter.
     pub backoff: Duration,
+    /// Sampling temperature; `None` leaves it to the server (default 0: repeatable).
     pub temperature: Option<f32>,
 }
 
 impl OpenAiConfig {
+    /// Defaults: no key, 60 s read timeout, 10 min per request, 4 attempts, temperature 0.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         OpenAiConfig {
             base_url: base_url.into(),
@@ -60,12 +64,16 @@ impl OpenAiConfig {
     }
 }
 
+/// Any OpenAI-compatible chat completions endpoint (llama-server, vLLM, hosted
+/// APIs), streamed, with retries.
 pub struct OpenAiBackend {
     client: Client<OpenAIConfig>,
     config: Arc<OpenAiConfig>,
 }
 
 impl OpenAiBackend {
+    /// A client for the endpoint; nothing is sent until the first request, so
+    /// this fails only if the HTTP client cannot be built.
     pub fn new(config: OpenAiConfig) -> Result<Self, BackendError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()

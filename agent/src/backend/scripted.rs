@@ -22,6 +22,8 @@ struct Step {
     reply: Reply,
 }
 
+/// A test model that answers with replies written in advance, in order, and
+/// keeps the requests it was sent.
 #[derive(Default)]
 pub struct ScriptedBackend {
     steps: Mutex<VecDeque<Step>>,
@@ -29,6 +31,7 @@ pub struct ScriptedBackend {
 }
 
 impl ScriptedBackend {
+    /// A backend with no replies yet; add them with [`say`](Self::say) and the like.
     pub fn new() -> Self {
         Self::default()
     }

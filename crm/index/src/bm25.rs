@@ -8,6 +8,8 @@ use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
 use crate::SparseVector;
 use crate::error::{Error, Result};
 
+/// Turns text into BM25 sparse vectors; build one and share it, since
+/// construction loads the stop-word list and stemmer.
 #[derive(Debug)]
 pub struct Bm25 {
     inner: EdgeBm25,

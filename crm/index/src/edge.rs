@@ -24,6 +24,9 @@ use crate::{
     SparseVector, VectorIndex,
 };
 
+/// The embedded engine: a qdrant-edge shard in one directory, shared by all
+/// workspaces. Searches share the shard; writes, flushes and optimisation
+/// take it alone.
 pub struct EdgeIndex {
     shard: Arc<RwLock<EdgeShard>>,
     path: PathBuf,

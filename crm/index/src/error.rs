@@ -1,20 +1,37 @@
 //! The index's one error type.
 
+/// Result of every index operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why an index operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The embedded qdrant-edge engine failed (I/O, a corrupt shard, a bad request).
     #[error("vector index (qdrant-edge at {path}): {message}")]
-    Edge { path: String, message: String },
+    Edge {
+        /// Directory of the shard.
+        path: String,
+        /// The engine's own description of the failure.
+        message: String,
+    },
 
     /// The Qdrant server refused a request or could not be reached.
     #[error("vector index (Qdrant server at {url}): {message}")]
-    Server { url: String, message: String },
+    Server {
+        /// The server's URL as configured.
+        url: String,
+        /// The client's or server's description of the failure.
+        message: String,
+    },
 
     /// The caller asked for something the index cannot hold or answer.
     #[error("invalid {field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// The argument or setting at fault (`since`, `vector`, `dimension`, `bm25`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
 
     /// The index holds data this code did not write (a payload that does not decode).
     #[error("vector index holds an unreadable point: {0}")]
@@ -26,6 +43,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Invalid`] naming the offending argument or setting.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.into(),

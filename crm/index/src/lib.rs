@@ -19,10 +19,6 @@ writing the same chunk twice leaves one point, which is what makes ingestion
 idempotent.
 */
 
-// 41 public items still lack docs (2026-12-07); the workspace warns
-// `missing_docs`, and this allowance goes when the crate is documented.
-#![allow(missing_docs)]
-
 mod bm25;
 mod edge;
 mod error;
@@ -69,7 +65,9 @@ pub fn point_id(activity_id: i64, chunk: u32) -> u64 {
 /// A sparse vector: term ids and weights, ids ascending and unique.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SparseVector {
+    /// Term ids, strictly ascending.
     pub indices: Vec<u32>,
+    /// One weight per id in `indices`, same length.
     pub values: Vec<f32>,
 }
 
@@ -77,22 +75,31 @@ pub struct SparseVector {
 /// fields searches filter on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkPayload {
+    /// Tenant the activity belongs to; every search is filtered on it.
     pub workspace_id: i64,
+    /// The activity the chunk was cut from; with `chunk` it makes the [`point_id`].
     pub activity_id: i64,
     /// 0-based chunk number within the activity.
     pub chunk: u32,
     /// email, call, meeting or note.
     pub kind: String,
+    /// Company the activity is linked to, if any.
     pub company_id: Option<i64>,
+    /// Contact the activity is linked to, if any.
     pub contact_id: Option<i64>,
+    /// Deal the activity is linked to, if any.
     pub deal_id: Option<i64>,
+    /// Lead the activity is linked to, if any (stored, not filtered on).
     pub lead_id: Option<i64>,
+    /// User who owns the activity, if any.
     pub owner_id: Option<i64>,
+    /// When the activity happened (not when it was indexed).
     pub occurred_at: DateTime<Utc>,
     /// The chunk's text.
     pub text: String,
     /// Byte span of `text` within the activity's indexed text.
     pub start: u32,
+    /// End of that byte span, exclusive.
     pub end: u32,
 }
 
@@ -105,6 +112,8 @@ impl ChunkPayload {
         v
     }
 
+    /// Reads a payload as stored by [`to_json`](Self::to_json); a payload that
+    /// does not decode is [`Error::Corrupt`].
     pub fn from_json(mut v: serde_json::Value) -> Result<ChunkPayload> {
         if let Some(m) = v.as_object_mut() {
             m.remove("occurred_ts");
@@ -116,12 +125,16 @@ impl ChunkPayload {
 /// One chunk as the index stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexPoint {
+    /// Where the text came from and what searches filter on.
     pub payload: ChunkPayload,
+    /// MiniLM embedding of the chunk text; its length is the index's dimension.
     pub dense: Vec<f32>,
+    /// BM25 vector of the chunk text ([`Bm25::embed_document`]).
     pub sparse: SparseVector,
 }
 
 impl IndexPoint {
+    /// The point's [`point_id`], derived from its activity and chunk number.
     pub fn id(&self) -> u64 {
         point_id(self.payload.activity_id, self.payload.chunk)
     }
@@ -131,13 +144,18 @@ impl IndexPoint {
 /// ever crosses workspaces.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IndexFilter {
+    /// The only workspace searched; required, so no query crosses tenants.
     pub workspace_id: i64,
     /// Any of these kinds (empty: all kinds).
     #[serde(default)]
     pub kinds: Vec<String>,
+    /// Only chunks of this company's activities.
     pub company_id: Option<i64>,
+    /// Only chunks of this contact's activities.
     pub contact_id: Option<i64>,
+    /// Only chunks of this deal's activities.
     pub deal_id: Option<i64>,
+    /// Only chunks of activities this user owns.
     pub owner_id: Option<i64>,
     /// Occurred at or after.
     pub since: Option<DateTime<Utc>>,
@@ -146,6 +164,7 @@ pub struct IndexFilter {
 }
 
 impl IndexFilter {
+    /// Everything in one workspace: no other condition.
     pub fn workspace(workspace_id: i64) -> Self {
         IndexFilter {
             workspace_id,
@@ -253,7 +272,9 @@ pub enum Query {
     Sparse(SparseVector),
     /// Both, fused by reciprocal rank fusion of the two candidate lists.
     Hybrid {
+        /// MiniLM embedding of the query text.
         dense: Vec<f32>,
+        /// BM25 vector of the query text ([`Bm25::embed_query`]).
         sparse: SparseVector,
     },
 }
@@ -262,7 +283,9 @@ pub enum Query {
 /// [`VectorIndex::search`] builds hybrid search from two of these.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Probe<'a> {
+    /// A MiniLM vector, matched by cosine similarity.
     Dense(&'a [f32]),
+    /// A BM25 vector, matched by sparse dot product with engine-side IDF.
     Sparse(&'a SparseVector),
 }
 
@@ -271,14 +294,18 @@ pub enum Probe<'a> {
 /// return.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
+    /// The point's [`point_id`].
     pub id: u64,
+    /// Engine similarity; higher is better, comparable only within one list.
     pub score: f32,
 }
 
 /// A found chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredChunk {
+    /// Similarity, or the fused RRF score for hybrid search; higher is better.
     pub score: f32,
+    /// The chunk's text and where it came from.
     pub payload: ChunkPayload,
 }
 

@@ -19,6 +19,8 @@ use crate::{
     VectorIndex,
 };
 
+/// The scale-out engine: one collection on a Qdrant server or cluster, shared
+/// by all workspaces.
 pub struct ServerIndex {
     client: Qdrant,
     url: String,

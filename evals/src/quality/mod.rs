@@ -25,7 +25,9 @@ pub struct Measure {
     pub key: String,
     /// Section of the report: agent, sentiment, retrieval, tabular.
     pub group: String,
+    /// How the report names it, for people.
     pub label: String,
+    /// The figure; higher is better for every measure.
     pub value: f64,
     /// Figures it is read beside, e.g. `("scikit-learn HistGB", 0.9272)`.
     #[serde(default)]
@@ -36,6 +38,7 @@ pub struct Measure {
 }
 
 impl Measure {
+    /// A measure without references or note; `key` should begin with `group`.
     pub fn new(group: &str, key: &str, label: &str, value: f64) -> Measure {
         Measure {
             key: key.to_owned(),
@@ -47,11 +50,13 @@ impl Measure {
         }
     }
 
+    /// Adds a figure to read it beside.
     pub fn reference(mut self, name: &str, value: f64) -> Measure {
         self.references.push((name.to_owned(), value));
         self
     }
 
+    /// Sets the free-text note.
     pub fn note(mut self, note: impl Into<String>) -> Measure {
         self.note = note.into();
         self
@@ -62,7 +67,9 @@ impl Measure {
 /// a regression (every figure here is better when higher).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineEntry {
+    /// The baseline figure.
     pub value: f64,
+    /// How far below `value` a new figure may fall and still hold.
     pub tolerance: f64,
     /// Reference figures measured outside Rapport (e.g. scikit-learn on the
     /// same split), shown beside the measure.
@@ -73,10 +80,12 @@ pub struct BaselineEntry {
 /// `evals/baselines/quality.json`: baseline entries by measure key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
+    /// Entries by [`Measure::key`].
     pub entries: BTreeMap<String, BaselineEntry>,
 }
 
 impl Baseline {
+    /// Reads a baseline file.
     pub fn load(path: &Path) -> Result<Baseline> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_slice(&bytes).map_err(|e| Error::file(path, e))
@@ -118,6 +127,7 @@ impl Baseline {
     }
 }
 
+/// How a measure compares with its baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -129,19 +139,27 @@ pub enum Verdict {
     New,
 }
 
+/// One measure judged against its baseline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
+    /// The measure.
     pub measure: Measure,
+    /// The baseline figure, if there is one.
     pub baseline: Option<f64>,
+    /// Its tolerance, if there is a baseline.
     pub tolerance: Option<f64>,
+    /// Held, regressed or new.
     pub verdict: Verdict,
 }
 
+/// Every measure of a run against the baseline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QualityReport {
+    /// One per measure, in the order measured.
     pub rows: Vec<Row>,
     /// Baseline keys with no measure in this run (skipped or unavailable).
     pub not_measured: Vec<String>,
+    /// No measure regressed.
     pub passed: bool,
 }
 
@@ -187,6 +205,7 @@ pub fn compare(measures: &[Measure], baseline: &Baseline) -> QualityReport {
 }
 
 impl QualityReport {
+    /// One line per regressed measure: its value, baseline and tolerance.
     pub fn regressions(&self) -> Vec<String> {
         self.rows
             .iter()
@@ -203,6 +222,7 @@ impl QualityReport {
             .collect()
     }
 
+    /// The report as Markdown, one table per group.
     pub fn markdown(&self) -> String {
         let mut out = String::from("# Rapport quality report\n");
         let mut groups: Vec<&str> = Vec::new();

@@ -180,9 +180,13 @@ pub async fn retrieval(companies: usize, progress: &ProgressBar) -> Result<Vec<M
 pub struct TabularSet {
     /// Key part, e.g. `lf_intermediate_5k`.
     pub name: &'static str,
+    /// Model registry task it trains (`lead-score`, `churn`).
     pub task: &'static str,
+    /// Training file (Parquet or CSV).
     pub train: PathBuf,
+    /// Held-out test file, same format.
     pub test: PathBuf,
+    /// The column to predict.
     pub target: &'static str,
 }
 

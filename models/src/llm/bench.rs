@@ -23,7 +23,9 @@ use super::{ChatModel, LoadOptions, Result};
 /// How to run the benchmark.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
+    /// Threads for prefill and decode.
     pub threads: usize,
+    /// Context window to load the model with, in tokens.
     pub n_ctx: u32,
     /// How many of the 30 CRM requests to run (all by default).
     pub requests: usize,
@@ -48,27 +50,40 @@ impl Default for BenchOptions {
 /// One model's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
+    /// The model's name.
     pub model: String,
+    /// Size of the GGUF file.
     pub file_bytes: u64,
+    /// Parameters of the model.
     pub params: u64,
+    /// Threads it ran on.
     pub threads: usize,
+    /// Seconds to load the weights and create the context.
     pub load_s: f64,
+    /// Prompt tokens evaluated per second (speed test, empty cache).
     pub prefill_tok_s: f64,
+    /// Tokens generated per second.
     pub decode_tok_s: f64,
+    /// Prompt tokens of the speed test.
     pub prompt_tokens: usize,
+    /// Tokens generated in the speed test.
     pub generated_tokens: usize,
     /// Seconds for the prompt plus generation with an empty KV cache.
     pub cold_s: f64,
     /// Seconds for a prompt sharing its long system prefix with the previous one.
     pub cached_prefix_s: f64,
+    /// Prompt tokens of that second request found in the KV cache.
     pub cached_prefix_tokens: usize,
+    /// Tool-call reliability, constrained and unconstrained.
     pub tool_calls: Vec<ToolCallReport>,
 }
 
 /// Tool-call reliability in one decoding mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolCallReport {
+    /// `constrained` or `unconstrained` decoding.
     pub mode: &'static str,
+    /// CRM requests run.
     pub requests: usize,
     /// Outputs that tried to call a tool (tag, fence or JSON object).
     pub attempts: usize,
@@ -80,6 +95,7 @@ pub struct ToolCallReport {
     pub valid_of_requests: f64,
     /// Valid calls of the tool the request calls for.
     pub expected_tool: usize,
+    /// Mean seconds per request.
     pub mean_s: f64,
     /// Up to five outputs that were not valid calls, for reading.
     pub failures: Vec<String>,

@@ -69,12 +69,19 @@ impl Default for LoadOptions {
 /// Facts about a loaded model.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelInfo {
+    /// The model's name: the one given at load, else the GGUF file's stem.
     pub name: String,
+    /// The GGUF file.
     pub path: PathBuf,
+    /// Context window of the loaded context, in tokens.
     pub n_ctx: usize,
+    /// Context length the model was trained with.
     pub n_ctx_train: usize,
+    /// Parameters of the model.
     pub n_params: u64,
+    /// Size of the weights in bytes.
     pub size_bytes: u64,
+    /// Threads for prefill and decode.
     pub n_threads: usize,
     /// Seconds to load the weights and create the context.
     pub load_s: f64,
@@ -87,7 +94,9 @@ pub struct ModelInfo {
 pub enum Event {
     /// Newly decoded text.
     Delta(String),
+    /// The generation ended; the whole result.
     Done(Completion),
+    /// The generation failed; nothing follows.
     Error(LlmError),
 }
 
@@ -169,10 +178,12 @@ impl ChatModel {
         Ok(ChatModel { info, jobs, queued })
     }
 
+    /// Facts about the loaded model.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }
 
+    /// The model's name, as reported with every reply.
     pub fn name(&self) -> &str {
         &self.info.name
     }

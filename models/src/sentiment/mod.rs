@@ -33,26 +33,33 @@ const HEAD_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentLabel {
+    /// Displeased, critical or worried.
     Negative,
+    /// Neither: facts, logistics, questions.
     Neutral,
+    /// Pleased, interested or approving.
     Positive,
 }
 
 impl SentimentLabel {
+    /// The labels in head output order.
     pub const ALL: [SentimentLabel; 3] = [
         SentimentLabel::Negative,
         SentimentLabel::Neutral,
         SentimentLabel::Positive,
     ];
 
+    /// Position of the label in the head's output (and in [`ALL`](Self::ALL)).
     pub fn index(self) -> usize {
         self as usize
     }
 
+    /// The label at an output position; `None` past the third.
     pub fn from_index(i: usize) -> Option<SentimentLabel> {
         Self::ALL.get(i).copied()
     }
 
+    /// `negative`, `neutral` or `positive`, as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             SentimentLabel::Negative => "negative",
@@ -134,23 +141,30 @@ impl Feature {
 /// `head.json`: what a head is and what it was trained on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeadConfig {
+    /// Format version of the head files.
     pub format: u32,
+    /// The head's version: its directory name under [`HEAD_DIR`].
     pub version: String,
+    /// When it was trained, in Unix seconds.
     pub created_unix: u64,
     /// Manifest name of the embedder the head expects.
     pub embedder: String,
     /// sha256 of the embedder's weights at training time.
     pub embedder_sha256: String,
+    /// Width of the embedder's vectors.
     pub embed_dim: usize,
+    /// The input features, in the order they are concatenated.
     pub features: Vec<Feature>,
     /// Width of the hidden layer; 0 for a linear (multinomial logistic) head.
     pub hidden: usize,
+    /// The classes, in output order.
     pub labels: Vec<SentimentLabel>,
     /// sha256 of `head.safetensors`, checked on load.
     pub weights_sha256: String,
 }
 
 impl HeadConfig {
+    /// Width of the head's input: the features' widths summed.
     pub fn input_width(&self) -> usize {
         self.features.iter().map(|f| f.width(self.embed_dim)).sum()
     }

@@ -33,18 +33,25 @@ use crate::store::{Store, sha256_file};
 pub struct TrainOptions {
     /// Use at most this many examples (stratified); `None` for all.
     pub limit: Option<usize>,
+    /// Most passes over the training side (the best epoch on validation is kept).
     pub epochs: usize,
     /// Hidden layer width; 0 trains a linear (multinomial logistic) head.
     pub hidden: usize,
+    /// AdamW's learning rate.
     pub learning_rate: f64,
+    /// AdamW's weight decay.
     pub weight_decay: f64,
+    /// Examples per optimiser step.
     pub batch_size: usize,
+    /// Dropout rate on the inputs and the hidden layer while training, 0–1.
     pub dropout: f32,
     /// Fraction of each class held out for the test metrics.
     pub test_fraction: f64,
     /// Fraction of the training side used to pick the best epoch.
     pub validation_fraction: f64,
+    /// Seed of the subset, the splits and the batch shuffles.
     pub seed: u64,
+    /// The head's inputs, in order.
     pub features: Vec<Feature>,
     /// Threads for the embedder.
     pub threads: Option<usize>,
@@ -78,11 +85,17 @@ impl Default for TrainOptions {
 /// Sizes of the data and its split.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataSummary {
+    /// The data set artifact.
     pub artifact: String,
+    /// sha256 of its CSV.
     pub sha256: String,
+    /// Labelled examples used.
     pub examples: usize,
+    /// Examples trained on.
     pub train: usize,
+    /// Examples used to pick the best epoch.
     pub validation: usize,
+    /// Examples held out for the test metrics.
     pub test: usize,
     /// Examples per class (negative, neutral, positive).
     pub class_counts: [usize; 3],
@@ -91,8 +104,11 @@ pub struct DataSummary {
 /// What training produced (`metrics.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
+    /// The saved head's version; `None` until saved.
     pub version: Option<String>,
+    /// What it was trained on.
     pub data: DataSummary,
+    /// How it was trained.
     pub options: TrainOptions,
     /// The head on the held-out test split.
     pub head: Metrics,
@@ -100,10 +116,15 @@ pub struct TrainReport {
     pub majority_baseline: Metrics,
     /// VADER compound score, ≥ 0.05 positive, ≤ -0.05 negative, else neutral.
     pub vader_baseline: Metrics,
+    /// The epoch kept (1-based), best on validation.
     pub best_epoch: usize,
+    /// Accuracy on the validation side at that epoch.
     pub validation_accuracy: f64,
+    /// Seconds embedding the data set (near 0 when cached).
     pub seconds_embedding: f64,
+    /// Seconds in the training loop.
     pub seconds_training: f64,
+    /// Whether the embeddings came from the cache.
     pub embeddings_cached: bool,
 }
 
@@ -115,6 +136,7 @@ pub struct TrainedHead {
 }
 
 impl TrainedHead {
+    /// What the head is; `version` and `weights_sha256` are set by [`save`](Self::save).
     pub fn config(&self) -> &HeadConfig {
         &self.config
     }

@@ -14,7 +14,9 @@ pub enum ApiError {
     /// The body is not JSON or not a valid request.
     #[error("{message}")]
     BadRequest {
+        /// What is wrong with the request.
         message: String,
+        /// The request field at fault, if one is.
         param: Option<String>,
     },
     /// No such model is served.
@@ -32,6 +34,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400 naming no particular field.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             message: message.into(),
@@ -39,6 +42,7 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } | ApiError::ContextLength(_) => StatusCode::BAD_REQUEST,

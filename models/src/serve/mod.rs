@@ -104,6 +104,7 @@ impl AppState {
             .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))
     }
 
+    /// The chat models served, the default first.
     pub fn models(&self) -> &[Arc<ChatModel>] {
         &self.inner.models
     }

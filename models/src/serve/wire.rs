@@ -13,30 +13,44 @@ use crate::llm::{
 /// `POST /v1/chat/completions`
 #[derive(Debug, Deserialize)]
 pub struct ChatCompletionRequest {
+    /// Name of a loaded chat model (`default`: the first); another name is a 404.
     pub model: String,
+    /// The conversation, oldest first; must not be empty.
     pub messages: Vec<WireMessage>,
+    /// Functions the model may call.
     #[serde(default)]
     pub tools: Vec<WireTool>,
+    /// `auto` (default), `none`, `required` or a named function.
     #[serde(default)]
     pub tool_choice: Option<WireToolChoice>,
+    /// Answer as server-sent events, chunk by chunk.
     #[serde(default)]
     pub stream: bool,
+    /// Streaming options (only `include_usage` is read).
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// Most tokens to generate (older name of `max_completion_tokens`).
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// Most tokens to generate; wins over `max_tokens`.
     #[serde(default)]
     pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature; absent or 0 decodes greedily.
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Nucleus sampling mass (default 1).
     #[serde(default)]
     pub top_p: Option<f32>,
+    /// Seed of sampled decoding (default: from the clock).
     #[serde(default)]
     pub seed: Option<i64>,
+    /// Extra stop strings.
     #[serde(default)]
     pub stop: Option<Stop>,
+    /// Choices to generate; only 1 is supported.
     #[serde(default)]
     pub n: Option<u32>,
+    /// Allow several calls in one reply (default true).
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     /// Extension: constrain tool calls to the offered schemas (default: the server's setting).
@@ -44,28 +58,39 @@ pub struct ChatCompletionRequest {
     pub constrained: Option<bool>,
 }
 
+/// `stream_options` of a streamed request.
 #[derive(Debug, Deserialize, Default)]
 pub struct StreamOptions {
+    /// Send token usage in a last chunk.
     #[serde(default)]
     pub include_usage: bool,
 }
 
+/// `stop`: one string or several.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Stop {
+    /// A single stop string.
     One(String),
+    /// Several stop strings.
     Many(Vec<String>),
 }
 
+/// One message as clients send it.
 #[derive(Debug, Deserialize)]
 pub struct WireMessage {
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
+    /// The text; absent for an assistant turn that only calls tools.
     #[serde(default)]
     pub content: Option<Content>,
+    /// Calls an assistant turn made.
     #[serde(default)]
     pub tool_calls: Option<Vec<WireToolCall>>,
+    /// For a tool result: the call it answers.
     #[serde(default)]
     pub tool_call_id: Option<String>,
+    /// For a tool result: the tool's name.
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -74,7 +99,9 @@ pub struct WireMessage {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Content {
+    /// Plain text.
     Text(String),
+    /// Content parts; only `{"type": "text"}` parts are accepted.
     Parts(Vec<Value>),
 }
 
@@ -101,25 +128,33 @@ impl Content {
     }
 }
 
+/// A tool call in an assistant message.
 #[derive(Debug, Deserialize)]
 pub struct WireToolCall {
+    /// The call's id.
     #[serde(default)]
     pub id: Option<String>,
+    /// The function called and its arguments.
     pub function: WireFunctionCall,
 }
 
+/// The function of a [`WireToolCall`].
 #[derive(Debug, Deserialize)]
 pub struct WireFunctionCall {
+    /// The tool's name.
     pub name: String,
     /// A JSON string, as OpenAI sends it (an object is accepted too).
     #[serde(default)]
     pub arguments: Option<Value>,
 }
 
+/// An offered tool.
 #[derive(Debug, Deserialize)]
 pub struct WireTool {
+    /// `type`: only `function` exists.
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
+    /// Name, description and arguments schema.
     pub function: WireFunction,
 }
 
@@ -127,40 +162,58 @@ fn function_type() -> String {
     "function".into()
 }
 
+/// A function the model may call.
 #[derive(Debug, Deserialize)]
 pub struct WireFunction {
+    /// The function's name.
     pub name: String,
+    /// What it does, for the model.
     #[serde(default)]
     pub description: Option<String>,
+    /// JSON Schema of its arguments (default: an empty object).
     #[serde(default)]
     pub parameters: Option<Value>,
 }
 
+/// `tool_choice`: a mode or one named function.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum WireToolChoice {
+    /// `auto`, `none` or `required`.
     Mode(String),
-    Named { function: NamedFunction },
+    /// `{"type": "function", "function": {"name": ...}}`: call this function.
+    Named {
+        /// The function to call.
+        function: NamedFunction,
+    },
 }
 
+/// The function a [`WireToolChoice::Named`] asks for.
 #[derive(Debug, Deserialize)]
 pub struct NamedFunction {
+    /// Its name; must be one of the offered tools.
     pub name: String,
 }
 
 /// `POST /v1/embeddings`
 #[derive(Debug, Deserialize)]
 pub struct EmbeddingRequest {
+    /// Name of the loaded embedder; another name is a 404.
     pub model: String,
+    /// The text or texts to embed.
     pub input: EmbeddingInput,
+    /// `float` (default) or `base64`.
     #[serde(default)]
     pub encoding_format: Option<String>,
 }
 
+/// `input` of an embeddings request: one text or several.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
+    /// One text.
     One(String),
+    /// Several texts, embedded in order.
     Many(Vec<String>),
 }
 
