@@ -16,6 +16,10 @@
 //! OpenAI-compatible endpoint, and stays the default until the evals say
 //! otherwise.
 
+// 35 public items of the pipeline (not yet wired into a turn) lack docs;
+// this allowance goes with the wiring.
+#![allow(missing_docs)]
+
 pub mod examples;
 pub mod fill;
 pub mod plan;
