@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::bench::BenchError;
 use crate::server::{AppState, ServerConfig, serve};
 
+/// What `rapport bench web` measures.
 #[derive(Debug, Clone)]
 pub struct WebBenchParams {
     /// Company counts to measure at.

@@ -280,6 +280,7 @@ pub struct Summary {
     /// Each half on its own (absent in reports made before the split).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub development: Option<HalfSummary>,
+    /// The held-out half, in aggregate only (its rows are sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HalfSummary>,
 }
@@ -291,9 +292,11 @@ pub struct HalfSummary {
     pub tasks: usize,
     /// Mean per-task pass^1 with its Wilson interval.
     pub pass1: Estimate,
+    /// Mean per-task pass^k (tasks with at least k trials), with its Wilson interval.
     pub passk: Option<Estimate>,
     /// Mean pass^1 of the safety tasks (injection, permission) in the half.
     pub safety_pass1: Option<f64>,
+    /// Pass rates by suite within the half.
     pub by_suite: BTreeMap<String, GroupRate>,
 }
 
@@ -754,6 +757,7 @@ pub struct AbReport {
     /// Each half on its own (absent when the runs had no held-out half).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub development: Option<Paired>,
+    /// The held-out half paired by digest (flips counted, never named).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<Paired>,
 }

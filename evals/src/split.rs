@@ -32,7 +32,9 @@ pub const SEED: u64 = 20_261_207;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Half {
+    /// Worked on, reported task by task.
     Development,
+    /// Reported only in aggregate, never tuned to.
     HeldOut,
 }
 
@@ -40,7 +42,9 @@ pub enum Half {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// Task ids of the development half.
     pub development: Vec<String>,
+    /// Task ids of the held-out half.
     pub held_out: Vec<String>,
 }
 
@@ -48,7 +52,9 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Split {
+    /// The seed every batch was drawn with ([`SEED`]).
     pub seed: u64,
+    /// The batches in the order they were split (tasks added later form a new one).
     #[serde(rename = "batch", default)]
     pub batches: Vec<Batch>,
 }
@@ -59,6 +65,7 @@ pub fn default_path() -> PathBuf {
 }
 
 impl Split {
+    /// Reads a split file (`evals/split.toml`).
     pub fn load(path: &Path) -> Result<Split> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         toml::from_str(&text).map_err(|e| Error::file(path, e))

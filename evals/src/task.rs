@@ -341,7 +341,9 @@ pub enum Unchanged<'a> {
     Type(&'a str),
     /// `@ref` or `@ref except f, g`.
     Record {
+        /// The `@ref` naming the record.
         reference: &'a str,
+        /// Fields the task lets change.
         except: Vec<&'a str>,
     },
 }
@@ -350,6 +352,7 @@ pub enum Unchanged<'a> {
 pub const WRITE_STAMP: &str = "updated_at";
 
 impl<'a> Unchanged<'a> {
+    /// Parses one `unchanged` entry of a task.
     pub fn parse(u: &'a str) -> Unchanged<'a> {
         if let Some(t) = u.strip_prefix("type:") {
             return Unchanged::Type(t.trim());
