@@ -191,7 +191,8 @@ pub async fn close(
             )
             .hint("an admin must add one to the pipeline")
         })?;
-    let patch = json!({"stage_id": id_of(stage, "id"), "status": want, "close_reason": reason.trim()});
+    let patch =
+        json!({"stage_id": id_of(stage, "id"), "status": want, "close_reason": reason.trim()});
     enter(conn, ctx, deal, &stages, patch).await
 }
 
