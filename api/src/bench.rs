@@ -104,6 +104,39 @@ pub async fn run(p: &ApiBenchParams) -> Result<Value, BenchError> {
     }))
 }
 
+/// A server on a free local port with rate limits out of the way (the
+/// benchmarks measure the server, not the limiter): its base URL, the sender
+/// that stops it, and its task.
+pub(crate) async fn start_unlimited(
+    store: &Store,
+) -> Result<
+    (
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<crate::Result<()>>,
+    ),
+    BenchError,
+> {
+    let config = ServerConfig {
+        rate_per_sec: 1e9,
+        rate_burst: u32::MAX,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), Arc::new(Registry::new()), None, config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(crate::Error::Io)?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(crate::Error::Io)?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Ok((base, stop, server))
+}
+
 fn tempfile_dir() -> Result<std::path::PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("rapport-bench-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Server(crate::Error::Io(e)))?;
@@ -135,23 +168,7 @@ async fn scenarios(store: &Store, p: &ApiBenchParams) -> Result<Vec<Value>, Benc
     tx.commit().await?;
     let key = store.create_api_key(&ctx, admin.id, "bench").await?.secret;
 
-    let config = ServerConfig {
-        rate_per_sec: 1e9,
-        rate_burst: u32::MAX,
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store.clone(), Arc::new(Registry::new()), None, config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(crate::Error::Io)?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(crate::Error::Io)?
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server) = crate::bench::start_unlimited(store).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(p.connections)
         .build()

@@ -15,17 +15,14 @@
 //! | `GET /companies?sort=name` | `GET /api/v1/companies?sort=name&limit=50` |
 //! | `GET /companies/{id}` | `GET /api/v1/companies/{id}` |
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use rapport_crm::bench::ratio;
 use rapport_crm::model::User;
 use rapport_crm::{Ctx, RecordMap, RecordType, Source, Store};
-use rapport_tools::Registry;
 use serde_json::{Value, json};
 
 use crate::bench::BenchError;
-use crate::server::{AppState, ServerConfig, serve};
 
 /// What `rapport bench web` measures.
 #[derive(Debug, Clone)]
@@ -169,23 +166,7 @@ async fn one_size(store: &Store, size: usize, requests: usize) -> Result<Vec<Val
     store.set_password_hash(&ctx, admin.id, Some(&hash)).await?;
     let key = store.create_api_key(&ctx, admin.id, "bench").await?.secret;
 
-    let config = ServerConfig {
-        rate_per_sec: 1e9,
-        rate_burst: u32::MAX,
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store.clone(), Arc::new(Registry::new()), None, config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(crate::Error::Io)?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(crate::Error::Io)?
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server) = crate::bench::start_unlimited(store).await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
