@@ -9,7 +9,9 @@
 //! create get `created_at = now`, and that text reaches the model in tool
 //! results; everything else in an eval run is fixed (seeded data, a fixed
 //! "today" in the prompt), so this is the only part of a request that differs
-//! between two runs of the same code.
+//! between two runs of the same code. A replay also tries the clocks the
+//! recording may have had ([`replay_keys`]): a recorded reply can carry the
+//! recording's time into the next request.
 //!
 //! The same request can come twice in one trial: the loop asks again after a
 //! reply it could not use, and a greedy model whose cached prefix was split
@@ -303,21 +305,33 @@ impl Tape {
     /// recording without per-trial keys serves every trial the first trial's
     /// replies.
     pub fn get(&self, key: &str, slot: Slot) -> Option<Exchange> {
+        self.get_any([key.to_owned()], slot)
+    }
+
+    /// The reply to the first of `keys` (one request's keys, most likely
+    /// first: [`replay_keys`]) the recording holds for `slot`, as
+    /// [`get`](Tape::get) finds it. The keys are made lazily: later ones
+    /// cost a hash each and are rarely needed.
+    pub fn get_any(&self, keys: impl IntoIterator<Item = String>, slot: Slot) -> Option<Exchange> {
         let mut f = self.lock();
-        let mut found = f.key(key, slot);
-        if !f.exchanges.contains_key(&found) && f.version < TAPE_VERSION {
-            found = f.key(
-                key,
-                Slot {
-                    occurrence: 0,
-                    ..slot
-                },
-            );
+        for key in keys {
+            let mut found = f.key(&key, slot);
+            if !f.exchanges.contains_key(&found) && f.version < TAPE_VERSION {
+                found = f.key(
+                    &key,
+                    Slot {
+                        occurrence: 0,
+                        ..slot
+                    },
+                );
+            }
+            if let Some(reply) = f.exchanges.get(&found).cloned() {
+                let as_task = f.task_key(&key, slot);
+                f.served.insert(as_task, found);
+                return Some(reply);
+            }
         }
-        let reply = f.exchanges.get(&found).cloned()?;
-        let as_task = f.task_key(key, slot);
-        f.served.insert(as_task, found);
-        Some(reply)
+        None
     }
 
     /// Drops every exchange no [`get`](Tape::get) served since the tape was
@@ -435,6 +449,73 @@ fn render(f: &TapeFile) -> serde_json::Result<String> {
 /// The key of a request: SHA-256 (hex) of its canonical JSON with wall-clock
 /// timestamps masked.
 pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>) -> String {
+    key_of(&mask_wall_clock(&canonical_request(model, request), wall_clock))
+}
+
+/// The keys a replay at `now` tries for a request, most likely first.
+///
+/// A recording keys each request with the timestamps near *its* clock
+/// masked. On replay, the records the run itself creates carry `now`, but
+/// text the recorded replies brought in (a model that copied a
+/// `stage_entered_at` into its answer, which the next request then holds)
+/// carries the recording's clock, days ago. Masking around `now` alone made
+/// such a request stale a day and a half after it was recorded. So after the
+/// plain key, this tries the recording clocks the request itself allows:
+/// every distinct set of its timestamps that a clock could have masked
+/// (those within [`WALL_CLOCK_WINDOW`] of it), together with the run's own
+/// (within [`REPLAY_WINDOW`] of `now`). A hit is still an exact match of
+/// everything else in the request.
+pub fn replay_keys(
+    model: &str,
+    request: &LlmRequest,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = String> {
+    let text = canonical_request(model, request);
+    let first = key_of(&mask_wall_clock(&text, now));
+    let clocks = recording_clocks(&timestamps_in(&text), now);
+    std::iter::once(first).chain(clocks.into_iter().map(move |clock| {
+        key_of(&mask_timestamps(&text, |t| {
+            (t - now).abs() < REPLAY_WINDOW || (t - clock).abs() < WALL_CLOCK_WINDOW
+        }))
+    }))
+}
+
+/// How far from the clock a timestamp is taken for the clock's own.
+pub const WALL_CLOCK_WINDOW: Duration = Duration::hours(36);
+
+/// How far from a replay's clock the records it creates can be: a replay
+/// of every suite takes minutes, so hours are ample, and narrower than
+/// [`WALL_CLOCK_WINDOW`] so that fewer of the seeded world's dates fall in it.
+pub const REPLAY_WINDOW: Duration = Duration::hours(6);
+
+/// One clock (not after `now`) for each distinct set of `times` a recording
+/// clock could have masked, the empty set left out. The set a clock masks
+/// only changes where the clock crosses a time ± the window, so a clock just
+/// past each such point finds every set.
+fn recording_clocks(times: &[DateTime<Utc>], now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut edges: Vec<DateTime<Utc>> = times
+        .iter()
+        .flat_map(|&t| [t - WALL_CLOCK_WINDOW, t + WALL_CLOCK_WINDOW])
+        .map(|edge| edge + Duration::milliseconds(1))
+        .filter(|&clock| clock <= now)
+        .collect();
+    edges.sort();
+    // The most recent recordings first: they are the likeliest.
+    edges.reverse();
+    let mut seen = HashSet::new();
+    edges
+        .into_iter()
+        .filter(|&clock| {
+            let masked: Vec<usize> = (0..times.len())
+                .filter(|&i| (times[i] - clock).abs() < WALL_CLOCK_WINDOW)
+                .collect();
+            !masked.is_empty() && seen.insert(masked)
+        })
+        .collect()
+}
+
+/// The canonical JSON a request's key is a hash of, before masking.
+fn canonical_request(model: &str, request: &LlmRequest) -> String {
     let choice = match &request.tool_choice {
         ToolChoice::Auto => "auto".to_owned(),
         ToolChoice::None => "none".to_owned(),
@@ -451,8 +532,12 @@ pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>)
         // How a local model reads the tools: a change re-keys every request.
         "prompt_schema": rapport_models::llm::prompt_schema::VERSION,
     });
-    let text = mask_scores(&mask_wall_clock(&canonical(&doc).to_string(), wall_clock));
-    hex::encode(Sha256::digest(text.as_bytes()))
+    canonical(&doc).to_string()
+}
+
+/// The key of a request's canonical text with its timestamps masked.
+fn key_of(masked: &str) -> String {
+    hex::encode(Sha256::digest(mask_scores(masked).as_bytes()))
 }
 
 /// Replaces the numbers of `"score":` fields (search relevance, as floats
@@ -509,6 +594,13 @@ fn canonical(v: &Value) -> Value {
 /// the loop's own answers render times as `2026-12-06 03:57 UTC`, and such an
 /// answer is part of the next turn's request.
 pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
+    mask_timestamps(text, |t| (t - now).abs() < WALL_CLOCK_WINDOW)
+}
+
+/// Replaces the timestamps `masked` picks with `<now>`. A timestamp left as
+/// it is is scanned past one byte at a time, as before clocks other than
+/// `now` were tried, so that recorded keys stay what they were.
+fn mask_timestamps(text: &str, masked: impl Fn(DateTime<Utc>) -> bool) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -516,7 +608,7 @@ pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
     while i + 16 <= b.len() {
         if let Some(len) = timestamp_at(&b[i..])
             && let Some(t) = parse_ts(&text[i..i + len])
-            && (t - now).abs() < Duration::hours(36)
+            && masked(t)
         {
             out.push_str(&text[copied..i]);
             out.push_str("<now>");
@@ -528,6 +620,17 @@ pub fn mask_wall_clock(text: &str, now: DateTime<Utc>) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// Every timestamp in `text`, found as [`mask_timestamps`] finds them.
+fn timestamps_in(text: &str) -> Vec<DateTime<Utc>> {
+    let b = text.as_bytes();
+    (0..(b.len() + 1).saturating_sub(16))
+        .filter_map(|i| {
+            let len = timestamp_at(&b[i..])?;
+            parse_ts(&text[i..i + len])
+        })
+        .collect()
 }
 
 /// The length of a timestamp starting at `b[0]`, if one does.
@@ -726,9 +829,10 @@ impl LlmBackend for TrialBackend {
                     Ok(reply)
                 }
                 Mode::Replay { model, tape } => {
-                    let key = request_key(model, request, Utc::now());
+                    let mut keys = replay_keys(model, request, Utc::now());
+                    let key = keys.next().expect("the plain key comes first");
                     let slot = self.slot(&key);
-                    match tape.get(&key, slot) {
+                    match tape.get_any(std::iter::once(key.clone()).chain(keys), slot) {
                         Some(x) => {
                             let reply = x.reply();
                             if !reply.content.is_empty() {
@@ -810,6 +914,61 @@ mod tests {
         assert_eq!(a, request_key("m", &req(later, "hi"), later));
         assert_ne!(a, request_key("m", &req(now, "hi!"), now));
         assert_ne!(a, request_key("other", &req(now, "hi"), now));
+    }
+
+    /// A reply recorded days ago brought its clock's timestamp into the
+    /// next request; the run's own records carry today's. The plain key
+    /// misses (this made recordings stale after a day and a half); one of
+    /// the replay keys is the recorded one, and only for the same request.
+    #[test]
+    fn replay_finds_a_request_recorded_under_another_clock() {
+        let recorded = Utc.with_ymd_and_hms(2026, 12, 6, 12, 0, 0).unwrap();
+        let now = recorded + Duration::days(5);
+        let req = |created: DateTime<Utc>, body: &str| LlmRequest {
+            messages: vec![
+                ChatMessage::user(body),
+                ChatMessage::assistant(format!(
+                    "Moved it; stage entered at {} (due 2026-11-03T09:00:00Z).",
+                    recorded.format("%Y-%m-%d %H:%M UTC")
+                )),
+                ChatMessage::tool(
+                    "c1",
+                    "create_task",
+                    format!("{{\"created_at\":\"{}\"}}", created.to_rfc3339()),
+                ),
+            ],
+            ..Default::default()
+        };
+        let key = request_key("m", &req(recorded, "hi"), recorded);
+        assert_ne!(key, request_key("m", &req(now, "hi"), now));
+        let tried: Vec<String> = replay_keys("m", &req(now, "hi"), now).collect();
+        assert!(tried.contains(&key), "tried {} keys", tried.len());
+        assert!(!replay_keys("m", &req(now, "hi!"), now).any(|k| k == key));
+        // A request recorded today is found by the first key.
+        assert_eq!(
+            replay_keys("m", &req(now, "hi"), now).next(),
+            Some(request_key("m", &req(now, "hi"), now))
+        );
+    }
+
+    #[test]
+    fn each_set_a_clock_could_mask_is_tried_once() {
+        let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
+        let now = at(20, 0);
+        // Two times 12 h apart and one 10 days earlier: the sets {a},
+        // {a, b}, {b} and {c}; nothing after now.
+        let times = [at(1, 0), at(10, 0), at(10, 12)];
+        let clocks = recording_clocks(&times, now);
+        let sets: Vec<Vec<usize>> = clocks
+            .iter()
+            .map(|&c| {
+                (0..times.len())
+                    .filter(|&i| (times[i] - c).abs() < WALL_CLOCK_WINDOW)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(sets, vec![vec![2], vec![1, 2], vec![1], vec![0]]);
+        assert!(clocks.iter().all(|&c| c <= now));
     }
 
     fn exchange(content: &str) -> Exchange {
