@@ -27,12 +27,15 @@ use crate::known::{Known, KnownIds};
 use crate::linked;
 use crate::listing;
 use crate::mentions::{self, Ambiguous, Mentions};
+use crate::pipeline::ExampleIndex;
 use crate::policy::{Policy, approval_reason};
 use crate::prompt::{Prompt, PromptVars};
 use crate::select::{self, Selection};
 
 /// The tool whose results the answer cites (`[activity ID]`).
 const CITING_TOOL: &str = "search_interactions";
+
+mod pipeline_turn;
 
 /// Knobs of the loop.
 #[derive(Clone)]
@@ -126,6 +129,9 @@ pub struct Agent {
     backend: Arc<dyn LlmBackend>,
     prompt: Prompt,
     config: AgentConfig,
+    /// The worked examples of the turn pipeline; without them every turn
+    /// runs the open loop.
+    pipeline: Option<Arc<ExampleIndex>>,
 }
 
 /// One session being worked on, as one user.
@@ -155,7 +161,21 @@ impl Agent {
             backend,
             prompt: Prompt::system()?,
             config,
+            pipeline: None,
         })
+    }
+
+    /// Runs every turn as the pipeline for small models (plan, resolve,
+    /// fill, run, answer: [`crate::pipeline`]) with these worked examples,
+    /// instead of the open loop.
+    pub fn with_pipeline(mut self, examples: Arc<ExampleIndex>) -> Self {
+        self.pipeline = Some(examples);
+        self
+    }
+
+    /// Whether turns run as the pipeline rather than the open loop.
+    pub fn runs_pipeline(&self) -> bool {
+        self.pipeline.is_some()
     }
 
     /// Uses another system prompt (A/B experiments).
@@ -402,8 +422,16 @@ impl Agent {
         .await
     }
 
-    /// The loop proper: run what is pending, ask the model, repeat.
+    /// The turn proper: the pipeline when it is set up, the loop otherwise.
     async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
+        match &self.pipeline {
+            Some(examples) => self.run_plan(t, examples).await,
+            None => self.run_loop(t).await,
+        }
+    }
+
+    /// The loop: run what is pending, ask the model, repeat.
+    async fn run_loop(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
         loop {
             let log = self.log(t).await?;
             let (repeated, spent, wrote) = match self.run_pending(t, &log).await? {
@@ -565,12 +593,21 @@ impl Agent {
             max_tokens: self.config.max_tokens,
             withheld,
         };
+        self.call_model(t, &request, true).await
+    }
+
+    /// Sends one request to the model, its text streamed to the user when
+    /// `stream` (not a plan's or a fill's JSON), and records what it cost in
+    /// the session and the audit log.
+    async fn call_model(&self, t: &Turn<'_>, request: &LlmRequest, stream: bool) -> Result<LlmReply> {
         let events = t.events.clone();
         let on_delta = move |d: &str| {
-            events.emit(AgentEvent::TextDelta { text: d.to_owned() });
+            if stream {
+                events.emit(AgentEvent::TextDelta { text: d.to_owned() });
+            }
         };
         let started = Instant::now();
-        let reply = self.backend.complete(&request, &on_delta).await?;
+        let reply = self.backend.complete(request, &on_delta).await?;
         let usage = reply.usage.unwrap_or_default();
         let stats = ModelCall {
             model: self.backend.model(),

@@ -21,6 +21,9 @@ pub mod kind {
     pub const TOOLS: &str = "tools";
     /// The records the names in a user message may mean ([`Mentions`](crate::mentions::Mentions)).
     pub const MENTIONS: &str = "mentions";
+    /// The turn pipeline's plan for the current turn
+    /// ([`Plan`](crate::pipeline::Plan)), fixed before any tool ran.
+    pub const PLAN: &str = "plan";
 }
 
 /// What one model call cost, kept in the session log and the audit log.
@@ -55,6 +58,8 @@ pub struct Log {
     pub turn_tools: Vec<String>,
     /// The records named in the current turn's message.
     pub turn_mentions: Mentions,
+    /// The pipeline's plan of the current turn, once made.
+    pub turn_plan: Option<Value>,
     /// Every mention text of the session (their ids count as known).
     all_mentions: Vec<String>,
 }
@@ -73,6 +78,7 @@ impl Log {
                             log.turn_calls.clear();
                             log.turn_tools.clear();
                             log.turn_mentions = Mentions::default();
+                            log.turn_plan = None;
                         }
                         log.messages.push(m);
                     }
@@ -97,6 +103,7 @@ impl Log {
                     log.all_mentions.push(m.text.clone());
                     log.turn_mentions = m;
                 }
+                kind::PLAN => log.turn_plan = Some(e.body.clone()),
                 _ => {}
             }
         }

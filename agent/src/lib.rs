@@ -30,9 +30,12 @@ into tool calls, and the answers back into words.
   returned gets them added, from the result (names and plain fields, never
   free text).
 - [`undo`]: reverts the agent's last applied change from the audit log.
-- [`pipeline`]: the parts of the turn pipeline for small local models
-  (worked examples and their retrieval, the plan and fill grammars and
-  prompts, the resolver of ids).
+- [`pipeline`]: the turn pipeline for small local models
+  ([`Agent::with_pipeline`], [`TurnMode`]): a plan of at most three steps
+  in one constrained call, every id resolved by code, one constrained fill
+  per step for the planned fields only, the calls run under the same
+  policy, approvals, taint and audit, and an answer written by code
+  wherever code knows it (writes, reads that found nothing).
 - [`events`]: what the loop reports as it goes (text deltas, calls, approvals,
   results, the answer), for the CLI and the API's server-sent events.
 
@@ -70,5 +73,6 @@ pub use agent::{Agent, AgentConfig, Decision, TurnOutcome};
 pub use backend::{BackendError, LlmBackend, LlmReply, LlmRequest, RawCall, TokenUsage};
 pub use error::{AgentError, Result};
 pub use events::{AgentEvent, Events};
+pub use pipeline::TurnMode;
 pub use policy::{Policy, WritePolicy};
 pub use select::Selection;

@@ -223,6 +223,11 @@ impl ExampleIndex {
         })
     }
 
+    /// The built-in worked examples ([`WORKED_EXAMPLES`]), embedded.
+    pub fn builtin(embedder: Arc<Embedder>) -> Result<ExampleIndex> {
+        ExampleIndex::build(embedder, WorkedExamples::builtin()?)
+    }
+
     /// The `k` examples nearest `request`, diverse ([`mmr`]), nearest first.
     pub fn nearest(&self, request: &str, k: usize) -> Result<Vec<&WorkedExample>> {
         let q = self
