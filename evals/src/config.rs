@@ -25,7 +25,7 @@ use rapport_agent::backend::local::LocalBackend;
 use rapport_agent::backend::openai::{OpenAiBackend, OpenAiConfig};
 use rapport_agent::prompt::Prompt;
 use rapport_agent::select::ToolIndex;
-use rapport_agent::{AgentConfig, LlmBackend, Policy, Selection, WritePolicy};
+use rapport_agent::{AgentConfig, LlmBackend, Policy, Selection, TurnMode, WritePolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -84,6 +84,10 @@ pub struct AgentSpec {
     /// Which writes wait for approval.
     #[serde(default)]
     pub policy: PolicySpec,
+    /// How a turn runs: the open tool loop (default) or the pipeline
+    /// (plan, resolve, fill, run, answer).
+    #[serde(default)]
+    pub mode: TurnMode,
 }
 
 /// The approval policy, as the agent's [`Policy`] with every field optional.

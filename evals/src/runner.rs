@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use indicatif::ProgressBar;
+use rapport_agent::TurnMode;
+use rapport_agent::pipeline::ExampleIndex;
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{Agent, AgentError, AgentEvent, BackendError, Decision, Events, TurnOutcome};
 use rapport_crm::model::User;
@@ -112,6 +114,8 @@ pub struct Harness {
     pub mode: Arc<Mode>,
     prompt: rapport_agent::prompt::Prompt,
     tool_index: Option<Arc<ToolIndex>>,
+    /// The worked examples of a pipeline arm.
+    examples: Option<Arc<ExampleIndex>>,
     memory_models: Option<(Embedder, Chunker)>,
     prefers_small: bool,
     /// Seeded databases by seed and PostgreSQL server (none: SQLite),
@@ -126,8 +130,9 @@ impl Harness {
     pub async fn new(spec: AgentSpec, mode: Mode, tasks: &[&Task]) -> Result<Harness> {
         let prompt = spec.prompt()?;
         let needs_index = spec.top_k() > 0;
+        let needs_examples = spec.mode == TurnMode::Pipeline;
         let needs_memory = tasks.iter().any(|t| t.index);
-        let (tool_index, memory_models) = if needs_index || needs_memory {
+        let (tool_index, examples, memory_models) = if needs_index || needs_examples || needs_memory {
             tokio::task::spawn_blocking(move || -> Result<_> {
                 // Memoized: every trial of a task that searches indexes the
                 // same seeded activities. Embedding them afresh made a
@@ -143,6 +148,11 @@ impl Harness {
                 } else {
                     None
                 };
+                let examples = if needs_examples {
+                    Some(Arc::new(ExampleIndex::builtin(Arc::new(embedder.clone()))?))
+                } else {
+                    None
+                };
                 let memory = if needs_memory {
                     let chunker = Chunker::minilm(ChunkParams::default())
                         .map_err(|e| Error::Model(e.to_string()))?;
@@ -150,12 +160,12 @@ impl Harness {
                 } else {
                     None
                 };
-                Ok((index, memory))
+                Ok((index, examples, memory))
             })
             .await
             .map_err(|e| Error::Model(e.to_string()))??
         } else {
-            (None, None)
+            (None, None, None)
         };
         let prefers_small = spec.backend == crate::config::BackendKind::Local;
         Ok(Harness {
@@ -163,6 +173,7 @@ impl Harness {
             mode: Arc::new(mode),
             prompt,
             tool_index,
+            examples,
             memory_models,
             prefers_small,
             templates: Default::default(),
@@ -372,8 +383,11 @@ impl Harness {
         let config = self
             .spec
             .agent_config(self.tool_index.clone(), eval_now())?;
-        let agent = Agent::new(store.clone(), registry.clone(), backend.clone(), config)?
+        let mut agent = Agent::new(store.clone(), registry.clone(), backend.clone(), config)?
             .with_prompt(self.prompt.clone());
+        if let Some(examples) = &self.examples {
+            agent = agent.with_pipeline(examples.clone());
+        }
         let before = snapshot(&store, &world.ctx).await?;
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

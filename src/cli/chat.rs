@@ -9,9 +9,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use rapport_agent::backend::local::LocalBackend;
 use rapport_agent::backend::openai::{OpenAiBackend, OpenAiConfig};
+use rapport_agent::pipeline::ExampleIndex;
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{
-    Agent, AgentConfig, AgentEvent, Decision, Events, LlmBackend, Policy, Selection, TurnOutcome,
+    Agent, AgentConfig, AgentEvent, Decision, Events, LlmBackend, Policy, Selection, TurnMode,
+    TurnOutcome,
     WritePolicy,
 };
 use rapport_crm::model::{Proposal, User};
@@ -70,6 +72,10 @@ pub struct AgentArgs {
         default_value = "direct"
     )]
     pub writes: WritesArg,
+    /// How a turn runs: the open tool loop, or the pipeline for small
+    /// models (plan, resolve ids in code, fill, run, answer).
+    #[arg(long, env = "RAPPORT_AGENT_MODE", default_value_t = TurnMode::Loop)]
+    pub mode: TurnMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,7 +191,16 @@ pub async fn build_agent(
         }
     };
     config.policy = policy;
-    Ok(Agent::new(store, registry, backend, config)?)
+    let agent = Agent::new(store, registry, backend, config)?;
+    if args.mode == TurnMode::Loop {
+        return Ok(agent);
+    }
+    let examples = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+        let embedder = Arc::new(rapport_models::Embedder::load_default(Default::default())?);
+        Ok(Arc::new(ExampleIndex::builtin(embedder)?))
+    })
+    .await??;
+    Ok(agent.with_pipeline(examples))
 }
 
 async fn user_of(s: &db::Session) -> anyhow::Result<User> {

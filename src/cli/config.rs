@@ -63,6 +63,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("agent.llm", "RAPPORT_LLM"),
     setting("agent.local_model", "RAPPORT_LOCAL_MODEL"),
     setting("agent.write_policy", "RAPPORT_WRITE_POLICY"),
+    setting("agent.mode", "RAPPORT_AGENT_MODE"),
     setting("agent.openai_base_url", "RAPPORT_OPENAI_BASE_URL"),
     setting("agent.openai_model", "RAPPORT_OPENAI_MODEL"),
     Setting {
