@@ -599,7 +599,12 @@ impl Agent {
     /// Sends one request to the model, its text streamed to the user when
     /// `stream` (not a plan's or a fill's JSON), and records what it cost in
     /// the session and the audit log.
-    async fn call_model(&self, t: &Turn<'_>, request: &LlmRequest, stream: bool) -> Result<LlmReply> {
+    async fn call_model(
+        &self,
+        t: &Turn<'_>,
+        request: &LlmRequest,
+        stream: bool,
+    ) -> Result<LlmReply> {
         let events = t.events.clone();
         let on_delta = move |d: &str| {
             if stream {

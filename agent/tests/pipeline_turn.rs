@@ -133,7 +133,10 @@ async fn a_two_step_plan_links_the_second_record_to_the_first(store: &Store) {
     let model = ScriptedBackend::new()
         .call(p, steps)
         .call("create_company", json!({"name": "Quillfeather Press"}))
-        .call("create_deal", json!({"name": "Quillfeather Atlas", "value": 12000}));
+        .call(
+            "create_deal",
+            json!({"name": "Quillfeather Atlas", "value": 12000}),
+        );
     let (agent, backend) = agent(store, model, Policy::default());
     let (_, out) = send(
         &agent,
@@ -142,7 +145,10 @@ async fn a_two_step_plan_links_the_second_record_to_the_first(store: &Store) {
     )
     .await;
     let text = answer_text(&out);
-    assert!(text.contains("Quillfeather Press") && text.contains("Quillfeather Atlas"), "{text}");
+    assert!(
+        text.contains("Quillfeather Press") && text.contains("Quillfeather Atlas"),
+        "{text}"
+    );
     assert_eq!(backend.remaining(), 0, "plan and two fills, no answer call");
 
     let company = companies_named(store, &fx, "Quillfeather Press").await;
@@ -156,7 +162,11 @@ async fn a_two_step_plan_links_the_second_record_to_the_first(store: &Store) {
         .unwrap()
         .items;
     assert_eq!(deals.len(), 1);
-    assert_eq!(deals[0].company_id, Some(company[0].id), "step 2 names step 1's company");
+    assert_eq!(
+        deals[0].company_id,
+        Some(company[0].id),
+        "step 2 names step 1's company"
+    );
     assert_eq!(deals[0].value, 12000.0);
 
     let reqs = backend.requests();
@@ -198,7 +208,11 @@ async fn a_record_not_in_the_crm_is_asked_about_and_nothing_is_written(store: &S
     let text = answer_text(&out);
     assert!(text.contains("could not find a deal named"), "{text}");
     assert!(text.contains("Marrowgate Kilns"), "{text}");
-    assert_eq!(backend.requests().len(), 1, "no fill for a step that cannot run");
+    assert_eq!(
+        backend.requests().len(),
+        1,
+        "no fill for a step that cannot run"
+    );
     let audit = store
         .session_audit(&fx.ctx(&fx.rep), &session.to_string())
         .await
@@ -249,7 +263,13 @@ async fn an_approval_resumes_the_stored_plan(store: &Store) {
     };
     assert_eq!(first.tool, "create_company");
     let out = agent
-        .decide(session, &fx.rep, first.id, Decision::Approve, &Events::none())
+        .decide(
+            session,
+            &fx.rep,
+            first.id,
+            Decision::Approve,
+            &Events::none(),
+        )
         .await
         .unwrap();
     let TurnOutcome::AwaitingApproval(second) = out else {
@@ -257,7 +277,13 @@ async fn an_approval_resumes_the_stored_plan(store: &Store) {
     };
     assert_eq!(second.tool, "create_task");
     let out = agent
-        .decide(session, &fx.rep, second.id, Decision::Approve, &Events::none())
+        .decide(
+            session,
+            &fx.rep,
+            second.id,
+            Decision::Approve,
+            &Events::none(),
+        )
         .await
         .unwrap();
     let text = answer_text(&out);
@@ -285,7 +311,11 @@ async fn an_approval_resumes_the_stored_plan(store: &Store) {
         .proposals(&fx.ctx(&fx.rep), session, None)
         .await
         .unwrap();
-    assert!(proposals.iter().all(|p| p.status == ProposalStatus::Applied));
+    assert!(
+        proposals
+            .iter()
+            .all(|p| p.status == ProposalStatus::Applied)
+    );
 }
 
 async fn a_failed_step_is_repaired_once_then_the_turn_says_what_was_not_done(store: &Store) {
@@ -295,7 +325,10 @@ async fn a_failed_step_is_repaired_once_then_the_turn_says_what_was_not_done(sto
         {"action": "create_task", "fields": ["title"], "span": "a task to visit them"}]));
     let model = ScriptedBackend::new()
         .call(p, steps)
-        .call("create_company", json!({"name": "Wispmoor Dairy", "domain": 4}))
+        .call(
+            "create_company",
+            json!({"name": "Wispmoor Dairy", "domain": 4}),
+        )
         .then(|req| {
             let last = &req.messages.last().unwrap().content;
             assert!(last.contains("domain"), "the repair sees the error: {last}");
@@ -319,7 +352,11 @@ async fn a_failed_step_is_repaired_once_then_the_turn_says_what_was_not_done(sto
     assert!(text.contains("I did not create company"), "{text}");
     assert!(text.contains("Not done either: create task"), "{text}");
     assert_eq!(backend.remaining(), 0, "one repair, then no more calls");
-    assert!(companies_named(store, &fx, "Wispmoor Dairy").await.is_empty());
+    assert!(
+        companies_named(store, &fx, "Wispmoor Dairy")
+            .await
+            .is_empty()
+    );
 }
 
 async fn text_a_read_returned_makes_the_next_write_wait(store: &Store) {
@@ -358,10 +395,10 @@ async fn text_a_read_returned_makes_the_next_write_wait(store: &Store) {
     assert_eq!(p.tool, "create_task");
     assert_eq!(backend.remaining(), 0);
     assert!(
-        backend.requests().iter().all(|r| !r
-            .messages
+        backend
+            .requests()
             .iter()
-            .any(|m| m.content.contains("SYSTEM NOTE"))),
+            .all(|r| !r.messages.iter().any(|m| m.content.contains("SYSTEM NOTE"))),
         "no prompt of the pipeline holds the email's text before the answer"
     );
 }

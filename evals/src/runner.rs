@@ -132,7 +132,8 @@ impl Harness {
         let needs_index = spec.top_k() > 0;
         let needs_examples = spec.mode == TurnMode::Pipeline;
         let needs_memory = tasks.iter().any(|t| t.index);
-        let (tool_index, examples, memory_models) = if needs_index || needs_examples || needs_memory {
+        let (tool_index, examples, memory_models) = if needs_index || needs_examples || needs_memory
+        {
             tokio::task::spawn_blocking(move || -> Result<_> {
                 // Memoized: every trial of a task that searches indexes the
                 // same seeded activities. Embedding them afresh made a

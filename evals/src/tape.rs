@@ -449,7 +449,10 @@ fn render(f: &TapeFile) -> serde_json::Result<String> {
 /// The key of a request: SHA-256 (hex) of its canonical JSON with wall-clock
 /// timestamps masked.
 pub fn request_key(model: &str, request: &LlmRequest, wall_clock: DateTime<Utc>) -> String {
-    key_of(&mask_wall_clock(&canonical_request(model, request), wall_clock))
+    key_of(&mask_wall_clock(
+        &canonical_request(model, request),
+        wall_clock,
+    ))
 }
 
 /// The keys a replay at `now` tries for a request, most likely first.

@@ -13,8 +13,7 @@ use rapport_agent::pipeline::ExampleIndex;
 use rapport_agent::select::ToolIndex;
 use rapport_agent::{
     Agent, AgentConfig, AgentEvent, Decision, Events, LlmBackend, Policy, Selection, TurnMode,
-    TurnOutcome,
-    WritePolicy,
+    TurnOutcome, WritePolicy,
 };
 use rapport_crm::model::{Proposal, User};
 use rapport_crm::{Id, Store};

@@ -107,7 +107,10 @@ impl Agent {
                         break;
                     }
                     State::Todo => {
-                        if let Some(stop) = self.run_step(t, &log, step, i, &ran, None, examples).await? {
+                        if let Some(stop) = self
+                            .run_step(t, &log, step, i, &ran, None, examples)
+                            .await?
+                        {
                             return Ok(stop);
                         }
                     }
@@ -223,11 +226,7 @@ impl Agent {
         let turn = &log.messages[log.turn_start.min(log.messages.len())..];
         for repaired in [true, false] {
             let id = step_call_id(log.turn_start, i, repaired);
-            let Some(call) = turn
-                .iter()
-                .flat_map(|m| &m.tool_calls)
-                .find(|c| c.id == id)
-            else {
+            let Some(call) = turn.iter().flat_map(|m| &m.tool_calls).find(|c| c.id == id) else {
                 continue;
             };
             let Some(result) = turn
@@ -290,7 +289,10 @@ impl Agent {
         let mut ids = Map::new();
         let mut labels = Vec::new();
         let latest = session_records(log);
-        let earlier: Vec<Candidate> = ran.iter().filter_map(|r| produced(&r.call, &r.result)).collect();
+        let earlier: Vec<Candidate> = ran
+            .iter()
+            .filter_map(|r| produced(&r.call, &r.result))
+            .collect();
         let mut scope = Scope {
             request,
             span: &step.span,
@@ -307,7 +309,15 @@ impl Agent {
         let id_args = resolve::id_arguments(&schema);
         // Ids whose type the arguments decide (a tag's record) wait for the fill.
         if let Some(ask) = self
-            .resolve_ids(t, &step.action, &id_args, &Map::new(), &mut scope, &mut ids, &mut labels)
+            .resolve_ids(
+                t,
+                &step.action,
+                &id_args,
+                &Map::new(),
+                &mut scope,
+                &mut ids,
+                &mut labels,
+            )
             .await?
         {
             return Ok(Some(self.answer(t, ask).await?));
@@ -348,7 +358,15 @@ impl Agent {
         if let Some(filled) = args.as_object().cloned() {
             let mut more = Map::new();
             if let Some(ask) = self
-                .resolve_ids(t, &step.action, &id_args, &filled, &mut scope, &mut more, &mut labels)
+                .resolve_ids(
+                    t,
+                    &step.action,
+                    &id_args,
+                    &filled,
+                    &mut scope,
+                    &mut more,
+                    &mut labels,
+                )
                 .await?
             {
                 return Ok(Some(self.answer(t, ask).await?));
@@ -396,7 +414,12 @@ impl Agent {
             }
             match resolve::resolve(&self.store, &t.ctx, target, *required, scope).await? {
                 Resolution::One { record, .. } => {
-                    labels.push(format!("{} ({} {})", record.label, target.name(), record.id));
+                    labels.push(format!(
+                        "{} ({} {})",
+                        record.label,
+                        target.name(),
+                        record.id
+                    ));
                     ids.insert(field.clone(), json!(record.id));
                 }
                 Resolution::Several { records, .. } => {
@@ -420,7 +443,11 @@ impl Agent {
     }
 
     /// The pipeline of the deal the step names, for finding a stage by name.
-    async fn deal_pipeline(&self, t: &Turn<'_>, ids: &Map<String, Value>) -> Option<rapport_crm::Id> {
+    async fn deal_pipeline(
+        &self,
+        t: &Turn<'_>,
+        ids: &Map<String, Value>,
+    ) -> Option<rapport_crm::Id> {
         let deal = ids.get("deal_id").or_else(|| ids.get("id"))?.as_i64()?;
         self.store
             .get::<rapport_crm::model::Deal>(&t.ctx, deal)
@@ -433,7 +460,12 @@ impl Agent {
     /// for every model: arguments that parse, the approval policy (and any
     /// write after outside text waits for approval), the tool's own role
     /// check, one transaction and one audit entry.
-    async fn execute(&self, t: &Turn<'_>, log: &Log, call: ToolCall) -> Result<Option<TurnOutcome>> {
+    async fn execute(
+        &self,
+        t: &Turn<'_>,
+        log: &Log,
+        call: ToolCall,
+    ) -> Result<Option<TurnOutcome>> {
         t.events.emit(AgentEvent::ToolCall {
             call_id: call.id.clone(),
             name: call.name.clone(),
@@ -467,7 +499,11 @@ impl Agent {
         step: &Step,
         examples: &ExampleIndex,
     ) -> Result<String> {
-        let key = if step.action == ASK_USER { "question" } else { "text" };
+        let key = if step.action == ASK_USER {
+            "question"
+        } else {
+            "text"
+        };
         let grammar = json!({
             "type": "object",
             "properties": {key: {"type": "string", "minLength": 1, "maxLength": 400}},
@@ -481,7 +517,11 @@ impl Agent {
                 t,
                 &LlmRequest {
                     messages: fill::prompt(&step.action, &grammar, &near, request, &step.span, &[]),
-                    tools: vec![fill::tool_spec(&step.action, "What to say to the user.", grammar)],
+                    tools: vec![fill::tool_spec(
+                        &step.action,
+                        "What to say to the user.",
+                        grammar,
+                    )],
                     tool_choice: ToolChoice::Function(step.action.clone()),
                     max_tokens: Some(FILL_TOKENS),
                     withheld: Vec::new(),
@@ -595,8 +635,8 @@ fn session_records(log: &Log) -> Vec<Candidate> {
 fn produced(call: &ToolCall, result: &Value) -> Option<Candidate> {
     let record = result.get("activity").unwrap_or(result);
     let id = record.get("id")?.as_i64()?;
-    let record_type = crate::known::tool_record_type(&call.name)
-        .and_then(|t| RecordType::parse(t).ok())?;
+    let record_type =
+        crate::known::tool_record_type(&call.name).and_then(|t| RecordType::parse(t).ok())?;
     let label = ["name", "title", "subject"]
         .iter()
         .find_map(|k| record.get(*k).and_then(Value::as_str))
@@ -627,10 +667,7 @@ fn not_found(target: RecordType, looked_for: &[String]) -> String {
 
 /// What was not done: the failed step and the steps after it.
 fn not_done(step: &Step, why: &str, rest: &[Step]) -> String {
-    let mut s = format!(
-        "I did not {} ({why}).",
-        step.action.replace('_', " ")
-    );
+    let mut s = format!("I did not {} ({why}).", step.action.replace('_', " "));
     if !rest.is_empty() {
         let names: Vec<String> = rest.iter().map(|s| s.action.replace('_', " ")).collect();
         s.push_str(&format!(" Not done either: {}.", names.join(", ")));
@@ -640,7 +677,11 @@ fn not_done(step: &Step, why: &str, rest: &[Step]) -> String {
 
 /// The answer, written by code, for a read that found nothing.
 fn found_nothing(tool: &str, result: &Value) -> Option<String> {
-    if result.get("hits").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+    if result
+        .get("hits")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
         return Some(
             "I found nothing about that in the emails, calls, notes or meetings in the CRM."
                 .to_owned(),
@@ -674,7 +715,9 @@ fn with_sources(text: String, result: &Value) -> String {
     let lines: Vec<String> = shown
         .iter()
         .filter_map(|h| {
-            let date = h["occurred_at"].as_str().map_or("", |d| d.get(..10).unwrap_or(d));
+            let date = h["occurred_at"]
+                .as_str()
+                .map_or("", |d| d.get(..10).unwrap_or(d));
             Some(format!(
                 "[activity {}] {}, {date}",
                 id(h)?,
@@ -695,11 +738,21 @@ mod tests {
     #[test]
     fn a_search_that_found_nothing_is_answered_by_code() {
         let none = json!({"hits": []});
-        assert!(found_nothing("search_interactions", &none).unwrap().contains("found nothing"));
+        assert!(
+            found_nothing("search_interactions", &none)
+                .unwrap()
+                .contains("found nothing")
+        );
         let some = json!({"hits": [{"activity_id": 4, "subject": "Pricing"}]});
         assert!(found_nothing("search_interactions", &some).is_none());
         assert!(found_nothing("list_companies", &json!({"items": []})).is_some());
-        assert!(found_nothing("list_companies", &json!({"items": [{"id": 1, "name": "A"}]})).is_none());
+        assert!(
+            found_nothing(
+                "list_companies",
+                &json!({"items": [{"id": 1, "name": "A"}]})
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -708,7 +761,10 @@ mod tests {
             {"activity_id": 4, "subject": "Pricing call", "occurred_at": "2031-02-03T10:00:00Z"},
             {"activity_id": 9, "subject": "Renewal", "occurred_at": "2031-02-05T10:00:00Z"}]});
         let cited = with_sources("They want a discount [activity 9].".into(), &hits);
-        assert!(cited.ends_with("Sources: [activity 9] Renewal, 2031-02-05"), "{cited}");
+        assert!(
+            cited.ends_with("Sources: [activity 9] Renewal, 2031-02-05"),
+            "{cited}"
+        );
         let uncited = with_sources("They want a discount.".into(), &hits);
         assert!(uncited.contains("[activity 4] Pricing call, 2031-02-03; [activity 9]"));
     }
@@ -721,7 +777,10 @@ mod tests {
             arguments: json!({}),
         };
         let c = produced(&call, &json!({"id": 7, "name": "Quillfeather"})).unwrap();
-        assert_eq!((c.record_type, c.id, c.label.as_str()), (RecordType::Company, 7, "Quillfeather"));
+        assert_eq!(
+            (c.record_type, c.id, c.label.as_str()),
+            (RecordType::Company, 7, "Quillfeather")
+        );
         let logged = ToolCall {
             name: "log_activity".into(),
             ..call
@@ -743,7 +802,11 @@ mod tests {
             fields: vec![],
             span: "x".into(),
         };
-        let s = not_done(&step("update_deal"), "you rejected it", &[step("create_task")]);
+        let s = not_done(
+            &step("update_deal"),
+            "you rejected it",
+            &[step("create_task")],
+        );
         assert_eq!(
             s,
             "I did not update deal (you rejected it). Not done either: create task."
