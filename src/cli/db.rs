@@ -45,15 +45,20 @@ pub struct DemoArgs {
     /// Companies to generate when the workspace is empty.
     #[arg(long, default_value_t = 100)]
     pub companies: u32,
-    /// Stop after showing the data instead of starting `rapport chat`.
-    #[arg(long)]
-    pub no_chat: bool,
-    /// Chat without indexing emails, calls and notes for semantic search first.
+    /// Stop after showing (and indexing) the data instead of serving the
+    /// web app. (`--no-chat` is the older name.)
+    #[arg(long, alias = "no-chat")]
+    pub no_serve: bool,
+    /// Skip indexing emails, calls and notes for semantic search.
     #[arg(long)]
     pub no_index: bool,
-    #[command(flatten)]
-    pub agent: super::chat::AgentArgs,
+    /// Where the web app listens.
+    #[arg(long, env = "RAPPORT_ADDR", default_value = "127.0.0.1:8787")]
+    pub addr: String,
 }
+
+/// The rep the demo signs in as (a user of the demo seed).
+const DEMO_REP: &str = "dana@rapport.example";
 
 /// The store and the acting context the global options describe.
 pub struct Session {
@@ -264,21 +269,54 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     );
     print_counts(&s.store.counts(&s.ctx).await?);
     show_sample(&s).await?;
-    // Indexed before the chat check: `rapport ask` after `demo --no-chat`
+    // Indexed before serving: `rapport ask` after `demo --no-serve`
     // answers "what did Acme say…" only from an index that is up to date.
     let services = if args.no_index {
         super::chat::services_for(g, &s.store).await
     } else {
         super::memory::indexed_services(g, &s).await?
     };
-    if args.no_chat || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        println!("Chat with it: rapport chat (or rapport ask \"what's overdue for me?\")");
+    if args.no_serve {
+        println!("Serve the web app: rapport demo (or rapport serve); chat: rapport chat");
         return Ok(());
     }
-    let id = s.ctx.actor_id.context("no acting user")?;
-    let user: User = s.store.get(&s.ctx, id).await?;
-    let agent = super::chat::build_agent(s.store.clone(), services, &args.agent, false).await?;
-    super::chat::run_chat(&agent, &user, None).await
+    let (user, password) = demo_sign_in(&s).await?;
+    let state = super::serve::demo_state(&s.store, services)?;
+    super::serve::serve_until_stopped(&args.addr, state, |addr| {
+        println!("\nThe web app: http://{addr}/");
+        println!("Sign in as {} with the password {password}", user.email);
+        println!("(a new password each time the demo starts; Ctrl-C stops the server)");
+        println!("Chat in the terminal: rapport chat");
+    })
+    .await?;
+    s.store.close().await;
+    Ok(())
+}
+
+/// A fresh password for the demo's rep (the first rep when the workspace
+/// has no [`DEMO_REP`]), replacing the last one and ending its browser
+/// sessions: the demo prints it, so it must not outlive the run's output.
+async fn demo_sign_in(s: &Session) -> anyhow::Result<(User, String)> {
+    let user = match find_user(&s.store, &s.ctx, DEMO_REP).await {
+        Ok(u) => u,
+        Err(_) => s
+            .store
+            .list::<User>(
+                &s.ctx,
+                &ListQuery::filtered(Filter::eq("role", "rep")).limit(1),
+            )
+            .await?
+            .items
+            .pop()
+            .context("the workspace has no rep to sign in as")?,
+    };
+    let password = rapport_web::auth::temporary_password();
+    let hash = rapport_web::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    s.store
+        .set_password_hash(&s.ctx, user.id, Some(&hash))
+        .await?;
+    s.store.revoke_web_sessions_of(&s.ctx, user.id).await?;
+    Ok((user, password))
 }
 
 async fn show_sample(s: &Session) -> anyhow::Result<()> {

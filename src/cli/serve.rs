@@ -3,13 +3,15 @@
 //! Thin: it opens the store, builds the agent from the same options as
 //! `rapport chat`, and hands over to `rapport-api`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use rapport_api::server::{AppState, ServerConfig, serve};
-use rapport_tools::Registry;
+use rapport_crm::Store;
+use rapport_tools::{Registry, Services};
 
 use super::GlobalArgs;
 use super::chat::{AgentArgs, build_agent};
@@ -79,15 +81,39 @@ pub async fn run(g: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     config.mcp_allowed_hosts.extend(args.allowed_hosts);
     let registry = Registry::new().with_services(services);
     let state = AppState::new(s.store.clone(), Arc::new(registry), agent, config)?;
-    let listener = tokio::net::TcpListener::bind(&args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    eprintln!(
-        "Rapport API on http://{} (OpenAPI: /api/openapi.json); Ctrl-C stops it",
-        listener.local_addr()?
-    );
-    serve(listener, state, shutdown_signal()).await?;
+    serve_until_stopped(&args.addr, state, |addr| {
+        eprintln!("Rapport API on http://{addr} (OpenAPI: /api/openapi.json); Ctrl-C stops it");
+    })
+    .await?;
     s.store.close().await;
+    Ok(())
+}
+
+/// What `rapport demo` serves: the API and the web app over the demo's
+/// store, with semantic search, without a chat model (the terminal chat is
+/// `rapport chat`).
+pub fn demo_state(store: &Store, services: Services) -> anyhow::Result<AppState> {
+    let registry = Registry::new().with_services(services);
+    Ok(AppState::new(
+        store.clone(),
+        Arc::new(registry),
+        None,
+        ServerConfig::default(),
+    )?)
+}
+
+/// Serves `state` on `addr` until Ctrl-C or SIGTERM (in-flight requests
+/// finish first); `ready` gets the bound address once it accepts.
+pub async fn serve_until_stopped(
+    addr: &str,
+    state: AppState,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    ready(listener.local_addr()?);
+    serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }
 
