@@ -20,6 +20,8 @@ The shape:
 - [`Store`]: reads on pooled connections, writes in a [`Tx`]. Every call takes a
   [`Ctx`] whose workspace is part of every query, so nothing crosses workspaces.
 - [`seed`]: a deterministic demo CRM with realistic interaction text.
+- [`snapshot`]: consistent copies of the live SQLite database for backups,
+  and the checks run on them.
 
 ```no_run
 # async fn demo() -> rapport_crm::Result<()> {
@@ -68,6 +70,7 @@ pub mod model;
 pub mod schema;
 pub mod scratch;
 pub mod seed;
+pub mod snapshot;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -29,6 +29,9 @@ Semantic memory sits beside it:
   into the vector index (clean, chunk, embed, BM25), hybrid search with
   citations, the retrieval evaluation and the search benchmark.
 
+Operations: [`backup`] snapshots a data directory (database, index, model
+registry) while it is in use, and restores it after checking every file.
+
 And for the tools: [`services`] implements the tool crate's service traits
 (search, next-best actions); [`tool_services`] hands them to a registry.
 */
@@ -37,6 +40,7 @@ And for the tools: [`services`] implements the tool crate's service traits
 // `missing_docs`, and this allowance goes when the crate is documented.
 #![allow(missing_docs)]
 
+pub mod backup;
 pub mod experiments;
 pub mod features;
 pub mod import;

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Each area has its own module; this one
 //! holds the global options and the top-level command list.
 
+mod backup;
 mod bench;
 mod bench_web;
 mod chat;
@@ -132,6 +133,12 @@ pub enum Command {
     /// Online experiments: `rapport experiments report NAME`.
     #[command(subcommand)]
     Experiments(nba::ExperimentsCmd),
+    /// Back up the embedded deployment (database, vector index, model registry)
+    /// into a new directory or FILE.tar, while it may be in use.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into --data-dir after checking every file's sha256;
+    /// refuses a non-empty directory without --force.
+    Restore(backup::RestoreArgs),
     /// People who sign in to the web app: `users invite EMAIL`, `users set-password EMAIL`.
     #[command(subcommand)]
     Users(users::UsersCmd),
@@ -224,5 +231,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nba(args) => nba::run(&global, args).await,
         Command::Experiments(cmd) => nba::experiments(&global, cmd).await,
         Command::Users(cmd) => users::run(&global, cmd).await,
+        Command::Backup(args) => backup::backup(&global, args).await,
+        Command::Restore(args) => backup::restore(&global, args).await,
     }
 }

@@ -84,6 +84,74 @@ impl EdgeIndex {
         })
     }
 
+    /// Opens the shard already in `dir`, whatever the dimension of its dense
+    /// vectors (for backups, which copy it without searching it). An error if
+    /// `dir` holds no shard; [`Error::InUse`] if another handle holds it.
+    pub async fn open_existing(dir: &Path) -> Result<EdgeIndex> {
+        let path = dir.to_path_buf();
+        if !path.join("edge_config.json").exists() {
+            return Err(edge_error(&path, "no vector index here"));
+        }
+        let p = path.clone();
+        let (shard, dim) = tokio::task::spawn_blocking(move || {
+            let shard = EdgeShard::load(&p, None).map_err(|e| load_error(&p, e))?;
+            let dim = shard.config().vectors.get(DENSE).map(|v| v.size);
+            let dim = dim.ok_or_else(|| edge_error(&p, "the shard has no dense vectors"))?;
+            Ok::<_, Error>((shard, dim))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(EdgeIndex {
+            shard: Arc::new(RwLock::new(shard)),
+            path,
+            dim,
+        })
+    }
+
+    /// The dimension of the dense vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Points of every workspace.
+    pub async fn total_points(&self) -> Result<u64> {
+        let n = self
+            .with_shard(false, |s| {
+                s.count(CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Flushes the shard and copies its directory into `dest` (created; it
+    /// must not exist), holding the shard alone throughout: no write, flush
+    /// or optimisation of this handle can run meanwhile, and no other handle
+    /// can exist (the engine locks the shard to one). The engine has no
+    /// background work, so the flushed files are the shard's whole state and
+    /// the copy opens as the same index. Returns the bytes copied.
+    pub async fn copy_files(&self, dest: &Path) -> Result<u64> {
+        let shard = self.shard.clone();
+        let src = self.path.clone();
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let guard = shard
+                .write()
+                .map_err(|_| edge_error(&src, "lock poisoned"))?;
+            guard.flush();
+            if dest.exists() {
+                return Err(edge_error(&dest, "the copy's directory exists already"));
+            }
+            let copied = copy_tree(&src, &dest).map_err(|e| edge_error(&src, e))?;
+            drop(guard);
+            Ok(copied)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
     /// Runs `f` on the shard on the blocking pool, with shared (`write = false`)
     /// or exclusive access.
     async fn with_shard<T: Send + 'static>(
@@ -137,10 +205,9 @@ fn edge_error(path: &Path, e: impl std::fmt::Display) -> Error {
 fn load_error(path: &Path, e: qdrant_edge::OperationError) -> Error {
     let message = e.to_string();
     if message.contains("WouldBlock") {
-        return edge_error(
-            path,
-            "the index is open in another process (is `rapport ingest` running?); try again when it ends",
-        );
+        return Error::InUse {
+            path: path.display().to_string(),
+        };
     }
     edge_error(path, message)
 }
@@ -179,6 +246,23 @@ fn open_blocking(path: &Path, dim: usize) -> Result<EdgeShard> {
     }
     shard.flush();
     Ok(shard)
+}
+
+/// Copies a directory tree (files and directories only), returning the bytes.
+fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(dest)?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let to = dest.join(entry.file_name());
+        if ty.is_dir() {
+            bytes += copy_tree(&entry.path(), &to)?;
+        } else if ty.is_file() {
+            bytes += std::fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(bytes)
 }
 
 fn field(name: &str) -> qdrant_edge::JsonPath {

@@ -15,6 +15,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Another handle (another process, or another open in this one) holds
+    /// the embedded shard; the engine allows one at a time.
+    #[error(
+        "the vector index at {path} is open in another process (is `rapport ingest` or `rapport serve --search` running?); try again when it ends"
+    )]
+    InUse {
+        /// Directory of the shard.
+        path: String,
+    },
+
     /// The Qdrant server refused a request or could not be reached.
     #[error("vector index (Qdrant server at {url}): {message}")]
     Server {
