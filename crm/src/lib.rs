@@ -83,3 +83,4 @@ pub use store::{
     Tx, hash_key,
 };
 pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};
+pub use store::{Bucket, RateGrant};
