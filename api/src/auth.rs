@@ -164,7 +164,7 @@ impl RateLimiter {
         key: Id,
     ) -> Result<Result<(), f64>, rapport_crm::Error> {
         let now = Instant::now();
-        if let Some(answer) = self.from_held(key, now) {
+        if let Some(answer) = self.answer_held(key, now) {
             return Ok(answer);
         }
         let grant = store.take_rate_tokens(key, self.batch, self.limits).await?;
@@ -181,7 +181,7 @@ impl RateLimiter {
 
     /// The answer this process can give alone: a token it holds, or the
     /// wait of a refusal that still stands.
-    fn from_held(&self, key: Id, now: Instant) -> Option<Result<(), f64>> {
+    fn answer_held(&self, key: Id, now: Instant) -> Option<Result<(), f64>> {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         let held = local.get_mut(&key)?;
         if held.tokens > 0 {

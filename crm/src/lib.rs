@@ -82,5 +82,5 @@ pub use store::{
     NewProposal, Outcome, Page, RecordMap, Score, StageLabel, StageTarget, Store, StoredExperiment,
     Tx, hash_key,
 };
-pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};
 pub use store::{Bucket, RateGrant};
+pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};
