@@ -15,7 +15,7 @@ use rapport_crm::{Ctx, Id, NewAuditEntry, NewProposal, RecordType, Source, Store
 use rapport_models::llm::{ChatMessage, Role as MsgRole, ToolCall, ToolChoice, ToolSpec};
 use rapport_tools::{AgentInfo, Caller, ErrorCode, Registry, Snapshot, ToolError};
 use serde_json::{Map, Value, json};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::backend::{LlmBackend, LlmReply, LlmRequest, RawCall};
 use crate::confirm;
@@ -463,7 +463,10 @@ impl Agent {
             } else {
                 ToolChoice::Auto
             };
-            let mut reply = self.ask_model(t, &log, choice, withheld.clone()).await?;
+            let mut reply = match self.ask_model(t, &log, choice, withheld.clone()).await {
+                Ok(reply) => reply,
+                Err(e) => return Err(self.model_failed(t, e).await),
+            };
             if reply.tool_calls.is_empty()
                 && repeated.is_none()
                 && !log.turn_tools.is_empty()
@@ -477,9 +480,13 @@ impl Agent {
                     session = t.session.id,
                     "the model declined at once; asking for a call"
                 );
-                reply = self
+                reply = match self
                     .ask_model(t, &log, ToolChoice::Required, withheld)
-                    .await?;
+                    .await
+                {
+                    Ok(reply) => reply,
+                    Err(e) => return Err(self.model_failed(t, e).await),
+                };
             }
             if let Some(done) = repeated.filter(|_| {
                 !reply.tool_calls.is_empty()
@@ -527,6 +534,34 @@ impl Agent {
             msg.content = reply.content;
             self.append(t, kind::MESSAGE, &json!(msg)).await?;
         }
+    }
+
+    /// Ends a turn whose model call failed after the backend's own retries
+    /// (an endpoint that kept answering 500, a stream that kept breaking
+    /// off, …). Nothing of the failed reply was stored or run: the backend
+    /// hands over whole replies only, and the log is written after it
+    /// returns. The user is told in words (an [`AgentEvent::Error`]), and the
+    /// same words close the turn in the session's log, so the log holds
+    /// whole turns only and the next message starts a clean one (chat
+    /// templates that want user and assistant to alternate would refuse two
+    /// user messages in a row). The error is still returned: a caller tells
+    /// a failed endpoint from an answer.
+    async fn model_failed(&self, t: &Turn<'_>, e: AgentError) -> AgentError {
+        let AgentError::Backend(b) = &e else {
+            return e;
+        };
+        let message = format!(
+            "I could not finish this: {b}. Nothing of the unfinished reply was kept or run; \
+             please send your message again."
+        );
+        t.events.emit(AgentEvent::Error {
+            message: message.clone(),
+        });
+        let closing = json!(ChatMessage::assistant(&message));
+        if let Err(store) = self.append(t, kind::MESSAGE, &closing).await {
+            warn!(session = t.session.id, error = %store, "could not record the model's failure");
+        }
+        e
     }
 
     /// Why the turn must stop now, if it must.

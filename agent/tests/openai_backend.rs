@@ -5,84 +5,18 @@
 //! with arguments as objects and no usage), and against the real
 //! `rapport llm serve` router with the smallest local model.
 
+#[path = "fixtures/openai_server.rs"]
+mod openai_server;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::Response;
-use axum::routing::post;
+use openai_server::{Act, call_chunks, server, text_chunks};
 use rapport_agent::backend::openai::{OpenAiBackend, OpenAiConfig};
 use rapport_agent::{BackendError, LlmBackend, LlmRequest};
 use rapport_models::llm::{ChatMessage, ToolChoice, ToolSpec};
 use serde_json::{Value, json};
-
-/// What the test server does on the n-th request (0-based); the last entry repeats.
-#[derive(Clone)]
-enum Act {
-    Status(u16),
-    Stall(Duration),
-    Sse(Vec<String>),
-}
-
-#[derive(Clone)]
-struct Script {
-    acts: Arc<Vec<Act>>,
-    hits: Arc<AtomicUsize>,
-    bodies: Arc<std::sync::Mutex<Vec<Value>>>,
-}
-
-async fn handler(State(s): State<Script>, body: String) -> Response<Body> {
-    let n = s.hits.fetch_add(1, Ordering::SeqCst);
-    s.bodies
-        .lock()
-        .unwrap()
-        .push(serde_json::from_str(&body).unwrap_or(Value::Null));
-    let act = s.acts[n.min(s.acts.len() - 1)].clone();
-    match act {
-        Act::Status(code) => Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(
-                json!({"error": {"message": format!("test error {code}"), "type": "test", "param": null, "code": null}})
-                    .to_string(),
-            ))
-            .unwrap(),
-        Act::Stall(d) => {
-            tokio::time::sleep(d).await;
-            Response::builder().status(500).body(Body::empty()).unwrap()
-        }
-        Act::Sse(events) => {
-            let mut text = String::new();
-            for e in events {
-                text.push_str(&format!("data: {e}\n\n"));
-            }
-            text.push_str("data: [DONE]\n\n");
-            Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(Body::from(text))
-                .unwrap()
-        }
-    }
-}
-
-async fn server(acts: Vec<Act>) -> (SocketAddr, Script) {
-    let script = Script {
-        acts: Arc::new(acts),
-        hits: Arc::new(AtomicUsize::new(0)),
-        bodies: Default::default(),
-    };
-    let app = Router::new()
-        .route("/v1/chat/completions", post(handler))
-        .with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, script)
-}
 
 fn backend(addr: SocketAddr) -> OpenAiBackend {
     let mut c = OpenAiConfig::new(format!("http://{addr}/v1"), "test-model");
@@ -106,15 +40,6 @@ fn request() -> LlmRequest {
     }
 }
 
-fn text_chunks(parts: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = parts
-        .iter()
-        .map(|p| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}}]}).to_string())
-        .collect();
-    v.push(json!({"object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}).to_string());
-    v
-}
-
 async fn complete(b: &OpenAiBackend) -> (Result<rapport_agent::LlmReply, BackendError>, String) {
     let seen = std::sync::Mutex::new(String::new());
     let sink = |d: &str| seen.lock().unwrap().push_str(d);
@@ -131,7 +56,7 @@ async fn streams_text_and_usage_and_sends_the_protocol() {
     assert_eq!(reply.content, "Hello");
     assert_eq!(streamed, "Hello");
     assert_eq!(reply.usage.unwrap().prompt_tokens, 12);
-    let body = script.bodies.lock().unwrap()[0].clone();
+    let body = script.bodies()[0].clone();
     assert_eq!(body["stream"], true);
     assert_eq!(body["tools"][0]["function"]["name"], "get_deal");
     assert_eq!(
@@ -150,7 +75,7 @@ async fn retries_429_and_5xx_then_succeeds() {
     .await;
     let (r, _) = complete(&backend(addr)).await;
     assert_eq!(r.unwrap().content, "ok");
-    assert_eq!(script.hits.load(Ordering::SeqCst), 3);
+    assert_eq!(script.hits(), 3);
 }
 
 #[tokio::test]
@@ -164,8 +89,8 @@ async fn gives_up_after_the_last_attempt_with_the_status() {
         }) => assert!(message.contains("test error")),
         other => panic!("{other:?}"),
     }
-    // The first attempt and async-openai's three retries.
-    assert_eq!(script.hits.load(Ordering::SeqCst), 4);
+    // Three attempts in all, as configured.
+    assert_eq!(script.hits(), 3);
 }
 
 #[tokio::test]
@@ -176,7 +101,7 @@ async fn client_errors_are_not_retried() {
         matches!(r, Err(BackendError::Status { status: 400, .. })),
         "{r:?}"
     );
-    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(script.hits(), 1);
 }
 
 #[tokio::test]
@@ -188,7 +113,7 @@ async fn a_stalled_server_times_out_and_is_retried() {
     .await;
     let (r, _) = complete(&backend(addr)).await;
     assert_eq!(r.unwrap().content, "late but fine");
-    assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(script.hits(), 2);
 }
 
 #[tokio::test]
@@ -225,6 +150,81 @@ async fn tolerates_arguments_as_objects_missing_index_and_no_usage() {
             ("c2".to_string(), json!({"id": 8}))
         ]
     );
+}
+
+#[tokio::test]
+async fn a_retry_after_is_waited_as_asked() {
+    let (addr, script) = server(vec![
+        Act::RetryAfter(429, "1".into()),
+        Act::Sse(text_chunks(&["ok"])),
+    ])
+    .await;
+    let (r, _) = complete(&backend(addr)).await;
+    assert_eq!(r.unwrap().content, "ok");
+    let t = script.times();
+    let waited = t[1] - t[0];
+    // The header's second, not the 20 ms backoff.
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert!(waited < Duration::from_millis(1900), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_fails_at_once() {
+    let (addr, script) = server(vec![Act::RetryAfter(429, "120".into())]).await;
+    let started = std::time::Instant::now();
+    let (r, _) = complete(&backend(addr)).await;
+    match r {
+        Err(e @ BackendError::Throttled { status: 429, .. }) => {
+            assert!(e.to_string().contains("asks to wait 120 s"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(script.hits(), 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_cut_stream_is_retried_and_its_half_call_never_returned() {
+    let (addr, script) = server(vec![
+        Act::Cut(call_chunks("c1", "get_deal", &["{\"id\": 4"])),
+        Act::Sse(call_chunks("c1", "get_deal", &["{\"id\": 4", "2}"])),
+    ])
+    .await;
+    let (r, _) = complete(&backend(addr)).await;
+    let reply = r.unwrap();
+    assert_eq!(reply.tool_calls.len(), 1);
+    assert_eq!(reply.tool_calls[0].arguments, json!({"id": 42}));
+    assert_eq!(script.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_done_is_cut_even_when_its_call_parses() {
+    let (addr, script) = server(vec![Act::NoDone(call_chunks(
+        "c1",
+        "get_deal",
+        &["{\"id\": 4}"],
+    ))])
+    .await;
+    let (r, _) = complete(&backend(addr)).await;
+    assert!(matches!(r, Err(BackendError::Cut(_))), "{r:?}");
+    assert_eq!(script.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_after_its_headers_times_out_and_is_retried() {
+    let (addr, script) = server(vec![
+        Act::StallAfter(
+            call_chunks("c1", "get_deal", &["{\"id\":"]),
+            Duration::from_secs(60),
+        ),
+        Act::Sse(text_chunks(&["fine"])),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let (r, _) = complete(&backend(addr)).await;
+    assert_eq!(r.unwrap().content, "fine");
+    assert_eq!(script.hits(), 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 /// The real server: `rapport llm serve`'s router with the smallest local model.

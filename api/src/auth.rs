@@ -3,11 +3,11 @@
 //! key and its user; the request then acts as that user, in that user's
 //! workspace, with that user's role ([`Caller`] with source `api`, put in the
 //! request's extensions for handlers and for MCP). Then the per-key rate limit
-//! applies (429 with `Retry-After`).
+//! applies (429 with `Retry-After`), shared by every server on the database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rapport_crm::model::User;
-use rapport_crm::{Id, Source};
+use rapport_crm::{Bucket, Id, Source, Store};
 use rapport_tools::Caller;
 
 use crate::problem::Problem;
@@ -76,7 +76,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(a) => a,
         Err(p) => return p.into_response(),
     };
-    if let Err(wait) = state.limiter.check(auth.key_id) {
+    let checked = state.limiter.check(&state.store, auth.key_id).await;
+    let limited = match checked {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "rate limit check failed");
+            return Problem::internal("the rate limit could not be checked; try again")
+                .into_response();
+        }
+    };
+    if let Err(wait) = limited {
         let secs = wait.ceil().max(1.0) as u64;
         let mut p = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -109,69 +118,77 @@ async fn resolve(state: &AppState, key: &str) -> Result<Auth, Problem> {
     })
 }
 
-/// A token bucket per key: `burst` requests at once, refilled at `rate` per
-/// second. In memory: one server process enforces its own limits.
+/// The per-key rate limit, one for all servers on the database: each key's
+/// token bucket is a row ([`Store::take_rate_tokens`]), so two `rapport
+/// serve` processes behind a balancer give a key its limit once, not twice.
+///
+/// A request does not pay a database write: a process takes tokens from the
+/// shared bucket in batches (a tenth of what a second allows, at most 1000)
+/// and spends them locally; a refusal is remembered until the bucket refills,
+/// so a throttled key does not reach the database either. The limit is never
+/// exceeded (every request spends a token taken from the shared bucket);
+/// what a process holds unspent — less than one batch per key — only reaches
+/// the key later.
 pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<Id, Bucket>>,
+    limits: Bucket,
+    batch: u32,
+    local: Mutex<HashMap<Id, Held>>,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// What one process holds of a key's bucket.
+#[derive(Default)]
+struct Held {
+    tokens: u32,
+    refused_until: Option<Instant>,
 }
 
 impl RateLimiter {
     /// `rate` requests per second on average (at least 0.001), `burst` at once.
     pub fn new(rate: f64, burst: u32) -> RateLimiter {
-        RateLimiter {
+        let limits = Bucket {
             rate: rate.max(0.001),
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+        };
+        let per_second = limits.burst.min(limits.rate);
+        RateLimiter {
+            batch: (per_second / 10.0).clamp(1.0, 1000.0) as u32,
+            limits,
+            local: Mutex::new(HashMap::new()),
         }
     }
 
     /// Takes a token for `key`, or says how many seconds until one is there.
-    pub fn check(&self, key: Id) -> Result<(), f64> {
-        self.check_at(key, Instant::now())
+    pub async fn check(
+        &self,
+        store: &Store,
+        key: Id,
+    ) -> Result<Result<(), f64>, rapport_crm::Error> {
+        let now = Instant::now();
+        if let Some(answer) = self.answer_held(key, now) {
+            return Ok(answer);
+        }
+        let grant = store.take_rate_tokens(key, self.batch, self.limits).await?;
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let held = local.entry(key).or_default();
+        if grant.granted == 0 {
+            held.refused_until = Some(now + Duration::from_secs_f64(grant.wait_secs));
+            return Ok(Err(grant.wait_secs));
+        }
+        held.refused_until = None;
+        held.tokens += grant.granted - 1;
+        Ok(Ok(()))
     }
 
-    fn check_at(&self, key: Id, now: Instant) -> Result<(), f64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let b = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((1.0 - b.tokens) / self.rate)
+    /// The answer this process can give alone: a token it holds, or the
+    /// wait of a refusal that still stands.
+    fn answer_held(&self, key: Id, now: Instant) -> Option<Result<(), f64>> {
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let held = local.get_mut(&key)?;
+        if held.tokens > 0 {
+            held.tokens -= 1;
+            return Some(Ok(()));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn a_burst_passes_then_waits_for_the_refill() {
-        let l = RateLimiter::new(2.0, 3);
-        let t = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check_at(1, t).is_ok());
-        }
-        let wait = l.check_at(1, t).expect_err("bucket empty");
-        assert!((wait - 0.5).abs() < 1e-9, "{wait}");
-        // Another key has its own bucket.
-        assert!(l.check_at(2, t).is_ok());
-        assert!(l.check_at(1, t + Duration::from_millis(500)).is_ok());
+        let until = held.refused_until?;
+        (until > now).then(|| Err((until - now).as_secs_f64()))
     }
 }

@@ -7,11 +7,13 @@
 //! A turn runs in its own task, not in the request: a client that disconnects
 //! stops receiving events, but the turn runs to its end and every step is in
 //! the session's log, exactly as if it had stayed. One turn at a time per
-//! session (a second one gets 409), so two requests never interleave steps.
+//! session (a second one gets 409), so two requests never interleave steps —
+//! also when they reach different servers on one database: the session's
+//! lease is a row ([`SessionLocks`]).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,11 +25,11 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use rapport_agent::history::Log;
 use rapport_agent::{Agent, AgentEvent, Decision, Events, TurnOutcome};
-use rapport_crm::Id;
 use rapport_crm::model::{AgentSession, Proposal, ProposalStatus};
+use rapport_crm::{Id, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::Instrument;
 use utoipa::ToSchema;
@@ -39,18 +41,89 @@ use crate::server::AppState;
 
 type ApiResult<T = Response> = Result<T, Problem>;
 
-/// One lock per session with a turn under way.
-#[derive(Default)]
-pub struct SessionLocks(Mutex<HashMap<Id, Arc<tokio::sync::Mutex<()>>>>);
+/// One turn at a time per chat session, across every server on the
+/// database: a turn holds the session's lease, a row taken with a
+/// conditional upsert ([`Store::take_session_lease`]) that only succeeds when
+/// no live lease is there. The turn renews it while it runs and gives it up
+/// at its end; if its process dies, the lease expires after `ttl` and the
+/// session takes messages again.
+pub struct SessionLocks {
+    ttl: Duration,
+}
+
+impl Default for SessionLocks {
+    fn default() -> Self {
+        SessionLocks::new(Duration::from_secs(30))
+    }
+}
 
 impl SessionLocks {
-    fn try_lock(&self, session: Id) -> Option<OwnedMutexGuard<()>> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget locks nobody holds, so the map stays as small as the number
-        // of turns running.
-        all.retain(|_, m| Arc::strong_count(m) > 1 || m.try_lock().is_err());
-        let m = all.entry(session).or_default().clone();
-        m.try_lock_owned().ok()
+    /// Leases that last `ttl` unless renewed (every third of it).
+    pub fn new(ttl: Duration) -> Self {
+        SessionLocks {
+            ttl: ttl.max(Duration::from_millis(300)),
+        }
+    }
+
+    /// The session's lease for a new turn, or `None` while another turn, on
+    /// this server or another, holds it.
+    async fn try_lock(&self, store: &Store, session: Id) -> rapport_crm::Result<Option<Lease>> {
+        // Unique to this turn: a process id alone repeats across hosts.
+        let holder = format!("{}-{:032x}", std::process::id(), rand::random::<u128>());
+        if !store.take_session_lease(session, &holder, self.ttl).await? {
+            return Ok(None);
+        }
+        let renew = tokio::spawn(renew(store.clone(), session, holder.clone(), self.ttl));
+        Ok(Some(Lease {
+            store: store.clone(),
+            session,
+            holder,
+            renew,
+        }))
+    }
+}
+
+/// Keeps a running turn's lease alive.
+async fn renew(store: Store, session: Id, holder: String, ttl: Duration) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match store.renew_session_lease(session, &holder, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(session, "the turn lost its session lease (it expired)");
+                return;
+            }
+            Err(e) => tracing::warn!(session, error = %e, "could not renew the session lease"),
+        }
+    }
+}
+
+/// A session's lease, held by a running turn. Dropped without
+/// [`Lease::release`] (a panicking turn), it stops being renewed and expires.
+struct Lease {
+    store: Store,
+    session: Id,
+    holder: String,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Gives the lease up, so the session takes the next message at once.
+    async fn release(self) {
+        self.renew.abort();
+        if let Err(e) = self
+            .store
+            .release_session_lease(self.session, &self.holder)
+            .await
+        {
+            tracing::warn!(session = self.session, error = %e, "could not release the session lease; it will expire");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
     }
 }
 
@@ -221,6 +294,7 @@ pub async fn send_message(
     stream_turn(&state, id, move |events| async move {
         agent.send(id, &user, &msg.text, &events).await
     })
+    .await
 }
 
 /// The user's answer to a proposal.
@@ -318,15 +392,17 @@ pub async fn decide(
             .decide(id, &user, proposal_id, decision, &events)
             .await
     })
+    .await
 }
 
 /// Runs a turn in its own task and streams its events, then `done`.
-fn stream_turn<F, Fut>(state: &AppState, session: Id, turn: F) -> ApiResult
+async fn stream_turn<F, Fut>(state: &AppState, session: Id, turn: F) -> ApiResult
 where
     F: FnOnce(Events) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = rapport_agent::Result<TurnOutcome>> + Send + 'static,
 {
-    let guard = state.sessions.try_lock(session).ok_or_else(|| {
+    let lease = state.sessions.try_lock(&state.store, session).await?;
+    let lease = lease.ok_or_else(|| {
         Problem::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -341,7 +417,6 @@ where
     let span = tracing::Span::current();
     tokio::spawn(
         async move {
-            let _guard = guard;
             let outcome = turn(Events::to(tx)).await;
             let done = match outcome {
                 Ok(TurnOutcome::Answer(text)) => json!({"outcome": "answer", "text": text}),
@@ -354,6 +429,9 @@ where
                     json!({"outcome": "error", "problem": Problem::from(e)})
                 }
             };
+            // Free before `done`: a client may send its next message the
+            // moment it reads it.
+            lease.release().await;
             // The client may have gone; the turn is stored either way.
             let _ = done_tx.send(done);
         }

@@ -54,6 +54,10 @@ pub struct ServerConfig {
     pub mcp_allowed_hosts: Vec<String>,
     /// The web app's settings (sessions, sign-in limits).
     pub web: rapport_web::WebConfig,
+    /// How long a chat turn's lease of its session lasts without renewal:
+    /// after a server dies mid-turn, the session takes messages again after
+    /// this long. Renewed every third of it while the turn runs.
+    pub session_lease: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             web: rapport_web::WebConfig::default(),
+            session_lease: Duration::from_secs(30),
         }
     }
 }
@@ -89,11 +94,11 @@ pub struct Inner {
     pub web: rapport_web::WebState,
     /// The operator's settings.
     pub config: ServerConfig,
-    /// Per-key rate limit.
+    /// Per-key rate limit (its buckets in the database).
     pub limiter: RateLimiter,
     /// What `/metrics` reports.
     pub metrics: Metrics,
-    /// One running turn per chat session.
+    /// One running turn per chat session (its leases in the database).
     pub sessions: SessionLocks,
     /// Set when shutdown begins: `/readyz` turns 503 so balancers drain us.
     pub draining: AtomicBool,
@@ -120,6 +125,7 @@ impl AppState {
         let mcp = McpServer::for_http(Arc::clone(&registry), store.clone())?;
         let web =
             rapport_web::WebState::new(store.clone(), Arc::clone(&registry), config.web.clone())?;
+        let session_lease = config.session_lease;
         Ok(AppState(Arc::new(Inner {
             web,
             limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst),
@@ -129,7 +135,7 @@ impl AppState {
             mcp,
             config,
             metrics: Metrics::default(),
-            sessions: SessionLocks::default(),
+            sessions: SessionLocks::new(session_lease),
             draining: AtomicBool::new(false),
             mcp_cancel: tokio_util::sync::CancellationToken::new(),
         })))

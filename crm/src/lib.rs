@@ -85,4 +85,5 @@ pub use store::{
     NewProposal, Outcome, Page, RecordMap, Score, StageLabel, StageTarget, Store, StoredExperiment,
     Tx, hash_key,
 };
+pub use store::{Bucket, RateGrant};
 pub use store::{Credential, FailedSignins, NewWebSession, SavedView, StageTotals, WebSession};

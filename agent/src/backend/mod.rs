@@ -16,8 +16,8 @@ use rapport_tools::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
-/// What went wrong talking to a model. `retryable` errors were retried already
-/// by the backends that retry; the loop reports them to the user.
+/// What went wrong talking to a model. Errors worth retrying were retried
+/// already by the backends that retry; the loop reports them to the user.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The endpoint answered with an error status (after retries for 429 and 5xx).
@@ -34,6 +34,25 @@ pub enum BackendError {
     /// The connection failed (after retries).
     #[error("could not reach the model endpoint: {0}")]
     Connect(String),
+    /// The answer broke off before its end (the connection dropped, or the
+    /// stream ended without its end marker); nothing of it was used.
+    #[error("the model endpoint's answer broke off: {0}")]
+    Cut(String),
+    /// The endpoint is rate-limited and asked for a longer wait than a
+    /// request may spend waiting.
+    #[error(
+        "the model endpoint is busy ({status}) and asks to wait {} s, more than the {} s this request may still wait",
+        .asked.as_secs_f64().ceil(),
+        .budget.as_secs_f64().ceil()
+    )]
+    Throttled {
+        /// The HTTP status (429, or 503 with `Retry-After`).
+        status: u16,
+        /// The `Retry-After` the endpoint sent.
+        asked: std::time::Duration,
+        /// What the request had left of its waiting budget.
+        budget: std::time::Duration,
+    },
     /// The endpoint sent something that is not the protocol (e.g. a chunk that is not JSON).
     #[error("the model endpoint broke the protocol: {0}")]
     Protocol(String),

@@ -179,9 +179,11 @@ pub use pipelines::{ModelVersion, NewModelVersion, Score};
 mod keys;
 pub use keys::{ApiKey, KEY_PREFIX, NewApiKey, hash_key};
 mod board;
+mod leases;
 mod signin;
 mod views;
 pub use board::StageTotals;
+pub use leases::{Bucket, RateGrant};
 pub use signin::{Credential, FailedSignins, NewWebSession, WebSession};
 pub use views::SavedView;
 
