@@ -425,7 +425,11 @@ impl Agent {
     /// The turn proper: the pipeline when it is set up, the loop otherwise.
     async fn run(&self, t: &Turn<'_>) -> Result<TurnOutcome> {
         match &self.pipeline {
-            Some(examples) => self.run_plan(t, examples).await,
+            // A model that fails mid-plan ends the turn as the loop's does.
+            Some(examples) => match self.run_plan(t, examples).await {
+                Err(e) => Err(self.model_failed(t, e).await),
+                done => done,
+            },
             None => self.run_loop(t).await,
         }
     }
