@@ -226,7 +226,10 @@ pub fn lines(
 
 type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 
-fn legend(chart: &mut ChartContext<'_, SVGBackend<'_>, Plane>, series: usize) -> Result<(), Error> {
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Plane>,
+    series: usize,
+) -> Result<(), Error> {
     if series < 2 {
         return Ok(());
     }

@@ -984,6 +984,7 @@ async fn browser_dashboard_figures_equal_the_tools() {
         return;
     };
     app.seed(25).await;
+    crate::day::add_scored_interactions(&app).await;
     b.sign_in(&email(&app, "manager"), &password("manager")).await;
     b.goto("/dashboard").await;
     b.find("#fig-pipeline svg.chart").await;

@@ -217,7 +217,7 @@ async fn today_completes_and_reschedules_tasks_in_place(store: &Store) {
 }
 
 async fn today_shows_deals_and_accounts_at_risk_of_the_signed_in_rep_only(store: &Store) {
-    let app = App::start_served(store, "risk").await;
+    let app = App::start_served(store, "risk", None).await;
     let ctx = app.ctx();
     let late = app.deal(&app.fx.rep, "Late renewal", "Proposal", 9000.0).await;
     store
@@ -456,6 +456,24 @@ async fn new_posts_need_the_csrf_token(store: &Store) {
     app.stop().await;
 }
 
+/// A few interactions of this week with sentiment scores (the demo data has
+/// none until a sentiment model scores them), so the trend has points.
+pub async fn add_scored_interactions(app: &App) {
+    let ctx = app.fx.ctx(&app.fx.rep);
+    for (i, s) in [0.6, -0.4, 0.2].into_iter().enumerate() {
+        let _: rapport_crm::model::Activity = app
+            .store
+            .create(
+                &ctx,
+                json!({"kind": "note", "body": format!("Scored note {i}"), "sentiment": s,
+                       "occurred_at": ts(Utc::now() - Duration::seconds(i as i64 + 1)),
+                       "owner_id": app.fx.rep.id}),
+            )
+            .await
+            .expect("activity");
+    }
+}
+
 /// The numbers of a figure's table: row label → the cells' `data-value`s.
 pub fn figure_rows(html: &str, figure: &str) -> Vec<(String, Vec<String>)> {
     let start = html
@@ -525,6 +543,7 @@ async fn the_dashboards_figures_are_the_tools_answers(store: &Store) {
     let body = c.get("/dashboard").await.ok().to_owned();
     assert!(body.contains("No activity in the last"), "{body}");
     app.seed(25).await;
+    add_scored_interactions(&app).await;
     let page = c.get("/dashboard").await;
     let html = page.ok();
     let caller = rapport_tools::Caller::user(&app.fx.rep, rapport_crm::Source::Web);
@@ -568,6 +587,11 @@ async fn the_dashboards_figures_are_the_tools_answers(store: &Store) {
         .await
         .unwrap();
     assert_eq!(week_total as i64, in_window, "every activity of the window counted once");
+    // The sentiment of this week: the mean of the three scored notes.
+    let rows = figure_rows(html, "sentiment");
+    let this_week = &rows.last().unwrap().1;
+    assert_eq!(this_week[0], "3");
+    assert!((this_week[1].parse::<f64>().unwrap() - 0.4 / 3.0).abs() < 1e-9, "{this_week:?}");
     app.stop().await;
 }
 
