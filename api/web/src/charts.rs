@@ -140,7 +140,7 @@ fn draw_bars(
             .label(s.name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    legend(&mut chart, series.len())
+    legend(&mut chart, series.len(), SeriesLabelPosition::UpperRight)
 }
 
 /// Lines with points: one line per series over the categories. `fixed`
@@ -218,7 +218,8 @@ pub fn lines(
                 .label(name.clone())
                 .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
         }
-        legend(&mut chart, series.len())?;
+        // Lines of recent weeks and quarters tend to end high on the right.
+        legend(&mut chart, series.len(), SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(chart_err)?;
     }
     finish(&svg, label)
@@ -229,13 +230,14 @@ type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 fn legend<'a, 'b: 'a>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, Plane>,
     series: usize,
+    position: SeriesLabelPosition,
 ) -> Result<(), Error> {
     if series < 2 {
         return Ok(());
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font(font(12))
         .border_style(INK.mix(0.2))
         .background_style(TRANSPARENT)
@@ -286,10 +288,15 @@ mod tests {
             &|v| format!("{v:.0}"),
         )
         .expect("bars");
-        assert!(svg.starts_with("<svg class=\"chart\" role=\"img\" aria-label=\"Deals &lt;by&gt; stage\""));
+        assert!(svg.starts_with(
+            "<svg class=\"chart\" role=\"img\" aria-label=\"Deals &lt;by&gt; stage\""
+        ));
         assert!(!svg.contains("style="), "no style attributes: {svg}");
         assert!(!svg.contains("<script"), "names are escaped");
-        assert!(svg.contains("&lt;script&gt;"), "the legend shows the name as text");
+        assert!(
+            svg.contains("&lt;script&gt;"),
+            "the legend shows the name as text"
+        );
         assert!(svg.contains("currentColor"));
         assert!(!svg.contains(INK_HEX));
         for q in ["Q1", "Q2", "Q3"] {

@@ -287,8 +287,7 @@ async fn all(
 /// The first day of the quarter `back` quarters before the one of `d`.
 pub fn quarter_start(d: NaiveDate, back: usize) -> NaiveDate {
     let q = (d.year() * 4 + (d.month0() / 3) as i32) - back as i32;
-    NaiveDate::from_ymd_opt(q.div_euclid(4), (q.rem_euclid(4) * 3 + 1) as u32, 1)
-        .unwrap_or(d)
+    NaiveDate::from_ymd_opt(q.div_euclid(4), (q.rem_euclid(4) * 3 + 1) as u32, 1).unwrap_or(d)
 }
 
 fn quarter_label(d: NaiveDate) -> String {
@@ -444,11 +443,7 @@ async fn recent_activities(
         state,
         who,
         RecordType::Activity,
-        Filter::cond(
-            "occurred_at",
-            Op::Gte,
-            json!(format!("{since}T00:00:00Z")),
-        ),
+        Filter::cond("occurred_at", Op::Gte, json!(format!("{since}T00:00:00Z"))),
         "occurred_at",
     )
     .await
@@ -488,7 +483,10 @@ async fn activity_volume(
     now: DateTime<Utc>,
 ) -> Result<Figure, WebError> {
     let weeks = week_labels(now);
-    let cats: Vec<String> = weeks.iter().map(|w| w.format("%b %-d").to_string()).collect();
+    let cats: Vec<String> = weeks
+        .iter()
+        .map(|w| w.format("%b %-d").to_string())
+        .collect();
     let counts = volume(activities, &weeks);
     let names: BTreeMap<Id, String> = crate::tables::workspace_users(state, who)
         .await?
@@ -512,12 +510,12 @@ async fn activity_volume(
             .then(a.0.cmp(&b.0))
     });
     let mut columns = vec!["Rep".to_owned()];
-    columns.extend(weeks.iter().map(|w| format!("Week of {w}")));
+    columns.extend(cats.iter().cloned());
     columns.push("Total".into());
     let mut fig = Figure {
         id: "activity",
         title: format!("Activity per rep per week, last {WEEKS} weeks"),
-        caption: "Emails, calls, meetings and notes by their owner and the week (Monday to Sunday, UTC) they happened in.".into(),
+        caption: "Emails, calls, meetings and notes by their owner and the week (Monday to Sunday, UTC; each column is the week's Monday) they happened in.".into(),
         svg: String::new(),
         columns,
         rows: reps
@@ -574,12 +572,17 @@ pub fn sentiment_by_week(activities: &[RecordMap], weeks: &[NaiveDate]) -> Vec<(
 
 fn sentiment(activities: &[RecordMap], now: DateTime<Utc>) -> Result<Figure, WebError> {
     let weeks = week_labels(now);
-    let cats: Vec<String> = weeks.iter().map(|w| w.format("%b %-d").to_string()).collect();
+    let cats: Vec<String> = weeks
+        .iter()
+        .map(|w| w.format("%b %-d").to_string())
+        .collect();
     let trend = sentiment_by_week(activities, &weeks);
     let mut fig = Figure {
         id: "sentiment",
         title: format!("Sentiment of interactions, last {WEEKS} weeks"),
-        caption: "The mean sentiment (−1 negative to +1 positive) of the week's scored interactions.".into(),
+        caption:
+            "The mean sentiment (−1 negative to +1 positive) of the week's scored interactions."
+                .into(),
         svg: String::new(),
         columns: vec![
             "Week".into(),
@@ -647,11 +650,21 @@ mod tests {
     fn win_rate_and_cycle_time_per_quarter() {
         let now = rapport_crm::schema::parse_timestamp("2026-12-07T10:00:00Z").unwrap();
         let closed = vec![
-            rec(json!({"status": "won", "closed_at": "2026-11-10T00:00:00Z", "created_at": "2026-11-01T00:00:00Z"})),
-            rec(json!({"status": "won", "closed_at": "2026-10-20T00:00:00Z", "created_at": "2026-10-01T00:00:00Z"})),
-            rec(json!({"status": "lost", "closed_at": "2026-10-02T00:00:00Z", "created_at": "2026-09-01T00:00:00Z"})),
-            rec(json!({"status": "lost", "closed_at": "2026-05-02T00:00:00Z", "created_at": "2026-04-01T00:00:00Z"})),
-            rec(json!({"status": "won", "closed_at": "2025-05-02T00:00:00Z", "created_at": "2025-04-01T00:00:00Z"})),
+            rec(
+                json!({"status": "won", "closed_at": "2026-11-10T00:00:00Z", "created_at": "2026-11-01T00:00:00Z"}),
+            ),
+            rec(
+                json!({"status": "won", "closed_at": "2026-10-20T00:00:00Z", "created_at": "2026-10-01T00:00:00Z"}),
+            ),
+            rec(
+                json!({"status": "lost", "closed_at": "2026-10-02T00:00:00Z", "created_at": "2026-09-01T00:00:00Z"}),
+            ),
+            rec(
+                json!({"status": "lost", "closed_at": "2026-05-02T00:00:00Z", "created_at": "2026-04-01T00:00:00Z"}),
+            ),
+            rec(
+                json!({"status": "won", "closed_at": "2025-05-02T00:00:00Z", "created_at": "2025-04-01T00:00:00Z"}),
+            ),
         ];
         let q = by_quarter(&closed, now);
         assert_eq!(q.len(), QUARTERS);
@@ -676,8 +689,16 @@ mod tests {
         ];
         let v = volume(&acts, &weeks);
         assert_eq!(v[&Some(1)][WEEKS - 1], 2);
-        assert_eq!(v[&Some(2)][WEEKS - 2], 1, "Sunday belongs to the week before");
-        assert_eq!(v[&Some(2)].iter().sum::<u64>(), 1, "old activities fall out");
+        assert_eq!(
+            v[&Some(2)][WEEKS - 2],
+            1,
+            "Sunday belongs to the week before"
+        );
+        assert_eq!(
+            v[&Some(2)].iter().sum::<u64>(),
+            1,
+            "old activities fall out"
+        );
         let s = sentiment_by_week(&acts, &weeks);
         assert_eq!(s[WEEKS - 1].1, 2);
         assert!((s[WEEKS - 1].0.unwrap() - 0.2).abs() < 1e-9);

@@ -71,7 +71,13 @@ impl What {
             What::Deal => &[
                 ("name", "Name", "text", true, ""),
                 ("value", "Value", "number", false, ""),
-                ("expected_close_date", "Expected close date", "date", false, ""),
+                (
+                    "expected_close_date",
+                    "Expected close date",
+                    "date",
+                    false,
+                    "",
+                ),
                 ("company", "Company", "text", false, "a company's name"),
             ],
             What::Task => &[

@@ -38,7 +38,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/_palette_results.html"),
     ),
     ("new.html", include_str!("../templates/new.html")),
-    ("dashboard.html", include_str!("../templates/dashboard.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
 ];
 
 /// Compiles the embedded templates.

@@ -396,7 +396,10 @@ async fn insert_churn(state: &WebState, who: &Signed, page: &mut Page) -> Result
     }
     page.insert("churn_scored", &scored)
         .insert("accounts_at_risk", &out)
-        .insert("churn_threshold", &format!("{:.0}%", CHURN_THRESHOLD * 100.0));
+        .insert(
+            "churn_threshold",
+            &format!("{:.0}%", CHURN_THRESHOLD * 100.0),
+        );
     Ok(())
 }
 
@@ -465,11 +468,7 @@ pub async fn feedback(
 }
 
 /// The tasks section alone, after a change, with a toast.
-async fn tasks_fragment(
-    state: &WebState,
-    who: &Signed,
-    toast: &str,
-) -> Result<Response, WebError> {
+async fn tasks_fragment(state: &WebState, who: &Signed, toast: &str) -> Result<Response, WebError> {
     let now = state.registry.services().now();
     let mut page = Page::new("Today", who, "today");
     insert_tasks(state, who, now, &mut page).await?;
@@ -545,8 +544,10 @@ mod tests {
         let now = rapport_crm::schema::parse_timestamp("2026-12-07T10:00:00Z").unwrap();
         let today = now.date_naive();
         let deal = |close: &str, entered: &str| -> RecordMap {
-            serde_json::from_value(json!({"expected_close_date": close, "stage_entered_at": entered}))
-                .unwrap()
+            serde_json::from_value(
+                json!({"expected_close_date": close, "stage_entered_at": entered}),
+            )
+            .unwrap()
         };
         assert_eq!(
             deal_risk(&deal("2026-12-06", "2026-12-01T00:00:00Z"), today, now).as_deref(),

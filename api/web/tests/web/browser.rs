@@ -848,10 +848,16 @@ async fn browser_today_dismisses_an_action_and_completes_a_task_in_place() {
         rapport_crm::schema::format_timestamp(&(chrono::Utc::now() + chrono::Duration::days(days)))
     };
     let mut ids = Vec::new();
-    for (title, days) in [("Send the revised quote", -3), ("Chase the signed order form", -2)] {
+    for (title, days) in [
+        ("Send the revised quote", -3),
+        ("Chase the signed order form", -2),
+    ] {
         let t: rapport_crm::model::Task = app
             .store
-            .create(&ctx, json!({"title": title, "assignee_id": rep.id, "due_at": due(days)}))
+            .create(
+                &ctx,
+                json!({"title": title, "assignee_id": rep.id, "due_at": due(days)}),
+            )
             .await
             .unwrap();
         ids.push(t.id);
@@ -880,7 +886,11 @@ async fn browser_today_dismisses_an_action_and_completes_a_task_in_place() {
         .unwrap();
     b.wait_gone(&item).await;
     b.wait_text("#toasts", "Dismissed (wrong timing).").await;
-    let fb = app.store.nba_feedback(&app.ctx(), Some(rep.id)).await.unwrap();
+    let fb = app
+        .store
+        .nba_feedback(&app.ctx(), Some(rep.id))
+        .await
+        .unwrap();
     assert_eq!(fb.len(), 1);
     assert_eq!(fb[0].action_key, format!("overdue_task:task:{}", ids[0]));
     assert_eq!(fb[0].status, rapport_crm::FeedbackStatus::Dismissed);
@@ -904,7 +914,8 @@ async fn browser_today_dismisses_an_action_and_completes_a_task_in_place() {
         .await
         .unwrap();
     b.wait_gone(&task).await;
-    b.wait_text("#toasts", "Completed: Chase the signed order form.").await;
+    b.wait_text("#toasts", "Completed: Chase the signed order form.")
+        .await;
     assert_eq!(b.path().await, "/today", "in place, no navigation");
     let done: rapport_crm::model::Task = app.store.get(&app.ctx(), ids[1]).await.unwrap();
     assert_eq!(done.status, rapport_crm::model::TaskStatus::Done);
@@ -934,35 +945,58 @@ async fn browser_ctrl_k_finds_a_contact_by_a_typo_and_enter_opens_it() {
     b.goto("/companies").await;
     b.find("main h1").await;
     b.ctrl_k().await;
-    let open = b.c.execute("return document.getElementById('palette').open;", vec![]).await.unwrap();
+    let open =
+        b.c.execute("return document.getElementById('palette').open;", vec![])
+            .await
+            .unwrap();
     assert_eq!(open, json!(true), "Ctrl+K opens the palette");
     let input = b.find("#palette-input").await;
-    let focused = b
-        .c
-        .execute("return document.activeElement.id;", vec![])
-        .await
-        .unwrap();
+    let focused =
+        b.c.execute("return document.activeElement.id;", vec![])
+            .await
+            .unwrap();
     assert_eq!(focused, json!("palette-input"));
     input.send_keys("Dana Leee").await.unwrap();
-    b.wait_text("#palette-list", "Dana Lee <dana@acme.example>").await;
+    b.wait_text("#palette-list", "Dana Lee <dana@acme.example>")
+        .await;
     b.wait_text("#palette-status", "for “Dana Leee”").await;
     assert_eq!(
-        b.find("#palette-input").await.attr("aria-expanded").await.unwrap().as_deref(),
+        b.find("#palette-input")
+            .await
+            .attr("aria-expanded")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("true")
     );
     b.axe("the palette, open with results").await;
     input.send_keys(&Key::Down.to_string()).await.unwrap();
-    let active = b.find("#palette-input").await.attr("aria-activedescendant").await.unwrap();
+    let active = b
+        .find("#palette-input")
+        .await
+        .attr("aria-activedescendant")
+        .await
+        .unwrap();
     assert_eq!(active.as_deref(), Some("pal-opt-1"));
     assert_eq!(
-        b.find("#pal-opt-1").await.attr("aria-selected").await.unwrap().as_deref(),
+        b.find("#pal-opt-1")
+            .await
+            .attr("aria-selected")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("true")
     );
     // Down and up again come back to it.
     input.send_keys(&Key::Down.to_string()).await.unwrap();
     input.send_keys(&Key::Up.to_string()).await.unwrap();
     assert_eq!(
-        b.find("#palette-input").await.attr("aria-activedescendant").await.unwrap().as_deref(),
+        b.find("#palette-input")
+            .await
+            .attr("aria-activedescendant")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("pal-opt-1")
     );
     input.send_keys(&Key::Enter.to_string()).await.unwrap();
@@ -970,8 +1004,15 @@ async fn browser_ctrl_k_finds_a_contact_by_a_typo_and_enter_opens_it() {
     assert_eq!(b.path().await, format!("/contacts/{}", dana.id));
     // Escape closes it; the opener in the top bar opens it too.
     b.find("[data-palette-open]").await.click().await.unwrap();
-    b.find("#palette-input").await.send_keys(&Key::Escape.to_string()).await.unwrap();
-    let open = b.c.execute("return document.getElementById('palette').open;", vec![]).await.unwrap();
+    b.find("#palette-input")
+        .await
+        .send_keys(&Key::Escape.to_string())
+        .await
+        .unwrap();
+    let open =
+        b.c.execute("return document.getElementById('palette').open;", vec![])
+            .await
+            .unwrap();
     assert_eq!(open, json!(false));
     b.finish().await;
     app.stop().await;
@@ -985,7 +1026,8 @@ async fn browser_dashboard_figures_equal_the_tools() {
     };
     app.seed(25).await;
     crate::day::add_scored_interactions(&app).await;
-    b.sign_in(&email(&app, "manager"), &password("manager")).await;
+    b.sign_in(&email(&app, "manager"), &password("manager"))
+        .await;
     b.goto("/dashboard").await;
     b.find("#fig-pipeline svg.chart").await;
     b.axe("the dashboard").await;
@@ -1071,7 +1113,11 @@ async fn docs_screenshots() {
         contact.first_name,
         contact.last_name.clone().unwrap_or_default()
     );
-    b.find("#palette-input").await.send_keys(&typed).await.unwrap();
+    b.find("#palette-input")
+        .await
+        .send_keys(&typed)
+        .await
+        .unwrap();
     b.find("#palette-list [role=option]").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     b.find("#palette-input")
@@ -1083,9 +1129,6 @@ async fn docs_screenshots() {
     b.goto("/dashboard").await;
     b.find("#fig-pipeline svg.chart").await;
     save("dashboard.png", b.c.screenshot().await.unwrap());
-    b.c.set_window_size(1280, 1900).await.unwrap();
-    save("dashboard-full.png", b.c.screenshot().await.unwrap());
-    b.c.set_window_size(1280, 760).await.unwrap();
     b.goto("/deals/board").await;
     b.find("[data-board]").await;
     save("board.png", b.c.screenshot().await.unwrap());

@@ -75,36 +75,60 @@ async fn today_lists_actions_and_records_feedback_through_nba_feedback(store: &S
         body.contains(&unescape(&rapport_web::render::escape(&reason))),
         "{reason} in {body}"
     );
-    assert!(body.contains("Send the &lt;b&gt;quote&lt;/b&gt;"), "labels are text");
-    assert!(!body.contains("Manager's own chore"), "only the rep's own list");
+    assert!(
+        body.contains("Send the &lt;b&gt;quote&lt;/b&gt;"),
+        "labels are text"
+    );
+    assert!(
+        !body.contains("Manager's own chore"),
+        "only the rep's own list"
+    );
     assert!(!body.contains(&format!("overdue_task:task:{}", theirs.id)));
     // The view counted as an exposure of the ranking experiment.
     let exposed = store
         .exposures(&ctx, rapport_pipelines::nba::EXPERIMENT)
         .await
         .unwrap();
-    assert!(exposed.len() > exposed_before, "the page view is an exposure");
+    assert!(
+        exposed.len() > exposed_before,
+        "the page view is an exposure"
+    );
     // Dismiss with a reason (htmx): the action leaves, the feedback is stored.
     c.htmx = true;
     let res = c
         .post(
             "/today/actions",
-            &[("action_key", &key), ("status", "dismissed"), ("reason", "already handled")],
+            &[
+                ("action_key", &key),
+                ("status", "dismissed"),
+                ("reason", "already handled"),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    assert!(res.body.contains("Dismissed (already handled)."), "{}", res.body);
+    assert!(
+        res.body.contains("Dismissed (already handled)."),
+        "{}",
+        res.body
+    );
     // A dismissal without a reason is refused and stores nothing.
     let k2 = format!("overdue_task:task:{}", later.id);
     let res = c
-        .post("/today/actions", &[("action_key", &k2), ("status", "dismissed")])
+        .post(
+            "/today/actions",
+            &[("action_key", &k2), ("status", "dismissed")],
+        )
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     // A snooze needs a later day.
     let res = c
         .post(
             "/today/actions",
-            &[("action_key", &k2), ("status", "snoozed"), ("until", "2000-01-01")],
+            &[
+                ("action_key", &k2),
+                ("status", "snoozed"),
+                ("until", "2000-01-01"),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
@@ -112,7 +136,11 @@ async fn today_lists_actions_and_records_feedback_through_nba_feedback(store: &S
     let res = c
         .post(
             "/today/actions",
-            &[("action_key", &k2), ("status", "snoozed"), ("until", &until)],
+            &[
+                ("action_key", &k2),
+                ("status", "snoozed"),
+                ("until", &until),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
@@ -126,8 +154,16 @@ async fn today_lists_actions_and_records_feedback_through_nba_feedback(store: &S
     let fb = store.nba_feedback(&ctx, Some(app.fx.rep.id)).await.unwrap();
     assert_eq!(fb.len(), 3, "{fb:?}");
     assert_eq!(
-        (fb[0].action_key.as_str(), fb[0].status, fb[0].reason.as_deref()),
-        (key.as_str(), FeedbackStatus::Dismissed, Some("already handled"))
+        (
+            fb[0].action_key.as_str(),
+            fb[0].status,
+            fb[0].reason.as_deref()
+        ),
+        (
+            key.as_str(),
+            FeedbackStatus::Dismissed,
+            Some("already handled")
+        )
     );
     assert_eq!(fb[1].status, FeedbackStatus::Snoozed);
     assert_eq!(
@@ -153,7 +189,10 @@ async fn today_lists_actions_and_records_feedback_through_nba_feedback(store: &S
     let page = v.get("/today").await;
     assert!(!page.ok().contains("action=\"/today/actions\""));
     let res = v
-        .post("/today/actions", &[("action_key", &key), ("status", "done")])
+        .post(
+            "/today/actions",
+            &[("action_key", &key), ("status", "done")],
+        )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
     app.stop().await;
@@ -169,7 +208,10 @@ async fn today_completes_and_reschedules_tasks_in_place(store: &Store) {
     let body = c.get("/today").await.ok().to_owned();
     assert!(body.contains(&format!("id=\"task-{}\"", overdue.id)));
     assert!(body.contains(&format!("id=\"task-{}\"", soon.id)));
-    assert!(!body.contains("Plan next year"), "beyond the upcoming window");
+    assert!(
+        !body.contains("Plan next year"),
+        "beyond the upcoming window"
+    );
     assert!(!body.contains("Manager task"));
     let _ = far;
     // Complete in place: the tasks section comes back without it.
@@ -178,7 +220,11 @@ async fn today_completes_and_reschedules_tasks_in_place(store: &Store) {
         .post(&format!("/today/tasks/{}/complete", overdue.id), &[])
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    assert!(res.body.starts_with("<section id=\"today-tasks\""), "{}", res.body);
+    assert!(
+        res.body.starts_with("<section id=\"today-tasks\""),
+        "{}",
+        res.body
+    );
     assert!(!res.body.contains(&format!("id=\"task-{}\"", overdue.id)));
     assert!(res.body.contains("Completed: Chase the invoice."));
     let done: Task = store.get(&app.ctx(), overdue.id).await.unwrap();
@@ -219,7 +265,9 @@ async fn today_completes_and_reschedules_tasks_in_place(store: &Store) {
 async fn today_shows_deals_and_accounts_at_risk_of_the_signed_in_rep_only(store: &Store) {
     let app = App::start_served(store, "risk", None).await;
     let ctx = app.ctx();
-    let late = app.deal(&app.fx.rep, "Late renewal", "Proposal", 9000.0).await;
+    let late = app
+        .deal(&app.fx.rep, "Late renewal", "Proposal", 9000.0)
+        .await;
     store
         .update::<rapport_crm::model::Deal>(
             &ctx,
@@ -229,7 +277,9 @@ async fn today_shows_deals_and_accounts_at_risk_of_the_signed_in_rep_only(store:
         .await
         .unwrap();
     let fine = app.deal(&app.fx.rep, "Fresh deal", "Proposal", 100.0).await;
-    let other = app.deal(&app.fx.manager, "Manager's late deal", "Proposal", 5.0).await;
+    let other = app
+        .deal(&app.fx.manager, "Manager's late deal", "Proposal", 5.0)
+        .await;
     store
         .update::<rapport_crm::model::Deal>(
             &ctx,
@@ -261,12 +311,22 @@ async fn today_shows_deals_and_accounts_at_risk_of_the_signed_in_rep_only(store:
         scored_at: Utc::now(),
     };
     let mut tx = store.begin().await.unwrap();
-    tx.put_scores(&ctx, &[score(acme.id, 0.81), score(calm.id, 0.1), score(theirs.id, 0.9)])
-        .await
-        .unwrap();
+    tx.put_scores(
+        &ctx,
+        &[
+            score(acme.id, 0.81),
+            score(calm.id, 0.1),
+            score(theirs.id, 0.9),
+        ],
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let body = c.get("/today").await.ok().to_owned();
-    assert!(body.contains("Acme Risky") && body.contains("churn risk 81%"), "{body}");
+    assert!(
+        body.contains("Acme Risky") && body.contains("churn risk 81%"),
+        "{body}"
+    );
     assert!(!body.contains("Calm Co"));
     assert!(!body.contains("Manager Risky"));
     app.stop().await;
@@ -302,7 +362,9 @@ async fn the_palette_finds_records_by_typo_pages_and_actions(store: &Store) {
         .unwrap();
     let mut c = app.signed_in("rep").await;
     // htmx asks for the options: a typo still finds Dana Lee, first.
-    let res = c.get_fragment("/palette?q=Dana%20Leee", "palette-list").await;
+    let res = c
+        .get_fragment("/palette?q=Dana%20Leee", "palette-list")
+        .await;
     let body = unescape(res.ok());
     let first = body.find("role=\"option\"").expect("options");
     assert!(
@@ -312,18 +374,35 @@ async fn the_palette_finds_records_by_typo_pages_and_actions(store: &Store) {
         )),
         "{body}"
     );
-    assert!(body.contains("Dana Lee &lt;dana@acme.example&gt;, Acme Logistics"), "{body}");
-    assert!(!body.contains("Leeward"), "another workspace's records stay there");
+    assert!(
+        body.contains("Dana Lee &lt;dana@acme.example&gt;, Acme Logistics"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Leeward"),
+        "another workspace's records stay there"
+    );
     assert!(!body.contains("<img"), "names are text: {body}");
     assert!(
         body.contains("Semantic search is not available on this server"),
         "{body}"
     );
     // By email.
-    let body = unescape(c.get_fragment("/palette?q=dana@acme.example", "palette-list").await.ok());
-    assert!(body.contains(&format!("data-href=\"/contacts/{}\"", dana.id)), "{body}");
+    let body = unescape(
+        c.get_fragment("/palette?q=dana@acme.example", "palette-list")
+            .await
+            .ok(),
+    );
+    assert!(
+        body.contains(&format!("data-href=\"/contacts/{}\"", dana.id)),
+        "{body}"
+    );
     // Pages and actions by their words.
-    let body = unescape(c.get_fragment("/palette?q=new%20d", "palette-list").await.ok());
+    let body = unescape(
+        c.get_fragment("/palette?q=new%20d", "palette-list")
+            .await
+            .ok(),
+    );
     assert!(body.contains("data-href=\"/new/deal\""), "{body}");
     assert!(!body.contains("data-href=\"/new/contact\""));
     let body = unescape(c.get_fragment("/palette?q=dash", "palette-list").await.ok());
@@ -333,7 +412,10 @@ async fn the_palette_finds_records_by_typo_pages_and_actions(store: &Store) {
     assert!(body.contains("data-href=\"/today\"") && body.contains("data-href=\"/new/call\""));
     // Without htmx it is a page of links.
     let page = unescape(c.get("/palette?q=Dana%20Leee").await.ok());
-    assert!(page.contains(&format!("<a href=\"/contacts/{}\">", dana.id)), "{page}");
+    assert!(
+        page.contains(&format!("<a href=\"/contacts/{}\">", dana.id)),
+        "{page}"
+    );
     assert!(page.contains("<h1>Search</h1>"));
     // Every signed-in page carries the palette dialog and its script.
     let today = c.get("/companies").await;
@@ -345,7 +427,9 @@ async fn the_palette_finds_records_by_typo_pages_and_actions(store: &Store) {
     assert!(!body.contains("/new/"), "{body}");
     // Too long a query is cut, not an error.
     let long = "a".repeat(400);
-    c.get_fragment(&format!("/palette?q={long}"), "palette-list").await.ok();
+    c.get_fragment(&format!("/palette?q={long}"), "palette-list")
+        .await
+        .ok();
     app.stop().await;
 }
 
@@ -364,7 +448,12 @@ async fn the_palettes_forms_create_through_the_tools_and_keep_bad_input(store: &
     let res = c
         .post(
             "/new/contact",
-            &[("first_name", "Priya"), ("last_name", "Raman"), ("email", "priya@acme.example"), ("company", "acme")],
+            &[
+                ("first_name", "Priya"),
+                ("last_name", "Raman"),
+                ("email", "priya@acme.example"),
+                ("company", "acme"),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
@@ -373,14 +462,21 @@ async fn the_palettes_forms_create_through_the_tools_and_keep_bad_input(store: &
         .await
         .unwrap()
         .items;
-    let priya = contacts.iter().find(|c| c.first_name == "Priya").expect("created");
+    let priya = contacts
+        .iter()
+        .find(|c| c.first_name == "Priya")
+        .expect("created");
     assert_eq!(priya.company_id, Some(acme.id));
     assert_eq!(res.location(), format!("/contacts/{}?done=saved", priya.id));
     // An ambiguous company: the form again, with what was typed, nothing made.
     let res = c
         .post(
             "/new/deal",
-            &[("name", "Globex expansion"), ("value", "12,000"), ("company", "Globex")],
+            &[
+                ("name", "Globex expansion"),
+                ("value", "12,000"),
+                ("company", "Globex"),
+            ],
         )
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
@@ -393,12 +489,26 @@ async fn the_palettes_forms_create_through_the_tools_and_keep_bad_input(store: &
         .unwrap();
     assert_eq!(deals, 0);
     let res = c
-        .post("/new/deal", &[("name", "Acme pilot"), ("value", "12,000"), ("company", "Acme Logistics")])
+        .post(
+            "/new/deal",
+            &[
+                ("name", "Acme pilot"),
+                ("value", "12,000"),
+                ("company", "Acme Logistics"),
+            ],
+        )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     // A task for me about Priya; a call with Priya.
     let res = c
-        .post("/new/task", &[("title", "Send Priya the deck"), ("due", "2030-01-02"), ("about", "Priya Raman")])
+        .post(
+            "/new/task",
+            &[
+                ("title", "Send Priya the deck"),
+                ("due", "2030-01-02"),
+                ("about", "Priya Raman"),
+            ],
+        )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let tasks = store
@@ -409,9 +519,18 @@ async fn the_palettes_forms_create_through_the_tools_and_keep_bad_input(store: &
     assert_eq!(tasks[0].assignee_id, Some(app.fx.rep.id));
     assert_eq!(tasks[0].contact_id, Some(priya.id));
     let res = c
-        .post("/new/call", &[("with", "priya@acme.example"), ("body", "Wants the SSO add-on")])
+        .post(
+            "/new/call",
+            &[
+                ("with", "priya@acme.example"),
+                ("body", "Wants the SSO add-on"),
+            ],
+        )
         .await;
-    assert_eq!(res.location(), format!("/contacts/{}?done=logged", priya.id));
+    assert_eq!(
+        res.location(),
+        format!("/contacts/{}?done=logged", priya.id)
+    );
     let acts = store
         .list_dyn(&app.ctx(), RecordType::Activity, &Default::default())
         .await
@@ -419,7 +538,11 @@ async fn the_palettes_forms_create_through_the_tools_and_keep_bad_input(store: &
         .items;
     assert_eq!(acts.len(), 1);
     assert_eq!(acts[0]["kind"], json!("call"));
-    assert_eq!(acts[0]["company_id"], json!(acme.id), "the contact's company");
+    assert_eq!(
+        acts[0]["company_id"],
+        json!(acme.id),
+        "the contact's company"
+    );
     // A viewer may not.
     let mut v = app.signed_in("viewer").await;
     assert_eq!(v.get("/new/contact").await.status, StatusCode::FORBIDDEN);
@@ -434,9 +557,15 @@ async fn new_posts_need_the_csrf_token(store: &Store) {
     let mut c = app.signed_in("rep").await;
     let key = format!("overdue_task:task:{}", t.id);
     let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
-        ("/today/actions".into(), vec![("action_key", &key), ("status", "done")]),
+        (
+            "/today/actions".into(),
+            vec![("action_key", &key), ("status", "done")],
+        ),
         (format!("/today/tasks/{}/complete", t.id), vec![]),
-        (format!("/today/tasks/{}/reschedule", t.id), vec![("due", "2031-01-01")]),
+        (
+            format!("/today/tasks/{}/reschedule", t.id),
+            vec![("due", "2031-01-01")],
+        ),
         ("/new/contact".into(), vec![("first_name", "Forged")]),
         ("/new/call".into(), vec![("with", "x"), ("body", "x")]),
     ];
@@ -448,9 +577,18 @@ async fn new_posts_need_the_csrf_token(store: &Store) {
     }
     let still: Task = store.get(&app.ctx(), t.id).await.unwrap();
     assert_eq!(still.status, TaskStatus::Open);
-    assert!(store.nba_feedback(&app.ctx(), None).await.unwrap().is_empty());
+    assert!(
+        store
+            .nba_feedback(&app.ctx(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.count_dyn(&app.ctx(), RecordType::Contact, None).await.unwrap(),
+        store
+            .count_dyn(&app.ctx(), RecordType::Contact, None)
+            .await
+            .unwrap(),
         0
     );
     app.stop().await;
@@ -517,9 +655,21 @@ pub fn assert_figures_match(html: &str, summary: &Value, forecast: &Value) {
         close(&cells[2], s["weighted_value"].as_f64().unwrap(), label);
     }
     let open = &rows[stages.len()].1;
-    close(&open[0], summary["open_deals"].as_f64().unwrap(), "open deals");
-    close(&open[1], summary["open_value"].as_f64().unwrap(), "open value");
-    close(&open[2], summary["open_weighted_value"].as_f64().unwrap(), "open weighted");
+    close(
+        &open[0],
+        summary["open_deals"].as_f64().unwrap(),
+        "open deals",
+    );
+    close(
+        &open[1],
+        summary["open_value"].as_f64().unwrap(),
+        "open value",
+    );
+    close(
+        &open[2],
+        summary["open_weighted_value"].as_f64().unwrap(),
+        "open weighted",
+    );
     let rows = figure_rows(html, "forecast");
     let months = forecast["months"].as_array().expect("months");
     for (m, (label, cells)) in months.iter().zip(&rows) {
@@ -560,7 +710,11 @@ async fn the_dashboards_figures_are_the_tools_answers(store: &Store) {
     assert!(summary["open_deals"].as_u64().unwrap() > 0, "{summary}");
     assert_figures_match(html, &summary, &forecast);
     // Five charts, inline SVG the CSP allows.
-    assert_eq!(html.matches("<svg class=\"chart\" role=\"img\"").count(), 5, "{html}");
+    assert_eq!(
+        html.matches("<svg class=\"chart\" role=\"img\"").count(),
+        5,
+        "{html}"
+    );
     assert!(!html.contains("style="), "no style attribute anywhere");
     assert!(html.contains("currentColor"));
     // Every rep with activity is a row of the volume table.
@@ -586,12 +740,18 @@ async fn the_dashboards_figures_are_the_tools_answers(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(week_total as i64, in_window, "every activity of the window counted once");
+    assert_eq!(
+        week_total as i64, in_window,
+        "every activity of the window counted once"
+    );
     // The sentiment of this week: the mean of the three scored notes.
     let rows = figure_rows(html, "sentiment");
     let this_week = &rows.last().unwrap().1;
     assert_eq!(this_week[0], "3");
-    assert!((this_week[1].parse::<f64>().unwrap() - 0.4 / 3.0).abs() < 1e-9, "{this_week:?}");
+    assert!(
+        (this_week[1].parse::<f64>().unwrap() - 0.4 / 3.0).abs() < 1e-9,
+        "{this_week:?}"
+    );
     app.stop().await;
 }
 
@@ -638,14 +798,22 @@ async fn the_palette_finds_interactions_by_meaning() {
     let pricing: rapport_crm::model::Activity = store
         .create(
             &ctx,
-            mk("email", "Re: quote", "They are worried about price: the quote is above their budget for next year."),
+            mk(
+                "email",
+                "Re: quote",
+                "They are worried about price: the quote is above their budget for next year.",
+            ),
         )
         .await
         .unwrap();
     let _other: rapport_crm::model::Activity = store
         .create(
             &ctx,
-            mk("call", "Security review", "Security review: they need the SOC 2 Type II report before signing."),
+            mk(
+                "call",
+                "Security review",
+                "Security review: they need the SOC 2 Type II report before signing.",
+            ),
         )
         .await
         .unwrap();
@@ -658,7 +826,9 @@ async fn the_palette_finds_interactions_by_meaning() {
         .get_fragment("/palette?q=too%20expensive%20for%20them", "palette-list")
         .await;
     let body = unescape(res.ok());
-    let group = body.find("aria-label=\"Interactions\"").expect("an interactions group");
+    let group = body
+        .find("aria-label=\"Interactions\"")
+        .expect("an interactions group");
     let first = &body[group..];
     assert!(
         first.contains(&format!("data-href=\"/activities/{}\"", pricing.id)),
@@ -666,10 +836,19 @@ async fn the_palette_finds_interactions_by_meaning() {
     );
     let option = &first[first.find("role=\"option\"").unwrap()..];
     let option = &option[..option.find("</div>").unwrap()];
-    assert!(option.contains(&format!("data-href=\"/activities/{}\"", pricing.id)), "best first: {body}");
+    assert!(
+        option.contains(&format!("data-href=\"/activities/{}\"", pricing.id)),
+        "best first: {body}"
+    );
     assert!(option.contains("Email: Re: quote"), "{option}");
-    assert!(option.contains("2026-10-01 · Dana Lee · Acme Logistics"), "{option}");
-    assert!(option.contains("worried about price"), "the snippet: {option}");
+    assert!(
+        option.contains("2026-10-01 · Dana Lee · Acme Logistics"),
+        "{option}"
+    );
+    assert!(
+        option.contains("worried about price"),
+        "the snippet: {option}"
+    );
     assert!(!body.contains("not available"), "{body}");
     app.stop().await;
     db.cleanup().await;
