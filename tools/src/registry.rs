@@ -71,6 +71,13 @@ impl Registry {
         self
     }
 
+    /// The services the tools of this registry use. Adapters that show what
+    /// a read tool would answer without a tool call per keystroke (the web
+    /// app's search box) call the same service the tool calls.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Whether `tool` can run with this registry's services, so it is worth
     /// offering to a model (see [`Tool::available`](crate::Tool::available)).
     pub fn ready(&self, tool: &dyn DynTool) -> bool {

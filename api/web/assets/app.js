@@ -6,6 +6,8 @@
 // - Pipeline cards drag between columns with SortableJS; a drop submits the
 //   card's own "Move to…" form, so dragging and the menu share one path.
 // - "Select all" toggles the row checkboxes of a table.
+// - On Today, an action or task that leaves the list would take the focus
+//   with it: the focus goes to the next item (or the section's heading).
 // - Toasts leave after a while (they stay in the live region's history for
 //   screen readers that already announced them).
 (function () {
@@ -68,7 +70,35 @@
     });
   });
 
+  var leaving = null;
+
+  document.addEventListener('submit', function (evt) {
+    var item = evt.target.closest && evt.target.closest('[data-today-item]');
+    if (!item) { leaving = null; return; }
+    var section = item.closest('section');
+    var heading = section && section.querySelector('h2[tabindex]');
+    var next = item.nextElementSibling || item.previousElementSibling;
+    leaving = {
+      id: item.id,
+      next: next && next.id ? next.id : null,
+      heading: heading ? heading.id : null
+    };
+  }, true);
+
+  function refocus() {
+    if (!leaving) return;
+    var was = leaving;
+    var still = document.getElementById(was.id);
+    if (still && still.contains(document.activeElement)) return;
+    leaving = null;
+    var next = still || (was.next && document.getElementById(was.next));
+    var target = next && next.querySelector('a, button, summary');
+    if (!target && was.heading) target = document.getElementById(was.heading);
+    if (target) target.focus();
+  }
+
   function init() {
+    refocus();
     initBoard();
     expireToasts();
   }

@@ -1,6 +1,7 @@
 //! Static files, embedded in the binary: the vendored htmx, its SSE extension
 //! and SortableJS (see `assets/vendor/VENDOR.md` for versions, sha256 and
-//! licences) and our own stylesheet and script.
+//! licences) and our own stylesheet and scripts (`app.js`, and `palette.js`
+//! for the command palette's keys).
 //!
 //! They are served under `/assets/ASSET_VERSION/FILE` with a year-long,
 //! immutable cache lifetime: a new release changes the version in the path,
@@ -11,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Part of every asset URL; bump it whenever an embedded file changes.
-pub const ASSET_VERSION: &str = "v1";
+pub const ASSET_VERSION: &str = "v2";
 
 /// An embedded file: its name in URLs, its content type and its bytes.
 pub struct Asset {
@@ -45,11 +46,19 @@ pub const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../assets/app.js"),
     },
     Asset {
+        name: "palette.js",
+        content_type: JS,
+        bytes: include_bytes!("../assets/palette.js"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../assets/app.css"),
     },
 ];
+
+/// Our own files (the rest are vendored).
+pub const OWN: &[&str] = &["app.js", "palette.js", "app.css"];
 
 /// The URL of an embedded file.
 pub fn url(name: &str) -> String {
@@ -119,7 +128,7 @@ mod tests {
     fn embedded_vendor_files_are_the_pinned_ones() {
         for a in super::ASSETS
             .iter()
-            .filter(|a| a.name != "app.js" && a.name != "app.css")
+            .filter(|a| !super::OWN.contains(&a.name))
         {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("assets/vendor")

@@ -21,6 +21,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("template error: {0}")]
     Template(#[from] tera::Error),
+    /// A dashboard chart could not be drawn.
+    #[error("chart error: {0}")]
+    Chart(String),
 }
 
 /// How a request failed.

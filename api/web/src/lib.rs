@@ -1,7 +1,8 @@
 /*!
-Rapport's web app: sign-in, record tables, record pages and the pipeline
-board, rendered on the server with tera and made faster (never possible) by
-htmx.
+Rapport's web app: sign-in, Today (the rep's next-best actions, tasks and
+risks), the command palette, the dashboard, record tables, record pages and
+the pipeline board, rendered on the server with tera and made faster (never
+possible) by htmx.
 
 This crate owns the browser-facing surface only: pages, browser sessions,
 CSRF and the vendored static assets. Every write goes through the tool
@@ -22,7 +23,13 @@ The shape, one concern per module:
 - [`render`]: the templates (autoescaped) and the formatting they share.
 - [`meta`]: what the pages know about each record type (path, columns,
   labels, how a typed value is read from a form).
-- [`tables`], [`record`], [`board`]: the pages.
+- [`tables`], [`record`], [`board`]: the record pages.
+- [`today`]: the home page: next-best actions (with their feedback through
+  `nba_feedback`), due tasks, deals and accounts at risk.
+- [`palette`]: the command palette (Ctrl/Cmd+K) and [`new`], the small
+  forms of its actions.
+- [`dashboard`] with [`charts`]: figures from the tools, drawn as SVG on
+  the server.
 
 Pages read without JavaScript: every action is a link or a form that posts and
 redirects. With htmx, the same routes answer with the fragment that changed
@@ -44,12 +51,17 @@ let app: axum::Router = rapport_web::router(web);
 pub mod assets;
 pub mod auth;
 pub mod board;
+pub mod charts;
+pub mod dashboard;
 mod error;
 pub mod meta;
+pub mod new;
+pub mod palette;
 pub mod record;
 pub mod render;
 pub mod security;
 pub mod tables;
+pub mod today;
 
 use std::sync::Arc;
 
@@ -125,7 +137,14 @@ impl WebState {
 /// the API's without catching its unknown paths.
 pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
     let mut pages = Router::new()
-        .route("/", get(tables::home))
+        .route("/", get(today::home))
+        .route("/today", get(today::page))
+        .route("/today/actions", post(today::feedback))
+        .route("/today/tasks/{id}/complete", post(today::complete_task))
+        .route("/today/tasks/{id}/reschedule", post(today::reschedule_task))
+        .route("/palette", get(palette::page))
+        .route("/new/{what}", get(new::page).post(new::create))
+        .route("/dashboard", get(dashboard::page))
         .route("/deals/board", get(board::page))
         .route("/deals/{id}/move", post(board::move_deal))
         .route("/signout", post(auth::sign_out));

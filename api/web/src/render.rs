@@ -27,6 +27,21 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("board.html", include_str!("../templates/board.html")),
     ("_board.html", include_str!("../templates/_board.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
+    ("today.html", include_str!("../templates/today.html")),
+    (
+        "_today_tasks.html",
+        include_str!("../templates/_today_tasks.html"),
+    ),
+    ("palette.html", include_str!("../templates/palette.html")),
+    (
+        "_palette_results.html",
+        include_str!("../templates/_palette_results.html"),
+    ),
+    ("new.html", include_str!("../templates/new.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
 ];
 
 /// Compiles the embedded templates.
@@ -87,6 +102,7 @@ fn insert_assets(ctx: &mut tera::Context) {
     ctx.insert("sse_url", &url("hx-sse.min.js"));
     ctx.insert("sortable_url", &url("Sortable.min.js"));
     ctx.insert("app_js_url", &url("app.js"));
+    ctx.insert("palette_js_url", &url("palette.js"));
 }
 
 #[derive(Serialize)]
@@ -97,11 +113,23 @@ struct NavItem {
 }
 
 fn nav_items() -> Vec<NavItem> {
-    let mut items = vec![NavItem {
-        key: "board",
-        label: "Pipeline",
-        href: "/deals/board".into(),
-    }];
+    let mut items = vec![
+        NavItem {
+            key: "today",
+            label: "Today",
+            href: "/today".into(),
+        },
+        NavItem {
+            key: "dashboard",
+            label: "Dashboard",
+            href: "/dashboard".into(),
+        },
+        NavItem {
+            key: "board",
+            label: "Pipeline",
+            href: "/deals/board".into(),
+        },
+    ];
     for k in crate::meta::Kind::ALL {
         items.push(NavItem {
             key: k.path(),

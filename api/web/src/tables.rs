@@ -39,11 +39,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Kind {
     }
 }
 
-/// `GET /`: the pipeline board is where a rep starts.
-pub async fn home(_who: Signed) -> Redirect {
-    Redirect::to("/deals/board")
-}
-
 /// The operators a filter row offers, with their labels.
 pub const OPS: &[(&str, &str)] = &[
     ("contains", "contains"),

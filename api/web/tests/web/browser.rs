@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use rapport_crm::RecordType;
@@ -250,6 +252,49 @@ async fn setup(name: &'static str) -> Option<(TestDb, App, Browser)> {
     Some((db, app, b))
 }
 
+/// As [`setup`], with the services `rapport serve` gives the registry (the
+/// next-best-action engine).
+async fn setup_served(name: &'static str) -> Option<(TestDb, App, Browser)> {
+    let db = TestDb::sqlite().await;
+    let app = App::start_served(&db.store, &name.replace('_', "-"), None).await;
+    let b = Browser::launch(&app, name).await?;
+    Some((db, app, b))
+}
+
+impl Browser {
+    /// Presses Ctrl+K on the page (the palette's shortcut).
+    async fn ctrl_k(&self) {
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: Key::Control.into(),
+            })
+            .then(KeyAction::Down { value: 'k' })
+            .then(KeyAction::Up { value: 'k' })
+            .then(KeyAction::Up {
+                value: Key::Control.into(),
+            });
+        self.c.perform_actions(keys).await.expect("Ctrl+K");
+    }
+
+    /// Waits until nothing matches `css`.
+    async fn wait_gone(&self, css: &str) {
+        let started = Instant::now();
+        while !self
+            .c
+            .find_all(Locator::Css(css))
+            .await
+            .expect("query")
+            .is_empty()
+        {
+            if started.elapsed() > Duration::from_secs(10) {
+                self.shot("timeout").await;
+                panic!("{css} is still there");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 fn email(app: &App, role: &str) -> String {
     format!("{role}@{}", app.fx.admin.email.trim_start_matches("admin@"))
 }
@@ -285,9 +330,9 @@ async fn browser_signs_in_and_out() {
     b.wait_text("[role=alert]", "do not match").await;
     b.axe("the sign-in page with an error").await;
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
-    assert_eq!(b.path().await, "/deals/board");
+    assert_eq!(b.path().await, "/today", "Today is the home page");
     assert!(b.text(".topbar").await.contains("rep of sign-in-and-out"));
-    b.axe("the board").await;
+    b.axe("Today").await;
     b.find("form.signout button").await.click().await.unwrap();
     b.find("#email").await;
     assert_eq!(b.path().await, "/signin");
@@ -494,6 +539,7 @@ async fn browser_drags_a_deal_and_moves_one_by_menu() {
         .deal(&app.fx.rep, "Menu deal", "Qualification", 800.0)
         .await;
     b.sign_in(&email(&app, "rep"), &password("rep")).await;
+    b.goto("/deals/board").await;
     b.find("[data-board]").await;
     b.axe("the pipeline board").await;
     let discovery = app.fx.stage("Discovery").id;
@@ -747,6 +793,11 @@ async fn browser_every_page_passes_axe() {
         .clone();
     let mut pages = vec![
         "/deals/board".to_owned(),
+        "/today".to_owned(),
+        "/dashboard".to_owned(),
+        "/palette?q=Acme".to_owned(),
+        "/new/contact".to_owned(),
+        "/new/call".to_owned(),
         format!("/companies/{}", acme.id),
         format!("/contacts/{}", dana.id),
         format!("/deals/{}", deal.id),
@@ -786,6 +837,228 @@ async fn browser_every_page_passes_axe() {
     db.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_today_dismisses_an_action_and_completes_a_task_in_place() {
+    let Some((db, app, b)) = setup_served("today").await else {
+        return;
+    };
+    let rep = &app.fx.rep;
+    let ctx = app.fx.ctx(rep);
+    let due = |days: i64| {
+        rapport_crm::schema::format_timestamp(&(chrono::Utc::now() + chrono::Duration::days(days)))
+    };
+    let mut ids = Vec::new();
+    for (title, days) in [
+        ("Send the revised quote", -3),
+        ("Chase the signed order form", -2),
+    ] {
+        let t: rapport_crm::model::Task = app
+            .store
+            .create(
+                &ctx,
+                json!({"title": title, "assignee_id": rep.id, "due_at": due(days)}),
+            )
+            .await
+            .unwrap();
+        ids.push(t.id);
+    }
+    b.sign_in(&email(&app, "rep"), &password("rep")).await;
+    assert_eq!(b.path().await, "/today");
+    let item = format!("#nba-overdue-task-task-{}", ids[0]);
+    b.wait_text(&item, "Send the revised quote").await;
+    b.axe("Today").await;
+    // Dismiss, by keyboard: open the disclosure, choose a reason, submit.
+    b.find(&format!("{item} details:last-of-type summary"))
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    b.find(&format!("{item} select[name=reason]"))
+        .await
+        .select_by_value("wrong timing")
+        .await
+        .unwrap();
+    b.axe("Today with the dismiss form open").await;
+    b.find(&format!("{item} details:last-of-type button[type=submit]"))
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    b.wait_gone(&item).await;
+    b.wait_text("#toasts", "Dismissed (wrong timing).").await;
+    let fb = app
+        .store
+        .nba_feedback(&app.ctx(), Some(rep.id))
+        .await
+        .unwrap();
+    assert_eq!(fb.len(), 1);
+    assert_eq!(fb[0].action_key, format!("overdue_task:task:{}", ids[0]));
+    assert_eq!(fb[0].status, rapport_crm::FeedbackStatus::Dismissed);
+    assert_eq!(fb[0].reason.as_deref(), Some("wrong timing"));
+    // The focus stays in the list, not lost to the page.
+    let focused = b
+        .c
+        .execute("return document.activeElement && document.activeElement.closest('.today-actions') !== null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!(true), "focus moves to the next action");
+    // It stays gone after a reload.
+    b.goto("/today").await;
+    b.find("#today-tasks").await;
+    assert!(b.c.find_all(Locator::Css(&item)).await.unwrap().is_empty());
+    // Complete a task in place.
+    let task = format!("#task-{}", ids[1]);
+    b.find(&format!("{task} form[action$='/complete'] button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_gone(&task).await;
+    b.wait_text("#toasts", "Completed: Chase the signed order form.")
+        .await;
+    assert_eq!(b.path().await, "/today", "in place, no navigation");
+    let done: rapport_crm::model::Task = app.store.get(&app.ctx(), ids[1]).await.unwrap();
+    assert_eq!(done.status, rapport_crm::model::TaskStatus::Done);
+    b.axe("Today after a dismissal and a completed task").await;
+    b.finish().await;
+    app.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_ctrl_k_finds_a_contact_by_a_typo_and_enter_opens_it() {
+    let Some((db, app, b)) = setup("palette").await else {
+        return;
+    };
+    let rep = &app.fx.rep;
+    let acme = app.company(rep, "Acme Logistics").await;
+    let dana: Contact = app
+        .store
+        .create(
+            &app.fx.ctx(rep),
+            json!({"first_name": "Dana", "last_name": "Lee", "email": "dana@acme.example",
+                   "company_id": acme.id, "owner_id": rep.id}),
+        )
+        .await
+        .unwrap();
+    b.sign_in(&email(&app, "rep"), &password("rep")).await;
+    b.goto("/companies").await;
+    b.find("main h1").await;
+    b.ctrl_k().await;
+    let open =
+        b.c.execute("return document.getElementById('palette').open;", vec![])
+            .await
+            .unwrap();
+    assert_eq!(open, json!(true), "Ctrl+K opens the palette");
+    let input = b.find("#palette-input").await;
+    let focused =
+        b.c.execute("return document.activeElement.id;", vec![])
+            .await
+            .unwrap();
+    assert_eq!(focused, json!("palette-input"));
+    input.send_keys("Dana Leee").await.unwrap();
+    b.wait_text("#palette-list", "Dana Lee <dana@acme.example>")
+        .await;
+    b.wait_text("#palette-status", "for “Dana Leee”").await;
+    assert_eq!(
+        b.find("#palette-input")
+            .await
+            .attr("aria-expanded")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    b.axe("the palette, open with results").await;
+    input.send_keys(&Key::Down.to_string()).await.unwrap();
+    let active = b
+        .find("#palette-input")
+        .await
+        .attr("aria-activedescendant")
+        .await
+        .unwrap();
+    assert_eq!(active.as_deref(), Some("pal-opt-1"));
+    assert_eq!(
+        b.find("#pal-opt-1")
+            .await
+            .attr("aria-selected")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    // Down and up again come back to it.
+    input.send_keys(&Key::Down.to_string()).await.unwrap();
+    input.send_keys(&Key::Up.to_string()).await.unwrap();
+    assert_eq!(
+        b.find("#palette-input")
+            .await
+            .attr("aria-activedescendant")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pal-opt-1")
+    );
+    input.send_keys(&Key::Enter.to_string()).await.unwrap();
+    b.wait_text("h1", "Dana Lee").await;
+    assert_eq!(b.path().await, format!("/contacts/{}", dana.id));
+    // Escape closes it; the opener in the top bar opens it too.
+    b.find("[data-palette-open]").await.click().await.unwrap();
+    b.find("#palette-input")
+        .await
+        .send_keys(&Key::Escape.to_string())
+        .await
+        .unwrap();
+    let open =
+        b.c.execute("return document.getElementById('palette').open;", vec![])
+            .await
+            .unwrap();
+    assert_eq!(open, json!(false));
+    b.finish().await;
+    app.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_dashboard_figures_equal_the_tools() {
+    let Some((db, app, b)) = setup("dashboard").await else {
+        return;
+    };
+    app.seed(25).await;
+    crate::day::add_scored_interactions(&app).await;
+    b.sign_in(&email(&app, "manager"), &password("manager"))
+        .await;
+    b.goto("/dashboard").await;
+    b.find("#fig-pipeline svg.chart").await;
+    b.axe("the dashboard").await;
+    let html = b.c.source().await.unwrap();
+    let caller = rapport_tools::Caller::user(&app.fx.manager, rapport_crm::Source::Web);
+    let summary = app
+        .registry
+        .call(&app.store, &caller, "pipeline_summary", json!({}))
+        .await
+        .unwrap();
+    let forecast = app
+        .registry
+        .call(&app.store, &caller, "forecast", json!({}))
+        .await
+        .unwrap();
+    crate::day::assert_figures_match(&html, &summary, &forecast);
+    // The charts drew: the browser laid out their text.
+    let charts = b
+        .c
+        .execute(
+            "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getBoundingClientRect().height > 50 && s.querySelectorAll('text').length > 3);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(charts, json!([true, true, true, true, true]), "{charts}");
+    b.finish().await;
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// Not a check: regenerates the screenshots in `docs/web/` from the demo
 /// data (`cargo nextest run -E 'test(docs_screenshots)' --run-ignored only`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -813,7 +1086,7 @@ async fn docs_screenshots() {
         .set_password_hash(&system, dana.id, Some(&hash))
         .await
         .unwrap();
-    let app = App::start(&db.store, "docs").await;
+    let app = App::start_served(&db.store, "docs", None).await;
     let Some(b) = Browser::launch(&app, "docs").await else {
         return;
     };
@@ -824,6 +1097,39 @@ async fn docs_screenshots() {
     b.goto("/signin").await;
     save("signin.png", b.c.screenshot().await.unwrap());
     b.sign_in("dana@rapport.example", "demo password 1").await;
+    b.find(".today-grid").await;
+    save("today.png", b.c.screenshot().await.unwrap());
+    b.ctrl_k().await;
+    // A contact of the demo data, typed with a slip in the last name.
+    let contact = db
+        .store
+        .list::<Contact>(&system, &rapport_crm::ListQuery::default().limit(1))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let typed = format!(
+        "{} {}x",
+        contact.first_name,
+        contact.last_name.clone().unwrap_or_default()
+    );
+    b.find("#palette-input")
+        .await
+        .send_keys(&typed)
+        .await
+        .unwrap();
+    b.find("#palette-list [role=option]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.find("#palette-input")
+        .await
+        .send_keys(&Key::Down.to_string())
+        .await
+        .unwrap();
+    save("palette.png", b.c.screenshot().await.unwrap());
+    b.goto("/dashboard").await;
+    b.find("#fig-pipeline svg.chart").await;
+    save("dashboard.png", b.c.screenshot().await.unwrap());
+    b.goto("/deals/board").await;
     b.find("[data-board]").await;
     save("board.png", b.c.screenshot().await.unwrap());
     b.goto("/companies?sort=-employees").await;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use rapport_crm::model::{Company, Deal, User};
 use rapport_crm::testing::Fixture;
 use rapport_crm::{Ctx, Store};
-use rapport_tools::Registry;
+use rapport_pipelines::memory::Memory;
+use rapport_tools::{Registry, Services};
 use rapport_web::{WebConfig, WebState};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -25,6 +26,8 @@ pub fn password(role: &str) -> String {
 pub struct App {
     pub base: String,
     pub store: Store,
+    /// The registry the app calls, to compare its answers with the pages.
+    pub registry: Arc<Registry>,
     pub fx: Fixture,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
@@ -38,6 +41,28 @@ impl App {
     }
 
     pub async fn start_with(store: &Store, name: &str, config: WebConfig) -> App {
+        Self::start_full(store, name, config, Services::default()).await
+    }
+
+    /// As `rapport serve` builds it: the registry gets the next-best-action
+    /// engine (and the memory, when given), so Today and the palette have
+    /// their services.
+    pub async fn start_served(store: &Store, name: &str, memory: Option<Memory>) -> App {
+        Self::start_full(
+            store,
+            name,
+            WebConfig::default(),
+            rapport_pipelines::tool_services(memory),
+        )
+        .await
+    }
+
+    pub async fn start_full(
+        store: &Store,
+        name: &str,
+        config: WebConfig,
+        services: Services,
+    ) -> App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let fx = Fixture::new(store, name).await.expect("fixture");
         for (user, role) in [
@@ -52,7 +77,8 @@ impl App {
                 .await
                 .expect("password");
         }
-        let state = WebState::new(store.clone(), Arc::new(Registry::new()), config).expect("state");
+        let registry = Arc::new(Registry::new().with_services(services));
+        let state = WebState::new(store.clone(), Arc::clone(&registry), config).expect("state");
         let router: axum::Router = rapport_web::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -73,6 +99,7 @@ impl App {
         App {
             base,
             store: store.clone(),
+            registry,
             fx,
             stop: Some(stop),
             done,
@@ -138,6 +165,20 @@ impl App {
             )
             .await
             .expect("deal")
+    }
+
+    /// The demo data generator's records (deterministic) in this app's
+    /// workspace, beside the fixture's users and pipeline.
+    pub async fn seed(&self, companies: usize) {
+        let data = rapport_crm::seed::generate(&rapport_crm::seed::SeedParams::new(companies, 7));
+        rapport_crm::seed::write(
+            &self.store,
+            &self.ctx(),
+            &data,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .expect("seed");
     }
 
     pub async fn stop(mut self) {

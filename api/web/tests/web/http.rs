@@ -166,6 +166,10 @@ async fn every_page_answers_with_the_security_headers(store: &Store) {
         .unwrap();
     let mut pages = vec![
         "/deals/board".to_owned(),
+        "/today".to_owned(),
+        "/dashboard".to_owned(),
+        "/palette?q=Dana".to_owned(),
+        "/new/contact".to_owned(),
         format!("/companies/{}", acme.id),
         format!("/deals/{}", deal.id),
         format!("/contacts/{}", contact.id),
@@ -189,9 +193,9 @@ async fn every_page_answers_with_the_security_headers(store: &Store) {
         assert_eq!(res.header("cache-control"), "no-store", "{p}");
         assert!(!res.body.contains("<script>"), "{p}: no inline script");
     }
-    // `/` is the board.
+    // `/` is Today.
     let res = c.get("/").await;
-    assert_eq!(res.location(), "/deals/board");
+    assert_eq!(res.location(), "/today");
     // The sign-in page has them too.
     let res = app.client().get("/signin").await;
     assert!(res.ok().contains("Sign in"));

@@ -8,7 +8,10 @@
 //!   page they visit and a screenshot of each test's last page under the
 //!   target directory. They start chromedriver themselves and skip, saying
 //!   so, only when `/usr/bin/chromedriver` is absent.
+//! - [`day`]: Today, the command palette (records, pages, actions, and
+//!   interactions by meaning over a real index), its forms, the dashboard.
 
 mod browser;
+mod day;
 mod harness;
 mod http;
