@@ -58,15 +58,22 @@ async fn the_demo_serves_the_web_app_with_a_sign_in_that_works() {
         .expect("run rapport demo");
     let stdout = child.stdout.take().unwrap();
     let _server = Server(child);
-    // Read what the demo prints until it names the password (it then serves).
+    // Read what the demo prints until it names the password (it then
+    // serves). The reader keeps draining the pipe after that: a demo that
+    // printed into a closed pipe would die of it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     let lines = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(300);
         let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("demo output");
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             let done = line.contains("with the password");
             lines.push(line);
-            if done || started.elapsed() > Duration::from_secs(300) {
+            if done {
                 break;
             }
         }

@@ -283,10 +283,16 @@ pub async fn demo(g: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let (user, password) = demo_sign_in(&s).await?;
     let state = super::serve::demo_state(&s.store, services)?;
     super::serve::serve_until_stopped(&args.addr, state, |addr| {
-        println!("\nThe web app: http://{addr}/");
-        println!("Sign in as {} with the password {password}", user.email);
-        println!("(a new password each time the demo starts; Ctrl-C stops the server)");
-        println!("Chat in the terminal: rapport chat");
+        // Not println!: a closed stdout (`rapport demo | head`) must not
+        // take the server down with it.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "\nThe web app: http://{addr}/\nSign in as {} with the password {password}\n\
+             (a new password each time the demo starts; Ctrl-C stops the server)\n\
+             Chat in the terminal: rapport chat",
+            user.email
+        );
     })
     .await?;
     s.store.close().await;
