@@ -67,6 +67,26 @@ fn cell(text: String, raw: f64) -> Cell {
     }
 }
 
+/// A row of a tool's grouped figures (a stage, a month): the group's name
+/// under `label`, then its deal count, total value and weighted value.
+fn value_row(group: &Value, label: &str) -> Row {
+    Row {
+        label: group
+            .get(label)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        cells: vec![
+            count_cell(int(group, "deals")),
+            cell(money(num(group, "total_value")), num(group, "total_value")),
+            cell(
+                money(num(group, "weighted_value")),
+                num(group, "weighted_value"),
+            ),
+        ],
+    }
+}
+
 fn count_cell(n: u64) -> Cell {
     Cell {
         text: n.to_string(),
@@ -151,18 +171,7 @@ async fn pipeline(state: &WebState, who: &Signed) -> Result<Figure, WebError> {
     );
     fig.caption = "Every deal of the pipeline by its stage; weighted value is value × probability. The open totals are below the table.".into();
     for s in &stages {
-        fig.rows.push(Row {
-            label: s
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            cells: vec![
-                count_cell(int(s, "deals")),
-                cell(money(num(s, "total_value")), num(s, "total_value")),
-                cell(money(num(s, "weighted_value")), num(s, "weighted_value")),
-            ],
-        });
+        fig.rows.push(value_row(s, "name"));
     }
     fig.foot = Some(Row {
         label: "Open".into(),
@@ -221,18 +230,7 @@ async fn forecast(state: &WebState, who: &Signed) -> Result<Figure, WebError> {
         empty: None,
     };
     for m in &months {
-        fig.rows.push(Row {
-            label: m
-                .get("month")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            cells: vec![
-                count_cell(int(m, "deals")),
-                cell(money(num(m, "total_value")), num(m, "total_value")),
-                cell(money(num(m, "weighted_value")), num(m, "weighted_value")),
-            ],
-        });
+        fig.rows.push(value_row(m, "month"));
     }
     if let Some(u) = out.get("unscheduled").filter(|u| int(u, "deals") > 0) {
         fig.foot = Some(Row {
