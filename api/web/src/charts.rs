@@ -105,8 +105,43 @@ fn draw_bars(
     series: &[Series],
     y_fmt: &dyn Fn(f64) -> String,
 ) -> Result<(), Error> {
+    let mut chart = category_axes(root, categories, y_range(series, None), y_fmt)?;
+    let k = series.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (si, s) in series.iter().enumerate() {
+        let color = PALETTE[si % PALETTE.len()];
+        chart
+            .draw_series(s.values.iter().enumerate().map(|(i, v)| {
+                let x0 = i as f64 - 0.4 + width * si as f64;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.92, *v)], color.filled())
+            }))
+            .map_err(chart_err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    legend(&mut chart, series.len(), SeriesLabelPosition::UpperRight)
+}
+
+/// The chart area both kinds share: the categories along x (one slot each,
+/// centred on 0, 1, …), `lo..hi` up the y axis with its labels in `y_fmt`,
+/// and the light horizontal grid.
+fn category_axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    categories: &[String],
+    (lo, hi): (f64, f64),
+    y_fmt: &dyn Fn(f64) -> String,
+) -> Result<
+    plotters::chart::ChartContext<
+        'a,
+        SVGBackend<'b>,
+        plotters::coord::cartesian::Cartesian2d<
+            plotters::coord::types::RangedCoordf64,
+            plotters::coord::types::RangedCoordf64,
+        >,
+    >,
+    Error,
+> {
     let n = categories.len().max(1);
-    let (lo, hi) = y_range(series, None);
     let mut chart = ChartBuilder::on(root)
         .margin(8)
         .x_label_area_size(28)
@@ -127,20 +162,7 @@ fn draw_bars(
         .label_style(font(12))
         .draw()
         .map_err(chart_err)?;
-    let k = series.len().max(1) as f64;
-    let width = 0.8 / k;
-    for (si, s) in series.iter().enumerate() {
-        let color = PALETTE[si % PALETTE.len()];
-        chart
-            .draw_series(s.values.iter().enumerate().map(|(i, v)| {
-                let x0 = i as f64 - 0.4 + width * si as f64;
-                Rectangle::new([(x0, 0.0), (x0 + width * 0.92, *v)], color.filled())
-            }))
-            .map_err(chart_err)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-    }
-    legend(&mut chart, series.len(), SeriesLabelPosition::UpperRight)
+    Ok(chart)
 }
 
 /// Lines with points: one line per series over the categories. `fixed`
@@ -164,26 +186,7 @@ pub fn lines(
             .collect();
         let n = categories.len().max(1);
         let (lo, hi) = y_range(&flat, fixed);
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(64)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), lo..hi)
-            .map_err(chart_err)?;
-        let cats = categories.to_vec();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .y_labels(5)
-            .x_label_formatter(&|x| category(&cats, *x))
-            .y_label_formatter(&|y| y_fmt(*y))
-            .axis_style(INK)
-            .bold_line_style(INK.mix(0.12))
-            .light_line_style(TRANSPARENT)
-            .label_style(font(12))
-            .draw()
-            .map_err(chart_err)?;
+        let mut chart = category_axes(&root, categories, (lo, hi), y_fmt)?;
         if lo < 0.0 && hi > 0.0 {
             chart
                 .draw_series(LineSeries::new(
