@@ -199,6 +199,9 @@ pub struct ExampleIndex {
     embedder: Arc<Embedder>,
     pub examples: WorkedExamples,
     vectors: Vec<Vec<f32>>,
+    /// The last request embedded: a turn asks for the plan's examples and
+    /// then each step's, all for the same request.
+    last: std::sync::Mutex<Option<(String, Vec<f32>)>>,
 }
 
 /// How much relevance counts against diversity in [`ExampleIndex::nearest`].
@@ -220,7 +223,24 @@ impl ExampleIndex {
             embedder,
             examples,
             vectors,
+            last: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The request's embedding, computed once for consecutive asks.
+    fn query(&self, request: &str) -> Result<Vec<f32>> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((text, v)) = last.as_ref()
+            && text == request
+        {
+            return Ok(v.clone());
+        }
+        let v = self
+            .embedder
+            .embed_one(request)
+            .map_err(|e| AgentError::Embedder(e.to_string()))?;
+        *last = Some((request.to_owned(), v.clone()));
+        Ok(v)
     }
 
     /// The built-in worked examples ([`WORKED_EXAMPLES`]), embedded.
@@ -230,10 +250,7 @@ impl ExampleIndex {
 
     /// The `k` examples nearest `request`, diverse ([`mmr`]), nearest first.
     pub fn nearest(&self, request: &str, k: usize) -> Result<Vec<&WorkedExample>> {
-        let q = self
-            .embedder
-            .embed_one(request)
-            .map_err(|e| AgentError::Embedder(e.to_string()))?;
+        let q = self.query(request)?;
         let sims: Vec<f32> = self.vectors.iter().map(|v| cosine(&q, v)).collect();
         let picked = mmr(
             &sims,
@@ -250,10 +267,7 @@ impl ExampleIndex {
     /// Up to `k` examples with a step of `action`, nearest `request` first
     /// (for the fill prompt of that action).
     pub fn nearest_for(&self, request: &str, action: &str, k: usize) -> Result<Vec<&ExampleStep>> {
-        let q = self
-            .embedder
-            .embed_one(request)
-            .map_err(|e| AgentError::Embedder(e.to_string()))?;
+        let q = self.query(request)?;
         let mut scored: Vec<(f32, &ExampleStep)> = self
             .examples
             .examples
