@@ -364,6 +364,53 @@ pub async fn tasks(
         .collect())
 }
 
+/// Leads whose company is called `name` ("the Horvath Bakery lead": a lead
+/// is as often named by its company as by its person), scored by the same
+/// word similarity as [`lookup`], labelled "Tim Horvath, Horvath Bakery".
+pub async fn leads_by_company(
+    conn: Conn<'_>,
+    ctx: &Ctx,
+    name: &str,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let needle = name.trim().to_lowercase();
+    let words: Vec<&str> = needle.split_whitespace().filter(|w| w.len() >= 2).collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = Filter::or(
+        words
+            .iter()
+            .map(|w| Filter::cond("company_name", Op::Contains, *w))
+            .collect(),
+    );
+    let rows = records::list(
+        conn,
+        ctx,
+        RecordType::Lead,
+        &ListQuery::filtered(filter).limit(PREFILTER),
+    )
+    .await?
+    .items;
+    let mut out: Vec<Candidate> = rows
+        .iter()
+        .filter_map(|r| {
+            let id = r.get("id")?.as_i64()?;
+            let company = text(r, "company_name");
+            let s = similarity(&needle, &company.to_lowercase());
+            (s >= MIN_SCORE).then(|| Candidate {
+                record_type: RecordType::Lead,
+                id,
+                label: format!("{}, {company}", text(r, "name")),
+                score: (s * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    out.truncate(limit.clamp(1, 50));
+    Ok(out)
+}
+
 /// Stages named `name` (case-insensitive, the whole name), in `pipeline_id`
 /// when given (a deal's stage is one of its own pipeline's); otherwise in
 /// every pipeline, the label saying which.

@@ -520,6 +520,17 @@ impl Store {
             .await)
     }
 
+    /// Leads whose company is called `name` ("the Horvath Bakery lead").
+    pub async fn lookup_leads_by_company(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        with_pooled!(self, |c| lookup::leads_by_company(c, ctx, name, limit)
+            .await)
+    }
+
     /// Stages called `name`, within `pipeline_id` when given.
     pub async fn lookup_stages(
         &self,
