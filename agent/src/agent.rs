@@ -22,6 +22,7 @@ use crate::confirm;
 use crate::dates;
 use crate::error::{AgentError, Result};
 use crate::events::{AgentEvent, Events};
+use crate::guards::{Guard, Guards};
 use crate::history::{self, Log, ModelCall, kind};
 use crate::known::{Known, KnownIds};
 use crate::linked;
@@ -62,6 +63,9 @@ pub struct AgentConfig {
     /// result, without asking the model again (see [`crate::confirm`]).
     /// Saves a small model a request; a large one words the answer better.
     pub confirm_writes: bool,
+    /// Which guards act ([`crate::guards`]): all, unless a profile
+    /// switched some off to measure them.
+    pub guards: Guards,
 }
 
 impl Default for AgentConfig {
@@ -77,6 +81,7 @@ impl Default for AgentConfig {
             max_tokens: Some(512),
             now: None,
             confirm_writes: false,
+            guards: Guards::all(),
         }
     }
 }
@@ -144,6 +149,10 @@ struct Turn<'a> {
     /// The last record read this turn ran ([`listing::lists`]), whole: the
     /// copy in the log is cut to fit the prompt.
     last_read: std::sync::Mutex<Option<(String, Value)>>,
+    /// Every result of a call this turn ran, whole, by call id: the log's
+    /// copy is cut to fit the prompt, and the pipeline answers a question
+    /// from the whole result (a search's ten hits run past the cut).
+    results: std::sync::Mutex<std::collections::HashMap<String, Value>>,
 }
 
 impl Agent {
@@ -278,6 +287,7 @@ impl Agent {
         if let Some(refusal) = self.read_only_refusal(user, text) {
             // The model could only fail here, slowly: it would call a read
             // tool with made-up arguments or claim it made the change.
+            self.fired(&t, Guard::ReadOnly, None);
             return self.answer(&t, refusal).await;
         }
         self.run(&t).await
@@ -402,6 +412,7 @@ impl Agent {
             caller,
             events,
             last_read: std::sync::Mutex::new(None),
+            results: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -447,12 +458,16 @@ impl Agent {
                 } => (repeated, spent, wrote),
             };
             if let Some(done) = wrote.filter(|_| {
-                self.config.confirm_writes && confirm::single_action(log.turn_request())
+                self.config.confirm_writes
+                    && self.guard_on(Guard::ConfirmWrite)
+                    && confirm::single_action(log.turn_request())
             }) {
+                self.fired(t, Guard::ConfirmWrite, None);
                 return self.answer(t, done).await;
             }
             let log = self.log(t).await?;
             if let Some(reason) = self.guard(&log) {
+                self.fired(t, Guard::Budget, None);
                 t.events.emit(AgentEvent::Error {
                     message: reason.clone(),
                 });
@@ -473,6 +488,7 @@ impl Agent {
             };
             if reply.tool_calls.is_empty()
                 && repeated.is_none()
+                && self.guard_on(Guard::Apology)
                 && !log.turn_tools.is_empty()
                 && !log.turn_has_results()
                 && is_apology(&reply.content)
@@ -480,10 +496,7 @@ impl Agent {
                 // The 0.5B model sometimes declines a plain CRM request
                 // ("I'm sorry, but I can't assist with that.") before looking
                 // at anything; asked again, it must pick one of the tools.
-                debug!(
-                    session = t.session.id,
-                    "the model declined at once; asking for a call"
-                );
+                self.fired(t, Guard::Apology, None);
                 reply = match self
                     .ask_model(t, &log, ToolChoice::Required, withheld)
                     .await
@@ -493,15 +506,17 @@ impl Agent {
                 };
             }
             if let Some(done) = repeated.filter(|_| {
-                !reply.tool_calls.is_empty()
-                    || reply.content.contains("from the tool results")
-                    || reply.content.contains("already ran")
-                    || parrots(&reply.content, log.turn_request())
+                self.guard_on(Guard::Parrot)
+                    && (!reply.tool_calls.is_empty()
+                        || reply.content.contains("from the tool results")
+                        || reply.content.contains("already ran")
+                        || parrots(&reply.content, log.turn_request()))
             }) {
                 // Told to answer and still calling (or parroting the request
                 // to answer, the repeat's note — seen from the 0.5B model
                 // as "This exact call already ran; its result is above." —
                 // or the user's own words): say what was done, from the result.
+                self.fired(t, Guard::Parrot, None);
                 return self.answer(t, done).await;
             }
             if reply.tool_calls.is_empty() {
@@ -516,10 +531,13 @@ impl Agent {
             // A small model may write the same call twice in one reply: run it once.
             let mut raw: Vec<RawCall> = Vec::new();
             for c in reply.tool_calls {
-                let doubled = raw.iter().any(|r| {
-                    r.name == c.name && history::same_arguments(&r.arguments, &c.arguments)
-                });
-                if !doubled {
+                let doubled = self.guard_on(Guard::DoubledCall)
+                    && raw.iter().any(|r| {
+                        r.name == c.name && history::same_arguments(&r.arguments, &c.arguments)
+                    });
+                if doubled {
+                    self.fired(t, Guard::DoubledCall, Some(&c.name));
+                } else {
                     raw.push(c);
                 }
             }
@@ -710,6 +728,7 @@ impl Agent {
                 arguments: call.arguments.clone(),
             });
             if log.failures_of(&call.name, &call.arguments) >= 2 {
+                self.fired(t, Guard::RepeatedFailure, Some(&call.name));
                 let reason = format!(
                     "I stopped: the call {} failed the same way twice; please check the request.",
                     call.name
@@ -728,7 +747,11 @@ impl Agent {
             // from the next reply (so the model moves on to the call the
             // request needs, or answers); a write, or a read repeated again,
             // means the model must answer from the result it has.
-            if let Some(done) = log.success_of(&call.name, &call.arguments) {
+            if let Some(done) = log
+                .success_of(&call.name, &call.arguments)
+                .filter(|_| self.guard_on(Guard::RepeatedCall))
+            {
+                self.fired(t, Guard::RepeatedCall, Some(&call.name));
                 let read = self
                     .registry
                     .get(&call.name)
@@ -744,22 +767,20 @@ impl Agent {
                 self.record_result(t, &call, Ok(&note), false).await?;
                 continue;
             }
-            if let Some(done) = self.same_text_write(log, &call) {
+            if let Some(done) = self
+                .same_text_write(log, &call)
+                .filter(|_| self.guard_on(Guard::SameTextWrite))
+            {
+                self.fired(t, Guard::SameTextWrite, Some(&call.name));
                 repeated = Some(done_answer(&call, &done.content, false));
                 let note = json!({"already_done": true, "note": REPEATED_TEXT});
                 self.record_result(t, &call, Ok(&note), false).await?;
                 continue;
             }
-            let mut notes = resolve_invented_ids(&mut call, &known, &log.turn_mentions);
-            let dropped = self.drop_invented_ids(&mut call, &known);
-            if !dropped.is_empty() {
-                notes.push(left_out(&dropped));
-            }
-            let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
-            notes.extend(drop_unasked_window(&mut call, log.turn_request(), today));
-            let unsaid = drop_unsaid_details(&mut call, || log.said());
+            let (mut notes, unsaid) = self.rewrite_call(t, &mut call, log, &known);
             match self.check_call(t, &call, log, &known) {
                 Err(mut e) => {
+                    self.fired(t, Guard::CallCheck, Some(&call.name));
                     if e.code == ErrorCode::NotFound && e.field.as_deref().is_some_and(is_id_key) {
                         e.candidates = self.linked_to_wrong_id(t, &call, &known).await?;
                         if e.candidates.is_empty() {
@@ -777,8 +798,10 @@ impl Agent {
                 }
                 Ok(effect) => {
                     if effect != rapport_tools::Effect::Read
+                        && self.guard_on(Guard::AmbiguousPick)
                         && let Some(a) = ambiguous_pick(&call, &log.turn_mentions)
                     {
+                        self.fired(t, Guard::AmbiguousPick, Some(&call.name));
                         // The request named one of several records and the
                         // model picked one: ask, do not guess.
                         let question = a.question();
@@ -788,6 +811,7 @@ impl Agent {
                         return Ok(Pending::Stop(self.answer(t, question).await?));
                     }
                     if let Some(reason) = approval_reason(&self.config.policy, effect, tainted) {
+                        self.fired(t, Guard::Approval, Some(&call.name));
                         let p = self.propose(t, &call, reason).await?;
                         let p = Box::new(p);
                         t.events.emit(AgentEvent::ApprovalNeeded {
@@ -836,6 +860,68 @@ impl Agent {
         })
     }
 
+    /// The rewrites of a call before it is checked, each by its guard: ids
+    /// the request named put in place of made-up ones, made-up optional ids
+    /// and date windows nobody asked for left out, details the user did not
+    /// give left out. Returns the notes for the model and the details left out.
+    fn rewrite_call(
+        &self,
+        t: &Turn<'_>,
+        call: &mut ToolCall,
+        log: &Log,
+        known: &KnownIds,
+    ) -> (Vec<String>, Vec<&'static str>) {
+        let mut notes = Vec::new();
+        if self.guard_on(Guard::TypedIds) {
+            let typed = resolve_invented_ids(call, known, &log.turn_mentions);
+            if !typed.is_empty() {
+                self.fired(t, Guard::TypedIds, Some(&call.name));
+            }
+            notes.extend(typed);
+        }
+        if self.guard_on(Guard::InventedIds) {
+            let dropped = self.drop_invented_ids(call, known);
+            if !dropped.is_empty() {
+                self.fired(t, Guard::InventedIds, Some(&call.name));
+                notes.push(left_out(&dropped));
+            }
+        }
+        if self.guard_on(Guard::UnaskedWindow) {
+            let today = self.config.now.unwrap_or_else(Utc::now).date_naive();
+            if let Some(note) = drop_unasked_window(call, log.turn_request(), today) {
+                self.fired(t, Guard::UnaskedWindow, Some(&call.name));
+                notes.push(note);
+            }
+        }
+        let mut unsaid = Vec::new();
+        if self.guard_on(Guard::GivenDetails) {
+            unsaid = drop_unsaid_details(call, || log.said());
+            if !unsaid.is_empty() {
+                self.fired(t, Guard::GivenDetails, Some(&call.name));
+            }
+        }
+        (notes, unsaid)
+    }
+
+    /// Whether `g` acts in this agent ([`AgentConfig::guards`]).
+    fn guard_on(&self, g: Guard) -> bool {
+        self.config.guards.on(g)
+    }
+
+    /// Reports that `g` acted, on a call of `tool` if it acted on one.
+    fn fired(&self, t: &Turn<'_>, g: Guard, tool: Option<&str>) {
+        debug!(
+            session = t.session.id,
+            guard = g.name(),
+            tool,
+            "guard acted"
+        );
+        t.events.emit(AgentEvent::Guard {
+            guard: g,
+            tool: tool.map(str::to_owned),
+        });
+    }
+
     /// An earlier success of this turn that `call` repeats with only ids or
     /// numbers changed, if `call` creates records and the request did not
     /// ask for several ("a task for Dana and one for Marcus" is two tasks).
@@ -858,7 +944,7 @@ impl Agent {
     /// last read returned added when the answer names none of them
     /// ([`listing`]). They stream after the model's words.
     fn with_listing(&self, t: &Turn<'_>, log: &Log, text: String) -> String {
-        if log.wrote(|n| self.is_write(n)) {
+        if log.wrote(|n| self.is_write(n)) || !self.guard_on(Guard::Listing) {
             return text;
         }
         let last_read = t
@@ -871,6 +957,7 @@ impl Agent {
         else {
             return text;
         };
+        self.fired(t, Guard::Listing, None);
         let added = format!("\n\n{added}");
         t.events.emit(AgentEvent::TextDelta {
             text: added.clone(),
@@ -946,7 +1033,10 @@ impl Agent {
             ));
         }
         tool.validate_args(&call.arguments)?;
-        if let Some((k, n, why)) = self.unshown_id(call, known) {
+        if let Some((k, n, why)) = self
+            .unshown_id(call, known)
+            .filter(|_| self.guard_on(Guard::TypedIds))
+        {
             let message = match why {
                 Known::AsOther(types) => format!(
                     "{k} {n} is the id of {}, not of {}",
@@ -969,6 +1059,7 @@ impl Agent {
                 ));
         }
         if tool.effect() != rapport_tools::Effect::Read
+            && self.guard_on(Guard::Apology)
             && let Some(field) = refusal_in(&call.arguments, "")
         {
             // A small model that will not or cannot do a request sometimes
@@ -1170,6 +1261,14 @@ impl Agent {
         {
             *t.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((call.name.clone(), v.clone()));
+        }
+        if let Ok(v) = result
+            && ran
+        {
+            t.results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(call.id.clone(), v.clone());
         }
         let (content, ok, shown) = match result {
             Ok(v) => (

@@ -2,6 +2,8 @@
 //! API streams them as server-sent events.
 
 use rapport_crm::model::Proposal;
+
+use crate::guards::Guard;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
@@ -50,6 +52,14 @@ pub enum AgentEvent {
     Final {
         /// The whole answer.
         text: String,
+    },
+    /// A guard acted: left something out, refused or rewrote a call, or
+    /// answered for the model ([`crate::guards`]). Counted by the evals.
+    Guard {
+        /// Which guard.
+        guard: Guard,
+        /// The tool of the call it acted on, if it acted on one.
+        tool: Option<String>,
     },
     /// The turn stopped without an answer (step limit, budget, backend failure).
     Error {

@@ -36,6 +36,11 @@ into tool calls, and the answers back into words.
   per step for the planned fields only, the calls run under the same
   policy, approvals, taint and audit, and an answer written by code
   wherever code knows it (writes, reads that found nothing).
+- [`profile`]: one agent's settings (model, backend, loop or pipeline,
+  tools per request, policy, guards), read from flags or a TOML file by the
+  CLI, the server and the eval harness alike.
+- [`guards`]: the checks around the model, by name: each reports when it
+  acts, and a profile may switch the switchable ones off.
 - [`events`]: what the loop reports as it goes (text deltas, calls, approvals,
   results, the answer), for the CLI and the API's server-sent events.
 
@@ -58,6 +63,7 @@ pub mod confirm;
 pub mod dates;
 mod error;
 pub mod events;
+pub mod guards;
 pub mod history;
 pub mod known;
 pub mod linked;
@@ -65,6 +71,7 @@ pub mod listing;
 pub mod mentions;
 pub mod pipeline;
 pub mod policy;
+pub mod profile;
 pub mod prompt;
 pub mod select;
 pub mod undo;
@@ -73,6 +80,8 @@ pub use agent::{Agent, AgentConfig, Decision, TurnOutcome};
 pub use backend::{BackendError, LlmBackend, LlmReply, LlmRequest, RawCall, TokenUsage};
 pub use error::{AgentError, Result};
 pub use events::{AgentEvent, Events};
+pub use guards::{Guard, Guards};
 pub use pipeline::TurnMode;
 pub use policy::{Policy, WritePolicy};
+pub use profile::{BackendKind, Profile, ProfileError};
 pub use select::Selection;

@@ -195,6 +195,7 @@ async fn multi_step_tool_use_logs_a_call_with_a_follow_up(store: &Store) {
             AgentEvent::Final { .. } => "final",
             AgentEvent::ApprovalNeeded { .. } => "approval",
             AgentEvent::Error { .. } => "error",
+            AgentEvent::Guard { .. } => continue,
         });
     }
     assert_eq!(kinds, ["call", "ok", "call", "ok", "delta", "final"]);

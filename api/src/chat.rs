@@ -446,11 +446,15 @@ fn events(
     rx: mpsc::UnboundedReceiver<AgentEvent>,
     done: oneshot::Receiver<Value>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let agent = UnboundedReceiverStream::new(rx).map(|e| {
-        let value = serde_json::to_value(&e).unwrap_or(Value::Null);
-        let name = value["type"].as_str().unwrap_or("event").to_owned();
-        Ok(Event::default().event(name).data(value.to_string()))
-    });
+    // Guard events are the evals' diagnostics (logged at debug level),
+    // not part of the stream's contract.
+    let agent = UnboundedReceiverStream::new(rx)
+        .filter(|e| std::future::ready(!matches!(e, AgentEvent::Guard { .. })))
+        .map(|e| {
+            let value = serde_json::to_value(&e).unwrap_or(Value::Null);
+            let name = value["type"].as_str().unwrap_or("event").to_owned();
+            Ok(Event::default().event(name).data(value.to_string()))
+        });
     let done = futures::stream::once(async move {
         let value = done.await.unwrap_or_else(|_| {
             json!({"outcome": "error", "problem": Problem::internal("the turn ended abnormally")})

@@ -32,9 +32,9 @@ pub enum Error {
         /// What it names that does not exist.
         message: String,
     },
-    /// The agent configuration is wrong.
-    #[error("agent config: {0}")]
-    Config(String),
+    /// The arm's agent profile cannot be read or used.
+    #[error(transparent)]
+    Profile(#[from] rapport_agent::ProfileError),
     /// A recording or report file is not what it should be.
     #[error("{path}: {message}")]
     File {

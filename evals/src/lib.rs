@@ -118,7 +118,7 @@ pub async fn run(
             }
             (
                 tape::Mode::Replay {
-                    model: spec.model_name(),
+                    model: spec.model.clone(),
                     tape: tape.clone(),
                 },
                 Some(tape),

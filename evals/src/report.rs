@@ -67,6 +67,9 @@ pub struct Trial {
     /// What its model calls cost.
     #[serde(default)]
     pub meter: Meter,
+    /// How many times each guard acted ([`rapport_agent::guards`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guards: BTreeMap<String, usize>,
     /// Wall-clock time of the trial.
     pub seconds: f64,
     /// Why it broke, for `error` and `timeout`.
@@ -277,12 +280,25 @@ pub struct Summary {
     pub tokens: Meter,
     /// Mean seconds per trial.
     pub mean_trial_seconds: f64,
+    /// Each guard over every trial of both halves: how often it acted and
+    /// in how many trials (absent in reports made before guards were named).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guards: BTreeMap<String, GuardCount>,
     /// Each half on its own (absent in reports made before the split).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub development: Option<HalfSummary>,
     /// The held-out half, in aggregate only (its rows are sealed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HalfSummary>,
+}
+
+/// How often one guard acted over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardCount {
+    /// Times it acted.
+    pub fired: usize,
+    /// Trials in which it acted at least once.
+    pub trials: usize,
 }
 
 /// One half of the split, in aggregate.
@@ -384,8 +400,14 @@ pub fn summarize(tasks: &[TaskReport], held_out: &[TaskReport], k: usize) -> Sum
     let mut tokens = Meter::default();
     let mut trials = 0usize;
     let mut seconds = 0.0;
+    let mut guards: BTreeMap<String, GuardCount> = BTreeMap::new();
     for t in tasks.iter().chain(held_out) {
         for tr in &t.trials {
+            for (g, n) in &tr.guards {
+                let c = guards.entry(g.clone()).or_default();
+                c.fired += n;
+                c.trials += 1;
+            }
             tokens.requests += tr.meter.requests;
             tokens.prompt_tokens += tr.meter.prompt_tokens;
             tokens.completion_tokens += tr.meter.completion_tokens;
@@ -410,6 +432,7 @@ pub fn summarize(tasks: &[TaskReport], held_out: &[TaskReport], k: usize) -> Sum
         } else {
             0.0
         },
+        guards,
         // Halves only when the run had a held-out half: a run of a few
         // tasks, or of suites outside the split, is all development.
         development: (!held_out.is_empty()).then(|| HalfSummary::of(&dev, k)),
@@ -503,6 +526,16 @@ impl Report {
             "| mean seconds per trial | {:.1} | |\n",
             s.mean_trial_seconds
         );
+        if !s.guards.is_empty() {
+            let _ = writeln!(
+                o,
+                "## Guards\n\nHow often each check around the model acted, over every trial of both halves.\n\n| guard | acted | in trials |\n| --- | ---: | ---: |"
+            );
+            for (g, c) in &s.guards {
+                let _ = writeln!(o, "| {g} | {} | {} |", c.fired, c.trials);
+            }
+            let _ = writeln!(o);
+        }
         if s.held_out.is_some() {
             let _ = writeln!(
                 o,

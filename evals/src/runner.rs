@@ -44,7 +44,7 @@ use crate::grade::{self, CallRecord, Outcome, Snapshot};
 use crate::matcher::{Refs, resolve};
 use crate::report::{Status, TaskReport, Trial};
 use crate::tape::{Mode, STALE, TrialBackend};
-use crate::task::{Approvals, SEED_USERS, Seed, Suite, Task, registry_tools};
+use crate::task::{Approvals, CloseOutcome, SEED_USERS, Seed, Suite, Task, registry_tools};
 
 /// "Now" for every eval run: Monday 2026-11-02, 9 am in Chicago, the day the
 /// demo data is generated for. Relative dates in tasks ("tomorrow", "next
@@ -383,7 +383,7 @@ impl Harness {
         ));
         let config = self
             .spec
-            .agent_config(self.tool_index.clone(), eval_now())?;
+            .agent_config(self.tool_index.clone(), Some(eval_now()))?;
         let mut agent = Agent::new(store.clone(), registry.clone(), backend.clone(), config)?
             .with_prompt(self.prompt.clone());
         if let Some(examples) = &self.examples {
@@ -394,6 +394,7 @@ impl Harness {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let events = Events::to(tx);
         let mut calls: Vec<CallRecord> = Vec::new();
+        let mut guards: BTreeMap<String, usize> = BTreeMap::new();
         let session = agent.start_session(&world.user, &task.id).await?;
         let mut answer = String::new();
         let mut answered = false;
@@ -405,7 +406,7 @@ impl Harness {
                 .await;
             let mut decisions = 0;
             loop {
-                drain(&mut rx, &registry, &mut calls);
+                drain(&mut rx, &registry, &mut calls, &mut guards);
                 match result {
                     Err(e) => {
                         failure = Some(e);
@@ -449,7 +450,7 @@ impl Harness {
             }
         }
         drop(events);
-        drain(&mut rx, &registry, &mut calls);
+        drain(&mut rx, &registry, &mut calls, &mut guards);
         let transcript: Vec<ChatMessage> = agent
             .history(session.id, &world.user)
             .await
@@ -481,6 +482,7 @@ impl Harness {
                 calls,
                 transcript,
                 meter,
+                guards,
                 seconds: started.elapsed().as_secs_f64(),
                 ..Trial::default()
             });
@@ -508,6 +510,7 @@ impl Harness {
             calls,
             transcript,
             meter,
+            guards,
             seconds: started.elapsed().as_secs_f64(),
             error: None,
         })
@@ -533,8 +536,14 @@ pub fn select<'a>(suites: &'a [Suite], opts: &RunOptions) -> Vec<(&'a str, &'a T
     out
 }
 
-/// The events of the turn so far, as call records.
-fn drain(rx: &mut UnboundedReceiver<AgentEvent>, registry: &Registry, calls: &mut Vec<CallRecord>) {
+/// The events of the turn so far: the calls as call records, and how often
+/// each guard acted.
+fn drain(
+    rx: &mut UnboundedReceiver<AgentEvent>,
+    registry: &Registry,
+    calls: &mut Vec<CallRecord>,
+    guards: &mut BTreeMap<String, usize>,
+) {
     while let Ok(e) = rx.try_recv() {
         match e {
             AgentEvent::ToolCall {
@@ -575,6 +584,9 @@ fn drain(rx: &mut UnboundedReceiver<AgentEvent>, registry: &Registry, calls: &mu
                     // "already done", never ran: it wrote nothing.
                     c.ok = ran.then_some(ok);
                 }
+            }
+            AgentEvent::Guard { guard, .. } => {
+                *guards.entry(guard.name().to_owned()).or_default() += 1;
             }
             AgentEvent::TextDelta { .. } | AgentEvent::Final { .. } | AgentEvent::Error { .. } => {}
         }
@@ -748,6 +760,13 @@ async fn add_records(store: &Store, base: Base, task: &Task) -> Result<World> {
         let id = row.get("id").and_then(Value::as_i64).unwrap_or_default();
         for tag in &r.tags {
             tx.add_tag(&admin, rt, id, tag).await?;
+        }
+        if let Some(close) = &r.close {
+            let outcome = match close.outcome {
+                CloseOutcome::Won => rapport_crm::Outcome::Won,
+                CloseOutcome::Lost => rapport_crm::Outcome::Lost,
+            };
+            tx.close_deal(&admin, id, outcome, &close.reason).await?;
         }
         if let Some(name) = &r.reference {
             refs.insert(name.clone(), id);

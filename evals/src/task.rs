@@ -184,6 +184,30 @@ pub struct InlineRecord {
     /// Tags to put on it.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A deal only: close it once created, as `close_deal` does (a deal
+    /// cannot be created closed: closing takes the domain's own path).
+    #[serde(default)]
+    pub close: Option<InlineClose>,
+}
+
+/// How an inline deal is closed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineClose {
+    /// `won` or `lost`.
+    pub outcome: CloseOutcome,
+    /// Why, as a rep (or an import) wrote it.
+    pub reason: String,
+}
+
+/// A closed deal's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseOutcome {
+    /// The deal was won.
+    Won,
+    /// The deal was lost.
+    Lost,
 }
 
 /// How the simulated user answers approval requests.
@@ -473,6 +497,12 @@ impl Task {
             RecordType::parse(&r.record_type).map_err(|e| e.to_string())?;
             check_refs(&Value::Object(r.fields.clone()), &refs)
                 .map_err(|e| format!("record {:?}: {e}", r.reference))?;
+            if r.close.is_some() && r.record_type != "deal" {
+                return Err(format!(
+                    "record {:?}: only a deal can be closed (`close`)",
+                    r.reference
+                ));
+            }
             if let Some(name) = &r.reference
                 && !refs.insert(name.clone())
             {

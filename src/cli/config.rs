@@ -64,6 +64,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("agent.local_model", "RAPPORT_LOCAL_MODEL"),
     setting("agent.write_policy", "RAPPORT_WRITE_POLICY"),
     setting("agent.mode", "RAPPORT_AGENT_MODE"),
+    setting("agent.profile", "RAPPORT_AGENT_PROFILE"),
     setting("agent.openai_base_url", "RAPPORT_OPENAI_BASE_URL"),
     setting("agent.openai_model", "RAPPORT_OPENAI_MODEL"),
     Setting {

@@ -26,12 +26,13 @@ use super::{Agent, CITING_TOOL, Turn, TurnOutcome};
 use crate::backend::{LlmReply, LlmRequest};
 use crate::error::Result;
 use crate::events::AgentEvent;
+use crate::guards::Guard;
 use crate::history::{self, Log, kind};
 use crate::pipeline::plan::{self, ANSWER, ASK_USER, PLAN_CALL};
 use crate::pipeline::resolve::{self, Resolution, Scope};
 use crate::pipeline::{ExampleIndex, Plan, Step, fill};
 use crate::policy::approval_reason;
-use crate::{confirm, dates, listing};
+use crate::{confirm, dates, listing, select};
 
 /// Worked examples shown in the plan prompt.
 const PLAN_EXAMPLES: usize = 4;
@@ -101,7 +102,7 @@ impl Agent {
             }
             loop {
                 let log = self.log(t).await?;
-                match self.state(&log, i) {
+                match self.state(t, &log, i) {
                     State::Done(r) => {
                         ran.push(r);
                         break;
@@ -163,7 +164,7 @@ impl Agent {
             .map(str::to_owned)
             .collect();
         names.extend(log.turn_tools.iter().cloned());
-        let candidates = self.candidates(t, names);
+        let candidates = self.candidates(t, names, select::asks_only(request));
         let request = LlmRequest {
             messages: plan::prompt(&candidates, &nearest, &self.with_dates(request)),
             tools: vec![plan::tool_spec(&candidates)],
@@ -189,14 +190,23 @@ impl Agent {
 
     /// The actions a plan may name: the tools of the nearest examples and
     /// those chosen for the request, that the user's role may use, then
-    /// asking and answering.
-    fn candidates(&self, t: &Turn<'_>, names: Vec<String>) -> Vec<plan::Candidate> {
+    /// asking and answering. A question (`reads_only`: "How did my last call
+    /// with Corvane end?") may name reads only: a small model planned that
+    /// one as `log_activity` with every field invented.
+    fn candidates(
+        &self,
+        t: &Turn<'_>,
+        names: Vec<String>,
+        reads_only: bool,
+    ) -> Vec<plan::Candidate> {
         let mut out: Vec<plan::Candidate> = Vec::new();
         for name in names {
             let Some(tool) = self.registry.get(&name) else {
                 continue;
             };
-            let usable = tool.roles().contains(&t.user.role) && self.registry.ready(tool);
+            let usable = tool.roles().contains(&t.user.role)
+                && self.registry.ready(tool)
+                && (!reads_only || tool.effect() == Effect::Read);
             if usable && !out.iter().any(|c| c.name == name) {
                 out.push(plan::Candidate::of_tool(tool));
             }
@@ -222,7 +232,7 @@ impl Agent {
     }
 
     /// Step `i`'s standing: its repair's result if it had one, else its own.
-    fn state(&self, log: &Log, i: usize) -> State {
+    fn state(&self, t: &Turn<'_>, log: &Log, i: usize) -> State {
         let turn = &log.messages[log.turn_start.min(log.messages.len())..];
         for repaired in [true, false] {
             let id = step_call_id(log.turn_start, i, repaired);
@@ -250,10 +260,18 @@ impl Agent {
                 .map(|v| v["error"].clone())
                 .unwrap_or(Value::Null);
             if error.is_null() {
-                // A result cut to fit the prompt: it worked.
+                // A result cut to fit the prompt: it worked. This turn ran
+                // it, so its whole result is at hand (a step resumed in
+                // another process after an approval knows only that it ran).
+                let whole = t
+                    .results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .cloned();
                 return State::Done(Ran {
                     call: call.clone(),
-                    result: Value::Null,
+                    result: whole.unwrap_or(Value::Null),
                     effect,
                 });
             }
@@ -352,7 +370,14 @@ impl Agent {
                 withheld: Vec::new(),
             };
             let reply = self.call_model(t, &request, false).await?;
-            let values = call_arguments(&reply, &step.action).unwrap_or_default();
+            let mut values = call_arguments(&reply, &step.action).unwrap_or_default();
+            if self.guard_on(Guard::UngroundedFill) {
+                let said = log.turn_request();
+                let dated = dates::note(said, self.today()).is_some();
+                if !fill::ungrounded(&mut values, &schema, said, dated).is_empty() {
+                    self.fired(t, Guard::UngroundedFill, Some(&step.action));
+                }
+            }
             args = fill::arguments(&values, &grammar, &ids);
         }
         if let Some(filled) = args.as_object().cloned() {
@@ -375,11 +400,18 @@ impl Agent {
                 args[k] = v;
             }
         }
-        let call = ToolCall {
+        let mut call = ToolCall {
             id: step_call_id(log.turn_start, i, repair.is_some()),
             name: step.action.clone(),
             arguments: args,
         };
+        // Details only as given, as in the loop: a planned contact detail or
+        // amount the conversation never showed is left out, not written.
+        if self.guard_on(Guard::GivenDetails)
+            && !super::drop_unsaid_details(&mut call, || log.said()).is_empty()
+        {
+            self.fired(t, Guard::GivenDetails, Some(&call.name));
+        }
         self.append(
             t,
             kind::MESSAGE,
@@ -477,6 +509,7 @@ impl Agent {
             return Ok(None);
         }
         if let Some(reason) = approval_reason(&self.config.policy, tool.effect(), log.tainted()) {
+            self.fired(t, Guard::Approval, Some(&call.name));
             let p = Box::new(self.propose(t, &call, reason).await?);
             t.events.emit(AgentEvent::ApprovalNeeded {
                 proposal: p.clone(),

@@ -71,6 +71,101 @@ pub fn arguments(fill: &Map<String, Value>, grammar: &Value, ids: &Map<String, V
     Value::Object(args)
 }
 
+/// Leaves out the filled values of optional fields that the request does
+/// not ground, and returns their names. The plan's list of "fields the user
+/// gave" is the small model's own claim, and it claims too much: a new task
+/// filled `status: done` with a `completed_at`, a logged call an `outcome`
+/// and a follow-up "Send Dana Lee the rollout plan" copied from a worked
+/// example. A value is grounded when the user could have said it:
+/// text sharing three quarters of its words with the request, a date or
+/// time when the request names one (`dated`), a number when the request
+/// holds a figure, objects and lists whose every value is. Required fields
+/// stay (the tool needs them, and the fill had to write them).
+pub fn ungrounded(
+    values: &mut Map<String, Value>,
+    tool_schema: &Value,
+    request: &str,
+    dated: bool,
+) -> Vec<String> {
+    let required: Vec<&str> = tool_schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let said = Said::of(request, dated);
+    let mut dropped = Vec::new();
+    values.retain(|k, v| {
+        let keep = required.contains(&k.as_str()) || said.grounds(v);
+        if !keep {
+            dropped.push(k.clone());
+        }
+        keep
+    });
+    dropped
+}
+
+/// What a request says, for [`ungrounded`].
+struct Said {
+    words: Vec<String>,
+    figures: bool,
+    dated: bool,
+}
+
+impl Said {
+    fn of(request: &str, dated: bool) -> Said {
+        Said {
+            words: content_words(request),
+            figures: request.chars().any(|c| c.is_ascii_digit()),
+            dated,
+        }
+    }
+
+    fn grounds(&self, v: &Value) -> bool {
+        match v {
+            Value::Null | Value::Bool(_) => true,
+            Value::Number(_) => self.figures,
+            Value::String(s) if is_date_or_time(s) => self.dated,
+            Value::String(s) => {
+                let words = content_words(s);
+                let known = words.iter().filter(|w| self.knows(w)).count();
+                words.is_empty() || 4 * known >= 3 * words.len()
+            }
+            Value::Array(a) => a.iter().all(|x| self.grounds(x)),
+            Value::Object(m) => m.values().all(|x| self.grounds(x)),
+        }
+    }
+
+    /// The request has this word, or one of the same stem ("unqualified"
+    /// for `unqualified`, "convert" for `converted`).
+    fn knows(&self, w: &str) -> bool {
+        self.words.iter().any(|s| s == w || same_stem(s, w))
+    }
+}
+
+/// Lower-case words of three letters or more, but the commonest.
+fn content_words(text: &str) -> Vec<String> {
+    const COMMON: &[&str] = &["the", "and", "for", "with", "that", "this", "from", "has"];
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 3 && !COMMON.contains(&w.as_str()))
+        .collect()
+}
+
+/// Two words share a stem: a common start of at least five letters that
+/// covers all but three letters of each ("disqualify"/"disqualified").
+fn same_stem(a: &str, b: &str) -> bool {
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+    let (la, lb) = (a.chars().count(), b.chars().count());
+    common >= 5 && la - common <= 3 && lb - common <= 3
+}
+
+/// An ISO date or date-time, as the schemas' `date` and `date-time` fields hold.
+fn is_date_or_time(s: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
 /// The fill prompt: the cut schema, the nearest examples for the tool (their
 /// span and fill), then the request, the step's span and the records the
 /// resolver found (as labels: "Wren Halloway (contact 12)").
@@ -171,6 +266,41 @@ mod tests {
             serde_json::from_value(json!({"value": 71500, "status": "won", "id": 99})).unwrap();
         let ids: Map<String, Value> = serde_json::from_value(json!({"id": 7})).unwrap();
         assert_eq!(arguments(&fill, &g, &ids), json!({"value": 71500, "id": 7}));
+    }
+
+    #[test]
+    fn values_the_request_does_not_ground_are_left_out() {
+        let schema = json!({"type": "object", "properties": {}, "required": ["title"]});
+        let request =
+            "Add a task to send Olga Okafor the security whitepaper next Tuesday, high priority.";
+        let mut v: Map<String, Value> = serde_json::from_value(json!({
+            "title": "Something else entirely",
+            "due_at": "2026-12-15T17:00:00Z",
+            "priority": "high",
+            "status": "done",
+            "completed_at": "2026-12-15T17:00:00Z",
+            "follow_up": {"title": "Send Olga the rollout plan", "due_at": "2026-12-15T17:00:00Z"},
+        }))
+        .unwrap();
+        let mut dropped = ungrounded(&mut v, &schema, request, true);
+        dropped.sort();
+        assert_eq!(dropped, ["follow_up", "status"]);
+        assert_eq!(v["title"], "Something else entirely", "required stays");
+        assert!(v.contains_key("due_at") && v.contains_key("priority"));
+        // No date in the request: no date may be written.
+        let mut v: Map<String, Value> =
+            serde_json::from_value(json!({"completed_at": "2026-12-15T17:00:00Z"})).unwrap();
+        assert_eq!(
+            ungrounded(&mut v, &schema, "Mark it done", false),
+            ["completed_at"]
+        );
+        // Stems: "disqualify" grounds `disqualified`; numbers need a figure.
+        let mut v: Map<String, Value> =
+            serde_json::from_value(json!({"status": "disqualified", "employees": 0})).unwrap();
+        assert_eq!(
+            ungrounded(&mut v, &schema, "Disqualify the Horvath lead", false),
+            ["employees"]
+        );
     }
 
     #[test]

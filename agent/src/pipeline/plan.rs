@@ -90,13 +90,23 @@ pub fn is_id_field(name: &str) -> bool {
     name == "id" || name.ends_with("_id") || name.ends_with("_ids")
 }
 
+/// Fields a plan never names: custom properties are set by imports and
+/// forms, not by a sentence (planned, the 0.5B model filled the schema's
+/// own description into them).
+const UNPLANNED: &[&str] = &["custom"];
+
 /// The properties of a tool's argument schema that hold values, not ids, in
 /// the schema's order.
 pub fn value_fields(schema: &Value) -> Vec<String> {
     schema
         .get("properties")
         .and_then(Value::as_object)
-        .map(|p| p.keys().filter(|k| !is_id_field(k)).cloned().collect())
+        .map(|p| {
+            p.keys()
+                .filter(|k| !is_id_field(k) && !UNPLANNED.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -226,7 +226,16 @@ async fn named(
                     limit: Some(MAX_CANDIDATES),
                     ..LookupQuery::new(name.as_str()).of(target)
                 };
-                for c in store.lookup(ctx, &q).await? {
+                let mut found = store.lookup(ctx, &q).await?;
+                if target == RecordType::Lead {
+                    // "The Horvath Bakery lead": named by its company.
+                    found.extend(
+                        store
+                            .lookup_leads_by_company(ctx, &name, MAX_CANDIDATES)
+                            .await?,
+                    );
+                }
+                for c in found {
                     if c.score >= MIN_SCORE && !out.iter().any(|o| o.id == c.id) {
                         out.push(c);
                     }
