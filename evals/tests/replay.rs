@@ -584,23 +584,31 @@ async fn replay_committed(arm: &str, opts: &RunOptions) -> Report {
 /// stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_arm_replays_its_four_trials_per_task() {
-    replays_trial_by_trial("qwen05-sampled", "reports/qwen05-sampled-k4.json").await;
+    replays_trial_by_trial("qwen05-sampled", "reports/qwen05-sampled-k4.json", 4).await;
 }
 
 /// The same for the sampled 1.5B arm, on all the shipped tasks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sampled_larger_model_replays_its_four_trials_per_task() {
-    replays_trial_by_trial("qwen15-sampled", "reports/qwen15-sampled-k4.json").await;
+    replays_trial_by_trial("qwen15-sampled", "reports/qwen15-sampled-k4.json", 4).await;
 }
 
-/// Replays the committed recording of `arm` with k = 4 on the tasks of the
-/// committed report `report` and checks every trial's grade and pass^k
-/// against it.
-async fn replays_trial_by_trial(arm: &str, report: &str) {
+/// The turn pipeline on the 0.5B model (plan, resolve, fill, run, answer),
+/// recorded on every shipped task, replays to its committed grades with
+/// nothing stale: a change to its prompts, grammars or resolver shows here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_arm_replays_every_task() {
+    replays_trial_by_trial("qwen05-pipeline", "reports/qwen05-pipeline.json", 1).await;
+}
+
+/// Replays the committed recording of `arm` with `k` trials on the tasks of
+/// the committed report `report` and checks every trial's grade (and pass^k,
+/// for k > 1) against it.
+async fn replays_trial_by_trial(arm: &str, report: &str, k: usize) {
     let recorded = Report::load(&repo().join(report)).unwrap();
     let opts = RunOptions {
         only: task_ids(&recorded, |_| true),
-        k: 4,
+        k,
         jobs: 2,
         held_out: held_out(),
         ..RunOptions::default()
@@ -629,5 +637,5 @@ async fn replays_trial_by_trial(arm: &str, report: &str) {
     );
     let passk = |r: &Report| r.summary.passk.as_ref().map(|e| e.value);
     assert_eq!(passk(&current), passk(&recorded));
-    assert!(passk(&current).is_some());
+    assert_eq!(passk(&current).is_some(), k > 1);
 }
